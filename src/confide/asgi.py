@@ -1,0 +1,5 @@
+"""The ASGI application for uvicorn (``confide serve``)."""
+
+from confide.app import create_app
+
+app = create_app()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from confide.core.db import Base
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_ws_status", "workspace_id", "status"),
+        Index("ix_conversations_ws_created", "workspace_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"), index=True)
+    visitor_id: Mapped[str] = mapped_column(ForeignKey("visitors.id", ondelete="CASCADE"), index=True)
+    operator_id: Mapped[str | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"), index=True)
+    status: Mapped[str] = mapped_column(String(10))  # queued | active | closed
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    visitor_read_seq: Mapped[int] = mapped_column(Integer, default=0)
+    operator_read_seq: Mapped[int] = mapped_column(Integer, default=0)
+    page_url_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Routing: the operator currently offered this chat, until when, and who was offered it already.
+    offered_to: Mapped[str | None] = mapped_column(String(32), index=True)
+    offer_expires_at: Mapped[datetime | None]
+    offered_history: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(10))  # visitor | operator | system
+    last_message_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        UniqueConstraint("conversation_id", "sender_id", "client_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(10))  # visitor | operator | system
+    sender_id: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(String(64))
+    body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class MessageTerm(Base):
+    """Keyed blind index of the words of messages: Stored Chats filter by text without plaintext."""
+
+    __tablename__ = "message_terms"
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+
+    __table_args__ = (Index("ix_message_terms_term_conv", "term", "conversation_id"),)

@@ -1,0 +1,463 @@
+"""Conversations and messages: the write path (batched), history, read state, closing, rating,
+and Stored Chats search over keyed blind indexes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from confide.auth.actors import OperatorActor, VisitorActor
+from confide.chats.models import Conversation, Message, MessageTerm
+from confide.chats.schemas import MAX_TEXT, Draft, StoredChatFilters
+from confide.core import clock, crypto
+from confide.core.crypto import DataKey
+from confide.core.db import UnitOfWork
+from confide.core.errors import Conflict, DomainError, Invalid, NotFound
+from confide.core.runtime import Runtime
+from confide.permissions.access import access_conversation_by_id, conversation_scope
+from confide.users.models import Operator
+from confide.visitors import service as visitors
+from confide.visitors.models import Visitor
+from confide.workspaces.models import Department, Site
+
+
+def conv_topic(conversation_id: str) -> str:
+    return f"conv:{conversation_id}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _aad(kind: str, row_id: str) -> str:
+    return f"{kind}:{row_id}"
+
+
+async def start_conversation(
+    rt: Runtime, uow: UnitOfWork, *, site: Site, visitor: Visitor, department: Department, page_url: str | None
+) -> Conversation:
+    key = await rt.keyring.get(uow.session, visitor.id)
+    conv_id = crypto.new_id()
+    conv = Conversation(
+        id=conv_id,
+        workspace_id=site.workspace_id,
+        site_id=site.id,
+        department_id=department.id,
+        visitor_id=visitor.id,
+        operator_id=None,
+        status="queued",
+        seq=0,
+        visitor_read_seq=0,
+        operator_read_seq=0,
+        page_url_enc=key.encrypt(page_url, _aad("conversations.page_url", conv_id)) if page_url else None,
+        offered_history=[],
+        created_at=clock.now(),
+    )
+    uow.session.add(conv)
+    await uow.session.flush()
+    return conv
+
+
+# ---------------------------------------------------------------- views
+def message_view(
+    *, message_id: str, seq: int, client_id: str, sender: str, sender_name: str | None, text: str, created_at: datetime
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "seq": seq,
+        "client_id": client_id,
+        "sender": sender,
+        "sender_name": sender_name,
+        "text": text,
+        "created_at": _iso(created_at),
+    }
+
+
+async def queue_position(uow: UnitOfWork, conv: Conversation) -> int | None:
+    if conv.status != "queued":
+        return None
+    ahead = await uow.session.scalar(
+        select(func.count())
+        .select_from(Conversation)
+        .where(
+            Conversation.department_id == conv.department_id,
+            Conversation.status == "queued",
+            Conversation.created_at < conv.created_at,
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+async def visitor_view(uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
+    operator = None
+    if conv.operator_id and conv.status != "queued":
+        name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
+        operator = {"name": name}
+    return {
+        "id": conv.id,
+        "status": conv.status,
+        "queue_position": await queue_position(uow, conv),
+        "operator": operator,
+        "seq": conv.seq,
+        "operator_read_seq": conv.operator_read_seq,
+        "rating": conv.rating,
+        "created_at": _iso(conv.created_at),
+        "closed_at": _iso(conv.closed_at),
+    }
+
+
+async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
+    session = uow.session
+    visitor = await session.get(Visitor, conv.visitor_id)
+    site = await session.get(Site, conv.site_id)
+    dept = await session.get(Department, conv.department_id)
+    key = await rt.keyring.get(session, conv.visitor_id)
+    profile = await visitors.profile(rt, uow, visitor) if visitor else {}
+    profile["page_url"] = (
+        key.decrypt(conv.page_url_enc, _aad("conversations.page_url", conv.id)) if conv.page_url_enc else None
+    )
+    return {
+        "id": conv.id,
+        "status": conv.status,
+        "site": {"id": conv.site_id, "name": site.name if site else None},
+        "department": {"id": conv.department_id, "name": dept.name if dept else None},
+        "operator_id": conv.operator_id,
+        "visitor": profile,
+        "seq": conv.seq,
+        "visitor_read_seq": conv.visitor_read_seq,
+        "operator_read_seq": conv.operator_read_seq,
+        "unread": max(0, conv.seq - conv.operator_read_seq),
+        "rating": conv.rating,
+        "rating_comment": (
+            key.decrypt(conv.rating_comment_enc, _aad("conversations.rating_comment", conv.id))
+            if conv.rating_comment_enc
+            else None
+        ),
+        "created_at": _iso(conv.created_at),
+        "accepted_at": _iso(conv.accepted_at),
+        "closed_at": _iso(conv.closed_at),
+        "waiting_since": _iso(conv.created_at),
+        "offered_to": conv.offered_to,
+        "offer_expires_at": _iso(conv.offer_expires_at),
+    }
+
+
+async def publish_change(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
+    """After a status change: the visitor's view and the operators' view, on the conversation topic."""
+    rt.publish(
+        uow,
+        conv_topic(conv.id),
+        {"type": "status", "conversation_id": conv.id, "conversation": await visitor_view(uow, conv)},
+    )
+    rt.publish(
+        uow,
+        conv_topic(conv.id),
+        {"type": "chat", "conversation_id": conv.id, "conversation": await operator_view(rt, uow, conv)},
+    )
+
+
+async def messages_after(
+    rt: Runtime, uow: UnitOfWork, conv: Conversation, after_seq: int, limit: int = 1000
+) -> list[dict[str, Any]]:
+    key = await rt.keyring.get(uow.session, conv.visitor_id)
+    rows = (
+        await uow.session.execute(
+            select(Message, Operator.name)
+            .outerjoin(Operator, (Message.sender == "operator") & (Operator.id == Message.sender_id))
+            .where(Message.conversation_id == conv.id, Message.seq > after_seq)
+            .order_by(Message.seq)
+            .limit(limit)
+        )
+    ).all()
+    return [
+        message_view(
+            message_id=m.id,
+            seq=m.seq,
+            client_id=m.client_id,
+            sender=m.sender,
+            sender_name=name,
+            text=key.decrypt(m.body_enc, _aad("messages.body", m.id)),
+            created_at=m.created_at,
+        )
+        for m, name in rows
+    ]
+
+
+# ---------------------------------------------------------------- the write path
+def check_text(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid("a message needs text")
+    if len(text) > MAX_TEXT:
+        raise Invalid(f"a message holds at most {MAX_TEXT} characters")
+    return text
+
+
+def check_client_id(client_id: object) -> str:
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+        raise Invalid("client_id must be 1 to 64 characters")
+    return client_id
+
+
+async def store_messages(rt: Runtime, uow: UnitOfWork, drafts: list[Draft]) -> list[dict[str, Any] | DomainError]:
+    """Store a batch of messages in the caller's transaction; one result per draft, in order.
+
+    Idempotent per (conversation, sender, client_id): a retry gets the stored message back.
+    Each draft is authorised against the conversation as it is now (sender, status).
+    The committed messages are published after commit.
+    """
+    session = uow.session
+    results: list[dict[str, Any] | DomainError | None] = [None] * len(drafts)
+    conv_ids = {d.conversation_id for d in drafts}
+    convs = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(
+                    Conversation.id,
+                    Conversation.status,
+                    Conversation.visitor_id,
+                    Conversation.operator_id,
+                    Conversation.workspace_id,
+                ).where(Conversation.id.in_(conv_ids))
+            )
+        ).all()
+    }
+
+    # Retries: messages already stored under the same client ids.
+    stored: dict[tuple[str, str, str], Message] = {}
+    client_ids = {d.client_id for d in drafts}
+    for m in (
+        await session.scalars(
+            select(Message).where(Message.conversation_id.in_(conv_ids), Message.client_id.in_(client_ids))
+        )
+    ).all():
+        stored[(m.conversation_id, m.sender_id, m.client_id)] = m
+
+    keys: dict[str, DataKey] = {}
+    accepted: dict[str, list[int]] = defaultdict(list)  # conversation -> indexes of drafts to insert
+    first_of: dict[tuple[str, str, str], int] = {}
+    for i, d in enumerate(drafts):
+        conv = convs.get(d.conversation_id)
+        ident = (d.conversation_id, d.sender_id, d.client_id)
+        if conv is None:
+            results[i] = NotFound("conversation not found")
+            continue
+        key = keys.get(conv.visitor_id)
+        if key is None:
+            key = keys[conv.visitor_id] = await rt.keyring.get(session, conv.visitor_id)
+        if ident in stored:
+            m = stored[ident]
+            results[i] = message_view(
+                message_id=m.id,
+                seq=m.seq,
+                client_id=m.client_id,
+                sender=m.sender,
+                sender_name=d.sender_name,
+                text=key.decrypt(m.body_enc, _aad("messages.body", m.id)),
+                created_at=m.created_at,
+            )
+            continue
+        if ident in first_of:  # the same client id twice in one batch: one message
+            continue
+        if (d.sender == "visitor" and conv.visitor_id != d.sender_id) or (
+            d.sender == "operator" and conv.operator_id != d.sender_id
+        ):
+            results[i] = NotFound("conversation not found")
+        elif conv.status == "closed":
+            results[i] = Conflict("this conversation is closed")
+        elif d.sender == "operator" and conv.status != "active":
+            results[i] = Conflict("accept the conversation first")
+        else:
+            first_of[ident] = i
+            accepted[d.conversation_id].append(i)
+
+    now = clock.now()
+    message_rows: list[dict[str, Any]] = []
+    term_rows: list[dict[str, Any]] = []
+    for conv_id, indexes in accepted.items():
+        conv = convs[conv_id]
+        last = await session.scalar(
+            update(Conversation)
+            .where(Conversation.id == conv_id, Conversation.status != "closed")
+            .values(seq=Conversation.seq + len(indexes), last_message_at=now)
+            .returning(Conversation.seq)
+        )
+        if last is None:  # closed in the meantime
+            for i in indexes:
+                results[i] = Conflict("this conversation is closed")
+            continue
+        key = keys[conv.visitor_id]
+        for offset, i in enumerate(indexes):
+            d = drafts[i]
+            msg_id = crypto.new_id()
+            seq = last - len(indexes) + 1 + offset
+            message_rows.append(
+                {
+                    "id": msg_id,
+                    "conversation_id": conv_id,
+                    "seq": seq,
+                    "sender": d.sender,
+                    "sender_id": d.sender_id,
+                    "client_id": d.client_id,
+                    "body_enc": key.encrypt(d.text, _aad("messages.body", msg_id)),
+                    "created_at": now,
+                }
+            )
+            if d.sender != "system":
+                term_rows.extend(
+                    {"message_id": msg_id, "term": t, "conversation_id": conv_id}
+                    for t in dict.fromkeys(rt.bidx.text_terms(conv.workspace_id, "msg", d.text))
+                )
+            view = message_view(
+                message_id=msg_id,
+                seq=seq,
+                client_id=d.client_id,
+                sender=d.sender,
+                sender_name=d.sender_name,
+                text=d.text,
+                created_at=now,
+            )
+            results[i] = view
+            rt.publish(uow, conv_topic(conv_id), {"type": "message", "conversation_id": conv_id, "message": view})
+    if message_rows:
+        await session.execute(insert(Message), message_rows)
+    if term_rows:
+        await session.execute(insert(MessageTerm), term_rows)
+    # Duplicates inside the batch share their first's result.
+    for i, d in enumerate(drafts):
+        if results[i] is None:
+            results[i] = results[first_of[(d.conversation_id, d.sender_id, d.client_id)]]
+    return [r for r in results if r is not None]
+
+
+async def add_system_message(rt: Runtime, uow: UnitOfWork, conv: Conversation, text: str) -> None:
+    """A line in the transcript from Confide itself (joined, transferred, closed)."""
+    await uow.session.flush()
+    draft = Draft(
+        conversation_id=conv.id,
+        sender="system",
+        sender_id="system",
+        sender_name=None,
+        client_id=crypto.new_id(),
+        text=text,
+    )
+    await store_messages(rt, uow, [draft])
+    await uow.session.refresh(conv)
+
+
+# ---------------------------------------------------------------- read, close, rate
+async def mark_read(
+    rt: Runtime, uow: UnitOfWork, actor: VisitorActor | OperatorActor, conversation_id: str, seq: object
+) -> None:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise Invalid("seq must be a non-negative integer")
+    if isinstance(actor, VisitorActor):
+        conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+        seq = min(seq, conv.seq)
+        if seq <= conv.visitor_read_seq:
+            return
+        conv.visitor_read_seq = seq
+        who = "visitor"
+    else:
+        conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=True)
+        seq = min(seq, conv.seq)
+        if seq <= conv.operator_read_seq:
+            return
+        conv.operator_read_seq = seq
+        who = "operator"
+    rt.publish(uow, conv_topic(conv.id), {"type": "read", "conversation_id": conv.id, "from": who, "seq": seq})
+
+
+async def close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str) -> None:
+    if conv.status == "closed":
+        return
+    was = conv.status
+    await add_system_message(
+        rt, uow, conv, "The visitor ended the chat." if by == "visitor" else "The chat was closed."
+    )
+    conv.status = "closed"
+    conv.closed_at = clock.now()
+    conv.closed_by = by
+    conv.offered_to = None
+    conv.offer_expires_at = None
+    await publish_change(rt, uow, conv)
+    if was == "queued":
+        rt.publish(uow, f"dept:{conv.department_id}", {"type": "queue_changed"})
+
+
+async def rate(
+    rt: Runtime, uow: UnitOfWork, actor: VisitorActor, conversation_id: str, score: object, comment: object
+) -> None:
+    conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise Invalid("score must be a whole number from 1 to 5")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
+        raise Invalid("comment must be text of at most 1000 characters")
+    conv.rating = score
+    if comment:
+        key = await rt.keyring.get(uow.session, conv.visitor_id)
+        conv.rating_comment_enc = key.encrypt(comment, _aad("conversations.rating_comment", conv.id))
+    await publish_change(rt, uow, conv)
+
+
+# ---------------------------------------------------------------- Stored Chats
+async def search(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, filters: StoredChatFilters
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = conversation_scope(actor, select(Conversation))
+    ws = actor.workspace_id
+    if filters.date_from:
+        stmt = stmt.where(Conversation.created_at >= filters.date_from)
+    if filters.date_to:
+        stmt = stmt.where(Conversation.created_at <= filters.date_to)
+    for column, value in (
+        (Conversation.site_id, filters.site_id),
+        (Conversation.department_id, filters.department_id),
+        (Conversation.operator_id, filters.operator_id),
+        (Conversation.rating, filters.rating),
+        (Conversation.status, filters.status),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if filters.visitor:
+        stmt = stmt.where(Conversation.visitor_id.in_(visitors.visitor_ids_matching(rt, ws, filters.visitor)))
+    if filters.text:
+        terms = list(dict.fromkeys(rt.bidx.text_terms(ws, "msg", filters.text)))
+        if not terms:
+            raise Invalid("search for words of at least two letters")
+        matching = (
+            select(MessageTerm.conversation_id)
+            .where(MessageTerm.term.in_(terms))
+            .group_by(MessageTerm.conversation_id)
+            .having(func.count(func.distinct(MessageTerm.term)) == len(terms))
+        )
+        stmt = stmt.where(Conversation.id.in_(matching))
+    total = int(await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    rows = (
+        await uow.session.scalars(
+            stmt.order_by(Conversation.created_at.desc(), Conversation.id)
+            .offset((filters.page - 1) * filters.per_page)
+            .limit(filters.per_page)
+        )
+    ).all()
+    return [await summary_view(rt, uow, conv) for conv in rows], total
+
+
+async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
+    view = await operator_view(rt, uow, conv)
+    operator_name = None
+    if conv.operator_id:
+        operator_name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
+    view["operator_name"] = operator_name
+    view["message_count"] = conv.seq
+    return view
+
+
+async def transcript(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> dict[str, Any]:
+    conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+    view = await summary_view(rt, uow, conv)
+    view["messages"] = await messages_after(rt, uow, conv, 0, limit=100_000)
+    return view

@@ -1,0 +1,67 @@
+"""Settings: the only reader of the environment (prefix ``CONFIDE_``).
+
+Secrets are ``SecretStr`` so that ``repr(settings)`` and logs never show them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONFIDE_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Public base URL (scheme://host[:port]) used in the demo page and e-mails; derived when empty.
+    public_url: str = ""
+    database_url: str = ""  # empty: SQLite file in data_dir
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    redis_url: str = ""  # empty: in-process broker
+    master_key: SecretStr | None = None  # base64url 32 bytes; empty: generated into data_dir/master.key
+    secret_key: SecretStr | None = None  # signs tokens; empty: derived from the master key
+    log_level: str = "info"
+    log_json: bool = False
+
+    # Security and limits
+    session_ttl_s: int = 12 * 3600
+    visitor_token_ttl_s: int = 12 * 3600
+    cookie_secure: bool = False  # set true behind TLS
+    visitor_msg_rate: float = 1.0  # sustained messages per second per visitor socket
+    visitor_msg_burst: float = 10.0
+    operator_msg_rate: float = 5.0
+    operator_msg_burst: float = 30.0
+    max_frame_bytes: int = 16 * 1024
+    send_queue_frames: int = 256  # frames buffered per socket before it is dropped as a slow consumer
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    login_max_failures: int = 5
+    login_lockout_s: int = 300
+
+    # Demo / first admin
+    admin_email: str = "admin@demo.test"
+    admin_password: SecretStr | None = None
+    run_worker: bool = True  # run the scheduler (offer timeouts) inside the server process
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'confide.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

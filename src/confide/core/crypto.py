@@ -1,0 +1,250 @@
+"""All cryptography lives here: ids, tokens, password hashing, signing, envelope encryption, blind indexes.
+
+Envelope encryption: each data subject (visitor) has a random 256-bit data key; personal data is
+encrypted with it (AES-256-GCM, the column name and row owner as associated data). The data key
+is stored only wrapped (AES-GCM) under the master key, which lives outside the database.
+Destroying a subject's wrapped key makes every copy of its ciphertext unreadable, backups included.
+
+Blind indexes: keyed HMAC-SHA256 of a normalised value, with a key derived from the master key
+per workspace, so that equality lookups (e-mail, words) never need plaintext columns and values
+cannot be correlated across workspaces.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_VERSION = b"\x01"
+_NONCE = 12
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_id() -> str:
+    """An opaque, random, URL-safe identifier of 128 bits."""
+    return b64e(secrets.token_bytes(16))
+
+
+def random_token(nbytes: int = 32) -> str:
+    return b64e(secrets.token_bytes(nbytes))
+
+
+def token_digest(token: str) -> str:
+    """What is stored for a bearer secret (session token): its SHA-256, never the secret."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+# ---------------------------------------------------------------- passwords
+class Passwords:
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def dummy_verify(self) -> None:
+        """Spend the same time as a real check, so unknown accounts are not told apart by timing."""
+        self.verify(self._dummy, "not the password")
+
+    @property
+    def _dummy(self) -> str:
+        cached: str | None = getattr(self, "_dummy_hash", None)
+        if cached is None:
+            cached = self._hasher.hash(random_token())
+            self._dummy_hash = cached
+        return cached
+
+
+# ---------------------------------------------------------------- master key
+def load_or_create_master_key(configured: str | None, data_dir: Path) -> bytes:
+    """The master key: from configuration, or generated once into ``data_dir/master.key`` (0600)."""
+    if configured:
+        key = b64d(configured.strip())
+        if len(key) != 32:
+            raise ValueError("CONFIDE_MASTER_KEY must be 32 bytes, base64url encoded")
+        return key
+    path = data_dir / "master.key"
+    if path.exists():
+        key = b64d(path.read_text().strip())
+        if len(key) != 32:
+            raise ValueError(f"{path} does not hold a 32-byte key")
+        return key
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(b64e(key) + "\n")
+    return key
+
+
+def _derive(master: bytes, info: str, length: int = 32) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(master)
+
+
+def generate_key() -> str:
+    """A new master key, printable (for ``CONFIDE_MASTER_KEY``)."""
+    return b64e(secrets.token_bytes(32))
+
+
+# ---------------------------------------------------------------- envelope encryption
+class DataKey:
+    """A subject's unwrapped data key. Encrypts text with AES-256-GCM."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, raw: bytes) -> None:
+        self._aead = AESGCM(raw)
+
+    def encrypt(self, text: str, aad: str) -> bytes:
+        nonce = secrets.token_bytes(_NONCE)
+        return _VERSION + nonce + self._aead.encrypt(nonce, text.encode("utf-8"), aad.encode("utf-8"))
+
+    def decrypt(self, blob: bytes, aad: str) -> str:
+        if not blob or blob[:1] != _VERSION:
+            raise ValueError("unknown ciphertext version")
+        nonce, body = blob[1 : 1 + _NONCE], blob[1 + _NONCE :]
+        return self._aead.decrypt(nonce, body, aad.encode("utf-8")).decode("utf-8")
+
+    def encrypt_json(self, value: Any, aad: str) -> bytes:
+        return self.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")), aad)
+
+    def decrypt_json(self, blob: bytes, aad: str) -> Any:
+        return json.loads(self.decrypt(blob, aad))
+
+
+class KeyWrapper:
+    """Wraps and unwraps subject data keys under the master key."""
+
+    def __init__(self, master: bytes) -> None:
+        self._aead = AESGCM(_derive(master, "confide/key-wrap/v1"))
+
+    def new_wrapped_key(self, subject_id: str) -> tuple[bytes, DataKey]:
+        raw = secrets.token_bytes(32)
+        nonce = secrets.token_bytes(_NONCE)
+        wrapped = _VERSION + nonce + self._aead.encrypt(nonce, raw, subject_id.encode())
+        return wrapped, DataKey(raw)
+
+    def unwrap(self, wrapped: bytes, subject_id: str) -> DataKey:
+        if wrapped[:1] != _VERSION:
+            raise ValueError("unknown wrapped key version")
+        nonce, body = wrapped[1 : 1 + _NONCE], wrapped[1 + _NONCE :]
+        return DataKey(self._aead.decrypt(nonce, body, subject_id.encode()))
+
+
+# ---------------------------------------------------------------- blind indexes
+def normalise_email(email: str) -> str:
+    return unicodedata.normalize("NFKC", email).strip().casefold()
+
+
+def words(text: str, *, min_len: int = 2, max_words: int = 200) -> list[str]:
+    """Normalised distinct words of a text, for the keyed word index."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    out: list[str] = []
+    seen: set[str] = set()
+    current: list[str] = []
+    for ch in folded + " ":
+        if ch.isalnum():
+            current.append(ch)
+            continue
+        if current:
+            word = "".join(current)
+            current = []
+            if len(word) >= min_len and word not in seen:
+                seen.add(word)
+                out.append(word[:64])
+                if len(out) >= max_words:
+                    break
+    return out
+
+
+class BlindIndex:
+    """Keyed HMAC of normalised values, with a key per workspace."""
+
+    def __init__(self, master: bytes) -> None:
+        self._root = _derive(master, "confide/blind-index/v1")
+        self._keys: dict[str, bytes] = {}
+
+    def _key(self, workspace_id: str) -> bytes:
+        key = self._keys.get(workspace_id)
+        if key is None:
+            key = hmac.new(self._root, workspace_id.encode(), hashlib.sha256).digest()
+            self._keys[workspace_id] = key
+        return key
+
+    def term(self, workspace_id: str, kind: str, value: str) -> str:
+        mac = hmac.new(self._key(workspace_id), f"{kind}\x00{value}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    def email(self, workspace_id: str, email: str) -> str:
+        return self.term(workspace_id, "email", normalise_email(email))
+
+    def text_terms(self, workspace_id: str, kind: str, text: str) -> list[str]:
+        return [self.term(workspace_id, kind, w) for w in words(text)]
+
+
+# ---------------------------------------------------------------- signed tokens
+class Signer:
+    """Compact HMAC-SHA256 signed JSON tokens with an expiry (``exp``, epoch seconds)."""
+
+    def __init__(self, secret: bytes, purpose: str) -> None:
+        self._key = _derive(secret, f"confide/signer/{purpose}")
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        body = b64e(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        mac = b64e(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        return f"{body}.{mac}"
+
+    def verify(self, token: str, now_epoch: float) -> dict[str, Any] | None:
+        """The claims, or None when the token is malformed, forged or expired."""
+        if not isinstance(token, str) or len(token) > 2048 or token.count(".") != 1:
+            return None
+        body, mac = token.split(".")
+        expected = b64e(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected.encode(), mac.encode()):
+            return None
+        try:
+            claims = json.loads(b64d(body))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float):
+            return None
+        if claims["exp"] < now_epoch:
+            return None
+        return claims
+
+
+def derive_secret(master: bytes, configured: str | None) -> bytes:
+    if configured:
+        return configured.encode("utf-8")
+    return _derive(master, "confide/secret/v1")

@@ -1,0 +1,149 @@
+"""Database kernel: engines for SQLite (embedded default) and PostgreSQL, the declarative Base,
+and the unit of work that every edge (request, frame, job, command) opens exactly once.
+
+Services never commit. ``UnitOfWork.after_commit`` callbacks (event fan-out, job release) run
+only after a successful commit and are dropped on rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+from confide.core.errors import CommitAndRaise, DomainError
+
+log = structlog.get_logger(__name__)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always returns aware datetimes (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012
+
+
+AfterCommit = Callable[[], Awaitable[None] | None]
+
+
+class UnitOfWork:
+    __slots__ = ("_after", "session")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._after: list[AfterCommit] = []
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after.append(callback)
+
+    async def _run_after_commit(self) -> None:
+        for callback in self._after:
+            try:
+                result = callback()
+                if result is not None:
+                    await result
+            except Exception:  # one failing listener must not undo a committed transaction
+                log.exception("after_commit_failed")
+        self._after.clear()
+
+
+class Database:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(
+                url, echo=echo, pool_size=4, max_overflow=4, connect_args={"timeout": 30}
+            )
+            _configure_sqlite(self.engine, sqlite_synchronous)
+        else:
+            self.engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        # SQLite has one writer at a time: serialise write transactions in-process instead of
+        # letting them collide on the file lock (busy_timeout covers other processes, e.g. the CLI).
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
+        lock = self._write_lock if not readonly else None
+        pending: DomainError | None = None
+        if lock is not None:
+            await lock.acquire()
+        try:
+            async with self.sessions() as session:
+                uow = UnitOfWork(session)
+                try:
+                    yield uow
+                except CommitAndRaise as signal:
+                    pending = signal.error
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+                else:
+                    # A read-only unit just closes: its transaction ends with the session, and the
+                    # objects it loaded stay readable (a rollback would expire them).
+                    if not readonly:
+                        await session.commit()
+        finally:
+            if lock is not None:
+                lock.release()
+        await uow._run_after_commit()
+        if pending is not None:
+            raise pending
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy (not the driver) decide where transactions begin, so reads are consistent.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")

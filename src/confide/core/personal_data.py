@@ -1,0 +1,276 @@
+"""The personal-data registry: every table and every column, classified.
+
+A test walks the ORM metadata and fails when a table or column is missing here, so a new column
+cannot hold personal data unnoticed. Subject export, erasure, retention and the record of
+processing activities (later issues) are driven from this registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    IDENTITY = "identity"  # names
+    CONTACT = "contact"  # e-mail, phone
+    CONTENT = "content"  # what the subject wrote
+    PROFILE = "profile"  # custom pre-chat answers
+    BEHAVIOUR = "behaviour"  # pages visited, ratings
+    CONSENT = "consent"  # choices made
+    ACCOUNT = "account"  # staff accounts
+    PSEUDONYMOUS = "pseudonymous"  # keyed hashes that only match a known value
+    KEY = "key"  # wrapped data keys
+
+
+class Storage(StrEnum):
+    ENCRYPTED = "encrypted"  # AES-GCM under the subject's data key
+    BLIND_INDEX = "blind_index"  # keyed HMAC
+    PLAIN = "plain"  # stored as is (reason given in ``note``)
+
+
+class Erasure(StrEnum):
+    DELETE_ROW = "delete_row"  # the row is deleted with the subject
+    DESTROY_KEY = "destroy_key"  # crypto-shredding
+    ANONYMISE = "anonymise"  # staff accounts are anonymised, not deleted (audit trail)
+
+
+@dataclass(frozen=True)
+class Personal:
+    category: Category
+    subject: str  # whose data: "visitor" | "operator"
+    purpose: str
+    lawful_basis: str
+    retention: str  # retention class
+    storage: Storage
+    erasure: Erasure = Erasure.DELETE_ROW
+    exported: bool = True
+    note: str = ""
+
+
+class _NotPersonal:
+    def __repr__(self) -> str:
+        return "NOT_PERSONAL"
+
+
+NOT_PERSONAL = _NotPersonal()
+Classification = Personal | _NotPersonal
+
+
+@dataclass(frozen=True)
+class Table:
+    subject_column: str | None  # column that names the data subject, None for non-personal tables
+    columns: dict[str, Classification]
+
+
+_CHAT = "provide live chat support"
+_CONTRACT = "Art. 6(1)(b) steps at the data subject's request / legitimate interest 6(1)(f)"
+_CONSENT_BASIS = "Art. 7 accountability: proof of consent"
+_STAFF = "operate staff accounts"
+_STAFF_BASIS = "Art. 6(1)(b) employment contract / 6(1)(f) security"
+
+
+def _visitor(
+    category: Category,
+    storage: Storage = Storage.ENCRYPTED,
+    *,
+    retention: str = "chat",
+    purpose: str = _CHAT,
+    basis: str = _CONTRACT,
+    exported: bool = True,
+    note: str = "",
+) -> Personal:
+    return Personal(category, "visitor", purpose, basis, retention, storage, Erasure.DELETE_ROW, exported, note)
+
+
+def _operator(category: Category, note: str = "") -> Personal:
+    return Personal(category, "operator", _STAFF, _STAFF_BASIS, "account", Storage.PLAIN, Erasure.ANONYMISE, True, note)
+
+
+_N = NOT_PERSONAL
+
+REGISTRY: dict[str, Table] = {
+    "workspaces": Table(None, {"id": _N, "name": _N, "created_at": _N}),
+    "sites": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id",
+                "workspace_id",
+                "name",
+                "site_key",
+                "allowed_origins",
+                "prechat_fields",
+                "purposes",
+                "privacy_policy_url",
+                "greeting",
+                "color",
+                "timezone",
+                "business_hours",
+                "created_at",
+            )
+        },
+    ),
+    "departments": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id",
+                "workspace_id",
+                "site_id",
+                "name",
+                "strategy",
+                "offer_timeout_s",
+                "rr_last_operator_id",
+                "created_at",
+            )
+        },
+    ),
+    "canned_replies": Table(
+        None, {c: _N for c in ("id", "workspace_id", "department_id", "shortcut", "title", "text", "created_at")}
+    ),
+    "subject_keys": Table(
+        "subject_id",
+        {
+            "subject_id": _N,
+            "workspace_id": _N,
+            "created_at": _N,
+            "destroyed_at": _N,
+            "wrapped_key": Personal(
+                Category.KEY,
+                "visitor",
+                "encrypt the subject's data",
+                _CONTRACT,
+                "subject",
+                Storage.ENCRYPTED,
+                Erasure.DESTROY_KEY,
+                exported=False,
+                note="wrapped under the master key; destroyed on erasure",
+            ),
+        },
+    ),
+    "operators": Table(
+        "id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "password_hash": _N,
+            "role": _N,
+            "status": _N,
+            "max_chats": _N,
+            "disabled": _N,
+            "failed_logins": _N,
+            "locked_until": _N,
+            "last_assigned_at": _N,
+            "created_at": _N,
+            "email": _operator(Category.ACCOUNT, "login name; looked up on every login, so kept plain"),
+            "name": _operator(Category.IDENTITY, "shown to visitors as the operator's name"),
+        },
+    ),
+    "operator_departments": Table(None, {"operator_id": _N, "department_id": _N}),
+    "operator_sessions": Table(
+        None, {c: _N for c in ("id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at")}
+    ),
+    "visitors": Table(
+        "id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "created_at": _N,
+            "name_enc": _visitor(Category.IDENTITY),
+            "email_enc": _visitor(Category.CONTACT),
+            "email_bidx": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
+            "phone_enc": _visitor(Category.CONTACT),
+            "fields_enc": _visitor(Category.PROFILE),
+            "consents": _visitor(
+                Category.CONSENT,
+                Storage.PLAIN,
+                purpose="record consent choices",
+                basis=_CONSENT_BASIS,
+                note="purpose keys, booleans and notice versions only",
+            ),
+        },
+    ),
+    "visitor_terms": Table(
+        "visitor_id",
+        {
+            "visitor_id": _N,
+            "term": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
+        },
+    ),
+    "conversations": Table(
+        "visitor_id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "department_id": _N,
+            "visitor_id": _N,
+            "operator_id": _N,
+            "status": _N,
+            "seq": _N,
+            "visitor_read_seq": _N,
+            "operator_read_seq": _N,
+            "offered_to": _N,
+            "offer_expires_at": _N,
+            "offered_history": _N,
+            "created_at": _N,
+            "accepted_at": _N,
+            "closed_at": _N,
+            "closed_by": _N,
+            "last_message_at": _N,
+            "page_url_enc": _visitor(Category.BEHAVIOUR),
+            "rating": _visitor(Category.BEHAVIOUR, Storage.PLAIN, note="an integer 1-5, needed for reports"),
+            "rating_comment_enc": _visitor(Category.CONTENT),
+        },
+    ),
+    "messages": Table(
+        "conversation_id",
+        {
+            "id": _N,
+            "conversation_id": _N,
+            "seq": _N,
+            "sender": _N,
+            "sender_id": _N,
+            "client_id": _N,
+            "created_at": _N,
+            "body_enc": _visitor(Category.CONTENT),
+        },
+    ),
+    "message_terms": Table(
+        "conversation_id",
+        {
+            "message_id": _N,
+            "conversation_id": _N,
+            "term": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
+        },
+    ),
+    "offline_requests": Table(
+        "visitor_id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "department_id": _N,
+            "visitor_id": _N,
+            "created_at": _N,
+            "handled_at": _N,
+            "handled_by": _N,
+            "message_enc": _visitor(Category.CONTENT, retention="offline_request"),
+            "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
+        },
+    ),
+}
+
+
+def personal_columns() -> list[tuple[str, str, Personal]]:
+    """Every (table, column, classification) that holds personal data."""
+    return [
+        (table, column, kind)
+        for table, entry in REGISTRY.items()
+        for column, kind in entry.columns.items()
+        if isinstance(kind, Personal)
+    ]

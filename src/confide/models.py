@@ -1,0 +1,25 @@
+"""Imports every ORM model so that ``Base.metadata`` knows every table (migrations, registry test)."""
+
+from confide.chats.models import Conversation, Message, MessageTerm
+from confide.core.keys import SubjectKey
+from confide.offline.models import OfflineRequest
+from confide.users.models import Operator, OperatorDepartment, OperatorSession
+from confide.visitors.models import Visitor, VisitorTerm
+from confide.workspaces.models import CannedReply, Department, Site, Workspace
+
+__all__ = [
+    "CannedReply",
+    "Conversation",
+    "Department",
+    "Message",
+    "MessageTerm",
+    "OfflineRequest",
+    "Operator",
+    "OperatorDepartment",
+    "OperatorSession",
+    "Site",
+    "SubjectKey",
+    "Visitor",
+    "VisitorTerm",
+    "Workspace",
+]

@@ -1,0 +1,113 @@
+"""Offline requests ("leave a message"): created by the widget when nobody is available."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from confide.auth.actors import OperatorActor
+from confide.core import clock, crypto
+from confide.core.db import UnitOfWork
+from confide.core.runtime import Runtime
+from confide.offline.models import OfflineRequest
+from confide.offline.schemas import OfflineFilters, OfflineRequestIn
+from confide.permissions.access import access_offline_request_by_id, offline_scope
+from confide.users.models import Operator
+from confide.visitors import service as visitors
+from confide.visitors.models import Visitor
+from confide.workspaces import service as workspaces
+from confide.workspaces.models import Department, Site
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestIn) -> OfflineRequest:
+    fields, consents = visitors.validate_answers(site, data.fields, data.consents, require_contact=True)
+    dept_id = None
+    if data.department_id is not None:
+        dept = await uow.session.get(Department, data.department_id)
+        dept_id = workspaces.check_department_belongs(dept, site).id
+    visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
+    key = await rt.keyring.get(uow.session, visitor.id)
+    req_id = crypto.new_id()
+    row = OfflineRequest(
+        id=req_id,
+        workspace_id=site.workspace_id,
+        site_id=site.id,
+        department_id=dept_id,
+        visitor_id=visitor.id,
+        message_enc=key.encrypt(data.message, f"offline_requests.message:{req_id}"),
+        page_url_enc=key.encrypt(data.page_url, f"offline_requests.page_url:{req_id}") if data.page_url else None,
+        created_at=clock.now(),
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    rt.publish(uow, f"ws:{site.workspace_id}", {"type": "offline_request", "id": req_id})
+    return row
+
+
+async def view(rt: Runtime, uow: UnitOfWork, row: OfflineRequest) -> dict[str, Any]:
+    session = uow.session
+    visitor = await session.get(Visitor, row.visitor_id)
+    key = await rt.keyring.get(session, row.visitor_id)
+    site = await session.get(Site, row.site_id)
+    dept = await session.get(Department, row.department_id) if row.department_id else None
+    handler = (
+        await session.scalar(select(Operator.name).where(Operator.id == row.handled_by)) if row.handled_by else None
+    )
+    return {
+        "id": row.id,
+        "site": {"id": row.site_id, "name": site.name if site else None},
+        "department": {"id": dept.id, "name": dept.name} if dept else None,
+        "visitor": await visitors.profile(rt, uow, visitor) if visitor else None,
+        "message": key.decrypt(row.message_enc, f"offline_requests.message:{row.id}"),
+        "page_url": key.decrypt(row.page_url_enc, f"offline_requests.page_url:{row.id}") if row.page_url_enc else None,
+        "created_at": _iso(row.created_at),
+        "handled_at": _iso(row.handled_at),
+        "handled_by": handler,
+    }
+
+
+async def search(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, filters: OfflineFilters
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = offline_scope(actor, select(OfflineRequest))
+    if filters.date_from:
+        stmt = stmt.where(OfflineRequest.created_at >= filters.date_from)
+    if filters.date_to:
+        stmt = stmt.where(OfflineRequest.created_at <= filters.date_to)
+    if filters.site_id:
+        stmt = stmt.where(OfflineRequest.site_id == filters.site_id)
+    if filters.department_id:
+        stmt = stmt.where(OfflineRequest.department_id == filters.department_id)
+    if filters.state == "open":
+        stmt = stmt.where(OfflineRequest.handled_at.is_(None))
+    elif filters.state == "handled":
+        stmt = stmt.where(OfflineRequest.handled_at.is_not(None))
+    if filters.visitor:
+        stmt = stmt.where(
+            OfflineRequest.visitor_id.in_(visitors.visitor_ids_matching(rt, actor.workspace_id, filters.visitor))
+        )
+    total = int(await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    rows = (
+        await uow.session.scalars(
+            stmt.order_by(OfflineRequest.created_at.desc(), OfflineRequest.id)
+            .offset((filters.page - 1) * filters.per_page)
+            .limit(filters.per_page)
+        )
+    ).all()
+    return [await view(rt, uow, row) for row in rows], total
+
+
+async def set_handled(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, request_id: str, handled: bool = True
+) -> dict[str, Any]:
+    row = await access_offline_request_by_id(uow.session, actor, request_id)
+    row.handled_at = clock.now() if handled else None
+    row.handled_by = actor.operator_id if handled else None
+    await uow.session.flush()
+    return await view(rt, uow, row)

@@ -1,0 +1,1 @@
+"""The one place that decides access. Denial looks exactly like "not found"."""

@@ -1,0 +1,94 @@
+"""The message write path: one writer commits every queued message in one transaction, then
+acknowledges each. Nothing is acknowledged before it is committed; the event loop never waits on
+a commit for anyone but the senders of that batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import structlog
+
+from confide.chats import service as chats
+from confide.chats.schemas import Draft
+from confide.core.errors import DomainError
+from confide.core.runtime import Runtime
+from confide.realtime.outbox import Outbox
+
+log = structlog.get_logger(__name__)
+
+Result = dict[str, Any] | DomainError
+MAX_BATCH = 500
+
+
+class MessageWriter:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._queue: asyncio.Queue[tuple[Draft, asyncio.Future[Result]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self._run(), name="message-writer")
+        return self._task
+
+    def enqueue(self, draft: Draft) -> asyncio.Future[Result]:
+        """Queue a message; the future resolves after the batch holding it has committed."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((draft, future))
+        return future
+
+    async def submit(self, draft: Draft) -> Result:
+        return await self.enqueue(draft)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Result]]]) -> None:
+        try:
+            async with self._rt.db.unit_of_work() as uow:
+                results = await chats.store_messages(self._rt, uow, [draft for draft, _ in batch])
+        except Exception:
+            if len(batch) > 1:  # isolate the failing message; the others still go through
+                for item in batch:
+                    await self._commit([item])
+                return
+            log.exception("message_store_failed", conversation_id=batch[0][0].conversation_id)
+            future = batch[0][1]
+            if not future.done():
+                future.set_exception(RuntimeError("message could not be stored"))
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def acknowledge(
+    outbox: Outbox, pending: set[asyncio.Future[Result]], client_id: str, future: asyncio.Future[Result]
+) -> None:
+    """Answer the sender once its message is committed: an ``ack``, or the reason it was refused."""
+    pending.discard(future)
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        outbox.put(_error(client_id, "internal", "the message could not be stored; send it again"))
+        return
+    result = future.result()
+    if isinstance(result, DomainError):
+        outbox.put(_error(client_id, result.code, result.message))
+    else:
+        outbox.put(
+            json.dumps(
+                {"type": "ack", "client_id": client_id, "message": result}, separators=(",", ":"), ensure_ascii=False
+            )
+        )
+
+
+def _error(client_id: str, code: str, message: str) -> str:
+    return json.dumps({"type": "error", "code": code, "message": message, "ref": client_id}, separators=(",", ":"))

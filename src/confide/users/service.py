@@ -1,0 +1,196 @@
+"""Operator accounts, sessions and presence status."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from confide.auth.actors import OperatorActor
+from confide.core import clock, crypto
+from confide.core.db import UnitOfWork
+from confide.core.errors import CommitAndRaise, Conflict, Invalid, Unauthorized
+from confide.core.runtime import Runtime
+from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
+from confide.users.models import Operator, OperatorDepartment, OperatorSession
+from confide.users.schemas import OperatorIn, OperatorPatch, check_email
+
+
+def operator_topic(operator_id: str) -> str:
+    return f"op:{operator_id}"
+
+
+async def create_operator(rt: Runtime, uow: UnitOfWork, *, workspace_id: str, data: OperatorIn) -> Operator:
+    session = uow.session
+    if await session.scalar(select(Operator.id).where(Operator.email == data.email)) is not None:
+        raise Conflict("an account with this e-mail exists already")
+    op = Operator(
+        id=crypto.new_id(),
+        workspace_id=workspace_id,
+        email=data.email,
+        name=data.name,
+        password_hash=rt.passwords.hash(data.password),
+        role=data.role,
+        status="offline",
+        max_chats=data.max_chats,
+        disabled=False,
+        failed_logins=0,
+        created_at=clock.now(),
+    )
+    session.add(op)
+    await session.flush()
+    await _set_departments(uow, op, data.department_ids)
+    return op
+
+
+async def admin_create_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: OperatorIn) -> Operator:
+    require_admin(actor)
+    for dept_id in data.department_ids:
+        await access_department_by_id(uow.session, actor, dept_id)
+    return await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data)
+
+
+async def update_operator(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, operator_id: str, patch: OperatorPatch
+) -> Operator:
+    require_admin(actor)
+    op = await access_operator_by_id(uow.session, actor, operator_id)
+    changes = patch.model_dump(exclude_unset=True, exclude_none=True)
+    if op.id == actor.operator_id and (changes.get("disabled") or changes.get("role") == "operator"):
+        raise Invalid("you cannot disable yourself or take away your own administrator role")
+    if "department_ids" in changes:
+        for dept_id in changes["department_ids"]:
+            await access_department_by_id(uow.session, actor, dept_id)
+        await _set_departments(uow, op, changes.pop("department_ids"))
+    if "password" in changes:
+        op.password_hash = rt.passwords.hash(changes.pop("password"))
+    for key, value in changes.items():
+        setattr(op, key, value)
+    if op.disabled:
+        await revoke_sessions(uow, op.id)
+        op.status = "offline"
+        rt.publish(uow, operator_topic(op.id), {"type": "revoke"})
+    else:
+        # Role or departments may have changed: open sockets reload who this operator is, at once.
+        rt.publish(uow, operator_topic(op.id), {"type": "refresh"})
+    await uow.session.flush()
+    return op
+
+
+async def _set_departments(uow: UnitOfWork, op: Operator, department_ids: list[str]) -> None:
+    await uow.session.execute(delete(OperatorDepartment).where(OperatorDepartment.operator_id == op.id))
+    for dept_id in dict.fromkeys(department_ids):
+        uow.session.add(OperatorDepartment(operator_id=op.id, department_id=dept_id))
+    await uow.session.flush()
+
+
+async def list_operators(uow: UnitOfWork, actor: OperatorActor) -> list[Operator]:
+    stmt = select(Operator).where(Operator.workspace_id == actor.workspace_id).order_by(Operator.created_at)
+    return list((await uow.session.scalars(stmt)).all())
+
+
+async def department_ids_of(uow: UnitOfWork, operator_id: str) -> list[str]:
+    rows = await uow.session.scalars(
+        select(OperatorDepartment.department_id).where(OperatorDepartment.operator_id == operator_id)
+    )
+    return list(rows.all())
+
+
+async def operator_view(uow: UnitOfWork, op: Operator) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "email": op.email,
+        "name": op.name,
+        "role": op.role,
+        "status": op.status,
+        "max_chats": op.max_chats,
+        "disabled": op.disabled,
+        "department_ids": await department_ids_of(uow, op.id),
+    }
+
+
+# ---------------------------------------------------------------- sessions
+async def login(rt: Runtime, uow: UnitOfWork, *, email: str, password: str) -> tuple[str, Operator]:
+    """Check the password; return a new session token. Failures say nothing about which part was wrong."""
+    try:
+        email = check_email(email)
+    except ValueError:
+        rt.passwords.dummy_verify()
+        raise Unauthorized("wrong e-mail or password") from None
+    op = await uow.session.scalar(select(Operator).where(Operator.email == email))
+    now = clock.now()
+    if op is None or op.disabled:
+        rt.passwords.dummy_verify()
+        raise Unauthorized("wrong e-mail or password")
+    if op.locked_until is not None and op.locked_until > now:
+        raise Unauthorized("too many failed attempts; try again later")
+    if not rt.passwords.verify(op.password_hash, password):
+        op.failed_logins += 1
+        if op.failed_logins >= rt.settings.login_max_failures:
+            op.locked_until = now + timedelta(seconds=rt.settings.login_lockout_s)
+            op.failed_logins = 0
+        raise CommitAndRaise(Unauthorized("wrong e-mail or password"))
+    op.failed_logins = 0
+    op.locked_until = None
+    token = crypto.random_token()
+    uow.session.add(
+        OperatorSession(
+            id=crypto.new_id(),
+            token_digest=crypto.token_digest(token),
+            operator_id=op.id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=rt.settings.session_ttl_s),
+        )
+    )
+    await uow.session.flush()
+    return token, op
+
+
+async def resolve_session(uow: UnitOfWork, token: str | None) -> OperatorActor:
+    if not token or len(token) > 200:
+        raise Unauthorized("not logged in")
+    row = await uow.session.scalar(
+        select(OperatorSession).where(OperatorSession.token_digest == crypto.token_digest(token))
+    )
+    if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
+        raise Unauthorized("not logged in")
+    return await actor_for(uow, row.operator_id, session_id=row.id)
+
+
+async def actor_for(uow: UnitOfWork, operator_id: str, *, session_id: str | None = None) -> OperatorActor:
+    op = await uow.session.get(Operator, operator_id)
+    if op is None or op.disabled:
+        raise Unauthorized("not logged in")
+    if session_id is not None:
+        sess = await uow.session.get(OperatorSession, session_id)
+        if sess is None or sess.revoked_at is not None or sess.expires_at <= clock.now():
+            raise Unauthorized("not logged in")
+    return OperatorActor(
+        operator_id=op.id,
+        workspace_id=op.workspace_id,
+        role=op.role,
+        department_ids=frozenset(await department_ids_of(uow, op.id)),
+        name=op.name,
+        session_id=session_id,
+    )
+
+
+async def logout(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> None:
+    if actor.session_id:
+        await uow.session.execute(
+            update(OperatorSession).where(OperatorSession.id == actor.session_id).values(revoked_at=clock.now())
+        )
+        rt.publish(uow, operator_topic(actor.operator_id), {"type": "revoke", "session_id": actor.session_id})
+
+
+async def revoke_sessions(uow: UnitOfWork, operator_id: str) -> None:
+    await uow.session.execute(
+        update(OperatorSession)
+        .where(OperatorSession.operator_id == operator_id, OperatorSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+async def get_operator(uow: UnitOfWork, operator_id: str) -> Operator | None:
+    return await uow.session.get(Operator, operator_id)

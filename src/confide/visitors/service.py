@@ -1,0 +1,136 @@
+"""Visitors are data subjects: their details are validated against the site's pre-chat form and
+stored encrypted under their own data key, with keyed blind indexes for lookups."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+
+from confide.core import clock, crypto
+from confide.core.db import UnitOfWork
+from confide.core.errors import Invalid
+from confide.core.runtime import Runtime
+from confide.visitors.models import Visitor, VisitorTerm
+from confide.workspaces.models import Site
+
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+_MAX = {"textarea": 4000}
+_DEFAULT_MAX = 500
+
+
+def validate_answers(
+    site: Site, fields: dict[str, Any], consents: dict[str, Any], *, require_contact: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check answers against the site's form. Returns (clean fields, consent records)."""
+    if not isinstance(fields, dict) or not isinstance(consents, dict):
+        raise Invalid("fields and consents must be objects")
+    form = {f["key"]: f for f in site.prechat_fields}
+    unknown = sorted(set(fields) - set(form))
+    if unknown:
+        raise Invalid(f"unknown field: {unknown[0][:40]}")
+    clean: dict[str, Any] = {}
+    for key, spec in form.items():
+        value = fields.get(key)
+        if spec["type"] == "checkbox":
+            if value is not None and not isinstance(value, bool):
+                raise Invalid(f"{spec['label']}: must be true or false")
+            if spec.get("required") and value is not True:
+                raise Invalid(f"{spec['label']} is required")
+            if value is not None:
+                clean[key] = value
+            continue
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.get("required"):
+                raise Invalid(f"{spec['label']} is required")
+            continue
+        if not isinstance(value, str):
+            raise Invalid(f"{spec['label']}: must be text")
+        value = value.strip()
+        if len(value) > _MAX.get(spec["type"], _DEFAULT_MAX):
+            raise Invalid(f"{spec['label']} is too long")
+        if spec["type"] == "email":
+            try:
+                value = validate_email(value, check_deliverability=False, test_environment=True).normalized
+            except EmailNotValidError:
+                raise Invalid(f"{spec['label']}: not a valid e-mail address") from None
+        elif spec["type"] == "tel" and not _PHONE.match(value):
+            raise Invalid(f"{spec['label']}: not a valid phone number")
+        elif spec["type"] == "select" and value not in spec.get("options", []):
+            raise Invalid(f"{spec['label']}: choose one of the options")
+        clean[key] = value
+    if require_contact and not (clean.get("email") or clean.get("phone")):
+        raise Invalid("an e-mail address or a phone number is needed so that we can answer")
+    purposes = {p["key"]: p for p in site.purposes}
+    records: dict[str, Any] = {}
+    for key, granted in consents.items():
+        if key not in purposes:
+            raise Invalid(f"unknown consent purpose: {str(key)[:40]}")
+        if not isinstance(granted, bool):
+            raise Invalid(f"consent {key}: must be true or false")
+    now = clock.now().isoformat()
+    for key, purpose in purposes.items():
+        # Silence is not consent: a purpose not ticked is recorded as declined.
+        records[key] = {"granted": consents.get(key) is True, "version": purpose.get("version", "1"), "at": now}
+    return clean, records
+
+
+async def create_visitor(
+    rt: Runtime, uow: UnitOfWork, site: Site, fields: dict[str, Any], consents: dict[str, Any]
+) -> Visitor:
+    visitor_id = crypto.new_id()
+    key = await rt.keyring.create(uow.session, workspace_id=site.workspace_id, subject_id=visitor_id)
+    custom = {k: v for k, v in fields.items() if k not in ("name", "email", "phone")}
+    email = fields.get("email")
+    visitor = Visitor(
+        id=visitor_id,
+        workspace_id=site.workspace_id,
+        site_id=site.id,
+        created_at=clock.now(),
+        name_enc=key.encrypt(fields["name"], f"visitors.name:{visitor_id}") if fields.get("name") else None,
+        email_enc=key.encrypt(email, f"visitors.email:{visitor_id}") if email else None,
+        email_bidx=rt.bidx.email(site.workspace_id, email) if email else None,
+        phone_enc=key.encrypt(fields["phone"], f"visitors.phone:{visitor_id}") if fields.get("phone") else None,
+        fields_enc=key.encrypt_json(custom, f"visitors.fields:{visitor_id}") if custom else None,
+        consents=consents,
+    )
+    uow.session.add(visitor)
+    await uow.session.flush()
+    if fields.get("name"):
+        for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
+            uow.session.add(VisitorTerm(visitor_id=visitor_id, term=term))
+    return visitor
+
+
+async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, Any]:
+    """The visitor's details, decrypted, for an authorised reader."""
+    key = await rt.keyring.get(uow.session, visitor.id)
+    vid = visitor.id
+    return {
+        "id": vid,
+        "name": key.decrypt(visitor.name_enc, f"visitors.name:{vid}") if visitor.name_enc else None,
+        "email": key.decrypt(visitor.email_enc, f"visitors.email:{vid}") if visitor.email_enc else None,
+        "phone": key.decrypt(visitor.phone_enc, f"visitors.phone:{vid}") if visitor.phone_enc else None,
+        "fields": key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {},
+        "consents": {k: bool(v.get("granted")) for k, v in (visitor.consents or {}).items()},
+    }
+
+
+async def get_visitor(uow: UnitOfWork, visitor_id: str) -> Visitor | None:
+    return await uow.session.get(Visitor, visitor_id)
+
+
+def visitor_ids_matching(rt: Runtime, workspace_id: str, query: str) -> Any:
+    """A subquery of visitor ids whose e-mail is ``query`` or whose name holds all of its words."""
+    query = query.strip()
+    if "@" in query:
+        return select(Visitor.id).where(
+            Visitor.workspace_id == workspace_id, Visitor.email_bidx == rt.bidx.email(workspace_id, query)
+        )
+    terms = list(dict.fromkeys(rt.bidx.text_terms(workspace_id, "name", query)))
+    if not terms:
+        return select(Visitor.id).where(Visitor.id.is_(None))
+    stmt = select(VisitorTerm.visitor_id).where(VisitorTerm.term.in_(terms)).group_by(VisitorTerm.visitor_id)
+    return stmt.having(func.count() == len(terms))

@@ -1,0 +1,42 @@
+"""Operator login and logout (cookie session)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from confide.users import service as users
+from confide.users.schemas import LoginIn
+from confide.web.api.deps import SESSION_COOKIE, OperatorDep, StateDep
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def set_session_cookie(response: Response, token: str, *, ttl_s: int, secure: bool) -> None:
+    response.set_cookie(SESSION_COOKIE, token, max_age=ttl_s, httponly=True, samesite="strict", secure=secure, path="/")
+
+
+@router.post("/login")
+async def login(body: LoginIn, response: Response, state: StateDep) -> dict[str, Any]:
+    rt = state.rt
+    async with rt.db.unit_of_work() as uow:
+        token, op = await users.login(rt, uow, email=body.email, password=body.password)
+        view = await users.operator_view(uow, op)
+    set_session_cookie(response, token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
+    return view
+
+
+@router.post("/logout", status_code=204)
+async def logout(actor: OperatorDep, response: Response, state: StateDep) -> None:
+    async with state.rt.db.unit_of_work() as uow:
+        await users.logout(state.rt, uow, actor)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/me")
+async def me(actor: OperatorDep, state: StateDep) -> dict[str, Any]:
+    async with state.rt.db.unit_of_work(readonly=True) as uow:
+        op = await users.get_operator(uow, actor.operator_id)
+        assert op is not None
+        return await users.operator_view(uow, op)

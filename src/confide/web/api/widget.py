@@ -1,0 +1,75 @@
+"""The widget's HTTP calls, made cross-origin from a business's site: the Origin must be allowed.
+
+Every handler refuses a foreign Origin itself; ``WidgetCors`` adds the CORS headers to every
+answer (errors included, so the widget can read a 409 or 422) for allowed origins only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from confide.chats.schemas import StartConversationIn
+from confide.core.errors import Forbidden
+from confide.offline import service as offline
+from confide.offline.schemas import OfflineRequestIn
+from confide.permissions.access import site_by_key
+from confide.routing import service as routing
+from confide.web.api.deps import StateDep
+from confide.workspaces.models import Site
+from confide.workspaces.service import origin_allowed
+
+router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
+
+
+def _check_origin(site: Site, request: Request) -> None:
+    if not origin_allowed(site, request.headers.get("origin")):
+        raise Forbidden("origin not allowed")
+
+
+@router.options("/{site_key}/{rest:path}", include_in_schema=False)
+async def preflight(site_key: str, rest: str, request: Request, state: StateDep) -> Response:
+    async with state.rt.db.unit_of_work(readonly=True) as uow:
+        site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    response = Response(status_code=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@router.get("/{site_key}/config")
+async def widget_config(site_key: str, request: Request, state: StateDep) -> JSONResponse:
+    """Public configuration of the widget for one site: form, purposes, availability."""
+    async with state.rt.db.unit_of_work(readonly=True) as uow:
+        site = await site_by_key(uow.session, site_key)
+        _check_origin(site, request)
+        config: dict[str, Any] = await routing.widget_config(uow, site)
+    return JSONResponse(config, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{site_key}/conversations", status_code=201)
+async def start_conversation(
+    site_key: str, body: StartConversationIn, request: Request, state: StateDep
+) -> JSONResponse:
+    """The visitor submitted the pre-chat form: returns a visitor token and the conversation."""
+    rt = state.rt
+    async with rt.db.unit_of_work() as uow:
+        site = await site_by_key(uow.session, site_key)
+        _check_origin(site, request)
+        result = await routing.start_chat(rt, uow, site, body)
+    return JSONResponse(result, status_code=201)
+
+
+@router.post("/{site_key}/offline-requests", status_code=201)
+async def leave_message(site_key: str, body: OfflineRequestIn, request: Request, state: StateDep) -> JSONResponse:
+    """ "Leave a message" when nobody is available."""
+    rt = state.rt
+    async with rt.db.unit_of_work() as uow:
+        site = await site_by_key(uow.session, site_key)
+        _check_origin(site, request)
+        row = await offline.create(rt, uow, site, body)
+    return JSONResponse({"id": row.id}, status_code=201)

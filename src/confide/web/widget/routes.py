@@ -1,0 +1,61 @@
+"""The embeddable widget (launcher + chat UI) and the demo page that embeds it."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from confide.web.api.deps import StateDep
+from confide.workspaces import service as workspaces
+
+STATIC = Path(__file__).parent / "static"
+router = APIRouter(include_in_schema=False)
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return (STATIC / name).read_bytes()
+
+
+def _js(name: str) -> Response:
+    return Response(
+        _asset(name),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+@router.get("/widget.js")
+async def launcher() -> Response:
+    return _js("widget.js")
+
+
+@router.get("/widget/app.js")
+async def chat_app() -> Response:
+    return _js("app.js")
+
+
+@router.get("/demo", response_class=HTMLResponse)
+async def demo(request: Request, state: StateDep) -> HTMLResponse:
+    """A stand-in for a business's website, with the one script tag a business adds."""
+    async with state.rt.db.unit_of_work(readonly=True) as uow:
+        site = await workspaces.first_site(uow)
+    if site is None:
+        return HTMLResponse("<p>No site yet: run <code>confide demo</code>.</p>", status_code=404)
+    base = str(request.base_url).rstrip("/")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo shop</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px;line-height:1.5}}</style>
+</head><body>
+<h1>Demo shop</h1>
+<p>This page stands in for a business's website. The chat button in the corner is Confide's widget,
+added with one script tag:</p>
+<pre><code>&lt;script src="{base}/widget.js" data-site="{site.site_key}" async&gt;&lt;/script&gt;</code></pre>
+<p>Operators answer at <a href="/app">{base}/app</a>.</p>
+<script src="{base}/widget.js" data-site="{site.site_key}" async></script>
+</body></html>"""
+    return HTMLResponse(page)

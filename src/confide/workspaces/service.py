@@ -1,0 +1,234 @@
+"""Workspaces, sites, departments and canned replies: the configuration a business manages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from confide.auth.actors import OperatorActor
+from confide.core import clock, crypto
+from confide.core.db import UnitOfWork
+from confide.core.errors import Invalid
+from confide.permissions.access import (
+    access_canned_reply_by_id,
+    access_department_by_id,
+    access_site_by_id,
+    department_scope,
+    require_admin,
+)
+from confide.workspaces.models import CannedReply, Department, Site, Workspace
+from confide.workspaces.schemas import DAYS, CannedReplyIn, DepartmentIn, DepartmentPatch, SiteIn, SitePatch
+
+DEFAULT_PRECHAT = [
+    {"key": "name", "label": "Your name", "type": "text", "required": True},
+    {"key": "email", "label": "E-mail", "type": "email", "required": True},
+    {"key": "phone", "label": "Phone", "type": "tel", "required": False},
+]
+
+
+async def create_workspace(uow: UnitOfWork, *, name: str) -> Workspace:
+    ws = Workspace(id=crypto.new_id(), name=name, created_at=clock.now())
+    uow.session.add(ws)
+    await uow.session.flush()
+    return ws
+
+
+async def create_site(uow: UnitOfWork, *, workspace_id: str, data: SiteIn) -> Site:
+    dumped = data.model_dump()
+    site = Site(
+        id=crypto.new_id(),
+        workspace_id=workspace_id,
+        site_key=crypto.new_id(),
+        created_at=clock.now(),
+        **{**dumped, "prechat_fields": dumped["prechat_fields"] or DEFAULT_PRECHAT},
+    )
+    uow.session.add(site)
+    await uow.session.flush()
+    return site
+
+
+async def admin_create_site(uow: UnitOfWork, actor: OperatorActor, data: SiteIn) -> Site:
+    require_admin(actor)
+    return await create_site(uow, workspace_id=actor.workspace_id, data=data)
+
+
+async def update_site(uow: UnitOfWork, actor: OperatorActor, site_id: str, patch: SitePatch) -> Site:
+    require_admin(actor)
+    site = await access_site_by_id(uow.session, actor, site_id)
+    changes = patch.model_dump(exclude_unset=True)
+    always_open = changes.pop("always_open", None)
+    if "timezone" in changes and changes["timezone"] is not None:
+        SiteIn(name=site.name, timezone=changes["timezone"])  # validates the zone
+    for key, value in changes.items():
+        if key in ("prechat_fields", "purposes") and value is not None:
+            value = [dict(item) for item in value]
+        if value is None and key != "business_hours":
+            continue
+        setattr(site, key, value)
+    if always_open:
+        site.business_hours = None
+    await uow.session.flush()
+    return site
+
+
+async def list_sites(uow: UnitOfWork, actor: OperatorActor) -> list[Site]:
+    stmt = select(Site).where(Site.workspace_id == actor.workspace_id)
+    if not actor.is_admin:
+        stmt = stmt.where(Site.id.in_(select(Department.site_id).where(Department.id.in_(actor.department_ids))))
+    return list((await uow.session.scalars(stmt.order_by(Site.created_at))).all())
+
+
+async def first_site(uow: UnitOfWork) -> Site | None:
+    """The oldest site (the demo page embeds its widget)."""
+    return await uow.session.scalar(select(Site).order_by(Site.created_at).limit(1))
+
+
+def site_view(site: Site) -> dict[str, Any]:
+    return {
+        "id": site.id,
+        "name": site.name,
+        "site_key": site.site_key,
+        "allowed_origins": site.allowed_origins,
+        "prechat_fields": site.prechat_fields,
+        "purposes": site.purposes,
+        "privacy_policy_url": site.privacy_policy_url,
+        "greeting": site.greeting,
+        "color": site.color,
+        "timezone": site.timezone,
+        "business_hours": site.business_hours,
+    }
+
+
+def is_open(site: Site, at: datetime | None = None) -> bool:
+    """Within the site's business hours (in its own time zone)? No hours set: always open."""
+    if not site.business_hours:
+        return True
+    local = (at or clock.now()).astimezone(ZoneInfo(site.timezone))
+    spans = site.business_hours.get(DAYS[local.weekday()], [])
+    hhmm = local.strftime("%H:%M")
+    return any(start <= hhmm < end for start, end in spans)
+
+
+def origin_allowed(site: Site, origin: str | None) -> bool:
+    if not origin:
+        return False
+    return origin.strip().rstrip("/").lower() in site.allowed_origins
+
+
+# ---------------------------------------------------------------- departments
+async def create_department(
+    uow: UnitOfWork,
+    *,
+    workspace_id: str,
+    site_id: str,
+    name: str,
+    strategy: str = "round_robin",
+    offer_timeout_s: int = 30,
+) -> Department:
+    dept = Department(
+        id=crypto.new_id(),
+        workspace_id=workspace_id,
+        site_id=site_id,
+        name=name,
+        strategy=strategy,
+        offer_timeout_s=offer_timeout_s,
+        created_at=clock.now(),
+    )
+    uow.session.add(dept)
+    await uow.session.flush()
+    return dept
+
+
+async def admin_create_department(uow: UnitOfWork, actor: OperatorActor, data: DepartmentIn) -> Department:
+    require_admin(actor)
+    site = await access_site_by_id(uow.session, actor, data.site_id)
+    return await create_department(
+        uow,
+        workspace_id=actor.workspace_id,
+        site_id=site.id,
+        name=data.name,
+        strategy=data.strategy,
+        offer_timeout_s=data.offer_timeout_s,
+    )
+
+
+async def update_department(
+    uow: UnitOfWork, actor: OperatorActor, department_id: str, patch: DepartmentPatch
+) -> Department:
+    require_admin(actor)
+    dept = await access_department_by_id(uow.session, actor, department_id)
+    for key, value in patch.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(dept, key, value)
+    await uow.session.flush()
+    return dept
+
+
+async def list_departments(uow: UnitOfWork, actor: OperatorActor) -> list[Department]:
+    stmt = department_scope(actor, select(Department)).order_by(Department.created_at)
+    return list((await uow.session.scalars(stmt)).all())
+
+
+async def departments_of_site(uow: UnitOfWork, site_id: str) -> list[Department]:
+    stmt = select(Department).where(Department.site_id == site_id).order_by(Department.created_at)
+    return list((await uow.session.scalars(stmt)).all())
+
+
+def department_view(dept: Department) -> dict[str, Any]:
+    return {
+        "id": dept.id,
+        "site_id": dept.site_id,
+        "name": dept.name,
+        "strategy": dept.strategy,
+        "offer_timeout_s": dept.offer_timeout_s,
+    }
+
+
+# ---------------------------------------------------------------- canned replies
+async def create_canned_reply(uow: UnitOfWork, actor: OperatorActor, data: CannedReplyIn) -> CannedReply:
+    require_admin(actor)
+    if data.department_id is not None:
+        await access_department_by_id(uow.session, actor, data.department_id)
+    reply = CannedReply(
+        id=crypto.new_id(),
+        workspace_id=actor.workspace_id,
+        department_id=data.department_id,
+        shortcut=data.shortcut,
+        title=data.title,
+        text=data.text,
+        created_at=clock.now(),
+    )
+    uow.session.add(reply)
+    await uow.session.flush()
+    return reply
+
+
+async def delete_canned_reply(uow: UnitOfWork, actor: OperatorActor, reply_id: str) -> None:
+    require_admin(actor)
+    reply = await access_canned_reply_by_id(uow.session, actor, reply_id)
+    await uow.session.delete(reply)
+
+
+async def list_canned_replies(uow: UnitOfWork, actor: OperatorActor) -> list[CannedReply]:
+    stmt = select(CannedReply).where(CannedReply.workspace_id == actor.workspace_id)
+    if not actor.is_admin:
+        stmt = stmt.where(CannedReply.department_id.is_(None) | CannedReply.department_id.in_(actor.department_ids))
+    return list((await uow.session.scalars(stmt.order_by(CannedReply.shortcut))).all())
+
+
+def canned_reply_view(reply: CannedReply) -> dict[str, Any]:
+    return {
+        "id": reply.id,
+        "shortcut": reply.shortcut,
+        "title": reply.title,
+        "text": reply.text,
+        "department_id": reply.department_id,
+    }
+
+
+def check_department_belongs(dept: Department | None, site: Site) -> Department:
+    if dept is None or dept.site_id != site.id:
+        raise Invalid("unknown department")
+    return dept

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from confide.core import crypto
+
+
+def test_ids_are_random_and_128_bits() -> None:
+    ids = {crypto.new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(crypto.b64d(i)) == 16 for i in ids)
+
+
+def test_data_key_round_trip_and_binding_to_associated_data() -> None:
+    master = os.urandom(32)
+    wrapper = crypto.KeyWrapper(master)
+    wrapped, key = wrapper.new_wrapped_key("subject-1")
+    blob = key.encrypt("Ana Lúcia 日本", "visitors.name:subject-1")
+    assert b"Ana" not in blob
+    assert wrapper.unwrap(wrapped, "subject-1").decrypt(blob, "visitors.name:subject-1") == "Ana Lúcia 日本"
+    with pytest.raises(InvalidTag):  # a ciphertext moved to another column or row does not decrypt
+        key.decrypt(blob, "visitors.email:subject-1")
+    with pytest.raises(InvalidTag):  # a wrapped key copied to another subject does not unwrap
+        wrapper.unwrap(wrapped, "subject-2")
+    with pytest.raises(InvalidTag):  # another master key cannot unwrap
+        crypto.KeyWrapper(os.urandom(32)).unwrap(wrapped, "subject-1")
+
+
+def test_same_plaintext_encrypts_differently() -> None:
+    _, key = crypto.KeyWrapper(os.urandom(32)).new_wrapped_key("s")
+    assert key.encrypt("hello", "a") != key.encrypt("hello", "a")
+
+
+def test_blind_index_is_keyed_per_workspace_and_normalised() -> None:
+    bidx = crypto.BlindIndex(os.urandom(32))
+    assert bidx.email("w1", "Ana@Example.COM ") == bidx.email("w1", "ana@example.com")
+    assert bidx.email("w1", "ana@example.com") != bidx.email("w2", "ana@example.com")
+    assert crypto.BlindIndex(os.urandom(32)).email("w1", "ana@example.com") != bidx.email("w1", "ana@example.com")
+
+
+def test_words_normalise_case_and_punctuation() -> None:
+    assert crypto.words("Hello, WORLD! hello… Ünïcode x") == ["hello", "world", "ünïcode"]
+
+
+def test_signer_rejects_forged_expired_and_malformed_tokens() -> None:
+    signer = crypto.Signer(os.urandom(32), "visitor-token")
+    token = signer.sign({"v": "visitor", "exp": 2000})
+    assert signer.verify(token, 1000) == {"v": "visitor", "exp": 2000}
+    assert signer.verify(token, 2001) is None
+    body, mac = token.split(".")
+    forged_body = crypto.b64e(b'{"exp":9999999999,"v":"other"}')
+    assert signer.verify(f"{forged_body}.{mac}", 1000) is None
+    assert signer.verify(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], 1000) is None
+    assert crypto.Signer(os.urandom(32), "visitor-token").verify(token, 1000) is None
+    assert crypto.Signer(b"x" * 32, "other-purpose").verify(crypto.Signer(b"x" * 32, "visitor-token").sign(
+        {"exp": 2000}), 1000) is None
+    for junk in ("", "abc", "a.b.c", "x" * 5000, f"{body}.", "."):
+        assert signer.verify(junk, 1000) is None
+
+
+def test_master_key_is_created_once_with_owner_only_permissions(tmp_path: Path) -> None:
+    first = crypto.load_or_create_master_key(None, tmp_path)
+    assert crypto.load_or_create_master_key(None, tmp_path) == first
+    mode = stat.S_IMODE((tmp_path / "master.key").stat().st_mode)
+    assert mode == 0o600
+    configured = crypto.generate_key()
+    assert crypto.load_or_create_master_key(configured, tmp_path) == crypto.b64d(configured)
+    with pytest.raises(ValueError, match="32 bytes"):
+        crypto.load_or_create_master_key("c2hvcnQ", tmp_path)
+
+
+def test_passwords_hash_and_verify() -> None:
+    passwords = crypto.Passwords(time_cost=1, memory_kib=8)
+    hashed = passwords.hash("correct horse")
+    assert "correct horse" not in hashed
+    assert passwords.verify(hashed, "correct horse")
+    assert not passwords.verify(hashed, "wrong horse")
+    assert not passwords.verify("not-a-hash", "correct horse")
