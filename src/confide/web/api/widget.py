@@ -24,8 +24,19 @@ from confide.workspaces.service import origin_allowed
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
 
 
+def request_origin(request: Request) -> str | None:
+    """The page's origin. Browsers omit ``Origin`` on same-origin GETs; ``Sec-Fetch-Site`` then
+    vouches that the page is on this very host (a widget served from the business's own domain)."""
+    origin = request.headers.get("origin")
+    if origin:
+        return origin
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return None
+
+
 def _check_origin(site: Site, request: Request) -> None:
-    if not origin_allowed(site, request.headers.get("origin")):
+    if not origin_allowed(site, request_origin(request)):
         raise Forbidden("origin not allowed")
 
 
