@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,7 @@ class OperatorActor:
     department_ids: frozenset[str]
     name: str
     session_id: str | None = None
+    session_expires_at: datetime | None = None  # when the console session ends (sockets check each frame)
 
     @property
     def is_admin(self) -> bool:

@@ -119,6 +119,13 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
     profile["page_url"] = (
         key.decrypt(conv.page_url_enc, _aad("conversations.page_url", conv.id)) if conv.page_url_enc else None
     )
+    profile["field_labels"] = {f["key"]: f["label"] for f in site.prechat_fields} if site else {}
+    # Unread: what the visitor wrote that the operator has not seen (not system lines, not own replies).
+    unread = await session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.conversation_id == conv.id, Message.sender == "visitor", Message.seq > conv.operator_read_seq)
+    )
     return {
         "id": conv.id,
         "status": conv.status,
@@ -129,7 +136,7 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
         "seq": conv.seq,
         "visitor_read_seq": conv.visitor_read_seq,
         "operator_read_seq": conv.operator_read_seq,
-        "unread": max(0, conv.seq - conv.operator_read_seq),
+        "unread": int(unread or 0),
         "rating": conv.rating,
         "rating_comment": (
             key.decrypt(conv.rating_comment_enc, _aad("conversations.rating_comment", conv.id))
@@ -452,7 +459,14 @@ async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict
     if conv.operator_id:
         operator_name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
     view["operator_name"] = operator_name
-    view["message_count"] = conv.seq
+    view["message_count"] = int(
+        await uow.session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == conv.id, Message.sender != "system")
+        )
+        or 0
+    )
     return view
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class OfflineRequestIn(BaseModel):
@@ -25,3 +25,9 @@ class OfflineFilters(BaseModel):
     state: Literal["open", "handled", "all"] = "open"
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
     per_page: Annotated[int, Field(ge=1, le=100)] = 25
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A date or time without a zone (a date picker's value) is UTC, not a server error."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -289,7 +289,9 @@ async def transfer(
     conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=not actor.is_admin)
     if conv.status == "closed":
         raise Conflict("this chat is closed")
-    previous = conv.operator_id
+    previous, old_department, was_queued = conv.operator_id, conv.department_id, conv.status == "queued"
+    if conv.offered_to:  # published only on commit, before any new offer of this chat
+        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
     if operator_id is not None:
         target = await access_operator_by_id(uow.session, actor, operator_id)
         if target.disabled or target.id == previous:
@@ -329,15 +331,21 @@ async def transfer(
     await chats.publish_change(rt, uow, conv)
     if previous:
         await route_for_operator(rt, uow, previous)
+    if was_queued:
+        await _queue_moved(rt, uow, old_department)
     return conv
 
 
 async def close_by_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> None:
     conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=not actor.is_admin)
-    operator = conv.operator_id
+    operator, department, was_queued = conv.operator_id, conv.department_id, conv.status == "queued"
+    if conv.offered_to:
+        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
     await chats.close(rt, uow, conv, by="operator")
     if operator:
         await route_for_operator(rt, uow, operator)
+    if was_queued:
+        await _queue_moved(rt, uow, department)
 
 
 async def close_by_visitor(rt: Runtime, uow: UnitOfWork, actor: VisitorActor, conversation_id: str) -> None:
@@ -383,3 +391,20 @@ async def my_chats(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> list[d
         )
     ).all()
     return [await chats.operator_view(rt, uow, conv) for conv in rows]
+
+
+async def console_snapshot(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> dict[str, Any]:
+    """Everything a console needs when it (re)connects."""
+    op = await uow.session.get(Operator, actor.operator_id)
+    if op is None:
+        raise NotFound("operator not found")
+    return {
+        "operator": {"id": op.id, "name": op.name, "role": op.role, "status": op.status, "max_chats": op.max_chats},
+        "departments": [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)],
+        "transfer_departments": [
+            workspaces.department_view(d) for d in await workspaces.transfer_departments(uow, actor)
+        ],
+        "chats": await my_chats(rt, uow, actor),
+        "queue": await queue_for(rt, uow, actor),
+        "canned_replies": [workspaces.canned_reply_view(r) for r in await workspaces.list_canned_replies(uow, actor)],
+    }

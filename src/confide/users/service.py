@@ -97,6 +97,15 @@ async def department_ids_of(uow: UnitOfWork, operator_id: str) -> list[str]:
     return list(rows.all())
 
 
+async def list_operator_views(uow: UnitOfWork, actor: OperatorActor) -> list[dict[str, Any]]:
+    """Colleagues, as the caller may see them: e-mail addresses only for administrators."""
+    views = [await operator_view(uow, op) for op in await list_operators(uow, actor)]
+    if not actor.is_admin:
+        for view in views:
+            del view["email"]
+    return views
+
+
 async def operator_view(uow: UnitOfWork, op: Operator) -> dict[str, Any]:
     return {
         "id": op.id,
@@ -162,10 +171,12 @@ async def actor_for(uow: UnitOfWork, operator_id: str, *, session_id: str | None
     op = await uow.session.get(Operator, operator_id)
     if op is None or op.disabled:
         raise Unauthorized("not logged in")
+    expires_at = None
     if session_id is not None:
         sess = await uow.session.get(OperatorSession, session_id)
         if sess is None or sess.revoked_at is not None or sess.expires_at <= clock.now():
             raise Unauthorized("not logged in")
+        expires_at = sess.expires_at
     return OperatorActor(
         operator_id=op.id,
         workspace_id=op.workspace_id,
@@ -173,6 +184,7 @@ async def actor_for(uow: UnitOfWork, operator_id: str, *, session_id: str | None
         department_ids=frozenset(await department_ids_of(uow, op.id)),
         name=op.name,
         session_id=session_id,
+        session_expires_at=expires_at,
     )
 
 

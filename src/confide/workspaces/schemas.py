@@ -59,6 +59,30 @@ def _check_origins(value: list[str]) -> list[str]:
     return out
 
 
+def _check_url(value: str) -> str:
+    if value and not re.match(r"^https?://", value):
+        raise ValueError("the privacy policy URL must start with http:// or https://")
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+def _check_unique_keys(fields: list[PrechatField] | None, purposes: list[Purpose] | None) -> None:
+    keys = [f.key for f in fields or []]
+    if len(keys) != len(set(keys)):
+        raise ValueError("pre-chat field keys must be unique")
+    if len({p.key for p in purposes or []}) != len(purposes or []):
+        raise ValueError("purpose keys must be unique")
+
+
 class SiteIn(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     allowed_origins: list[str] = Field(default_factory=list, max_length=50)
@@ -76,36 +100,24 @@ class SiteIn(Strict):
     @field_validator("privacy_policy_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://", value):
-            raise ValueError("the privacy policy URL must start with http:// or https://")
-        return value
+        return _check_url(value)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return _check_timezone(value)
 
     @model_validator(mode="after")
     def _unique_keys(self) -> SiteIn:
-        keys = [f.key for f in self.prechat_fields]
-        if len(keys) != len(set(keys)):
-            raise ValueError("pre-chat field keys must be unique")
-        if len({p.key for p in self.purposes}) != len(self.purposes):
-            raise ValueError("purpose keys must be unique")
+        _check_unique_keys(self.prechat_fields, self.purposes)
         return self
 
 
 class SitePatch(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    allowed_origins: list[str] | None = None
-    prechat_fields: list[PrechatField] | None = None
-    purposes: list[Purpose] | None = None
+    allowed_origins: list[str] | None = Field(default=None, max_length=50)
+    prechat_fields: list[PrechatField] | None = Field(default=None, max_length=30)
+    purposes: list[Purpose] | None = Field(default=None, max_length=10)
     privacy_policy_url: Annotated[str, Field(max_length=2000)] | None = None
     greeting: Annotated[str, Field(max_length=500)] | None = None
     color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
@@ -119,6 +131,22 @@ class SitePatch(Strict):
         return None if value is None else _check_origins(value)
 
     _hours = field_validator("business_hours")(_check_hours)
+
+    # The same rules as for a new site (a change must not slip past them).
+    @field_validator("privacy_policy_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else _check_timezone(value)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> SitePatch:
+        _check_unique_keys(self.prechat_fields, self.purposes)
+        return self
 
 
 Strategy = Literal["round_robin", "least_busy", "manual"]

@@ -171,6 +171,12 @@ async def list_departments(uow: UnitOfWork, actor: OperatorActor) -> list[Depart
     return list((await uow.session.scalars(stmt)).all())
 
 
+async def transfer_departments(uow: UnitOfWork, actor: OperatorActor) -> list[Department]:
+    """Every department of the workspace: a chat may be handed to any department of its site."""
+    stmt = select(Department).where(Department.workspace_id == actor.workspace_id).order_by(Department.created_at)
+    return list((await uow.session.scalars(stmt)).all())
+
+
 async def departments_of_site(uow: UnitOfWork, site_id: str) -> list[Department]:
     stmt = select(Department).where(Department.site_id == site_id).order_by(Department.created_at)
     return list((await uow.session.scalars(stmt)).all())

@@ -56,7 +56,7 @@ async def update_department(
 @router.get("/operators")
 async def list_operators(actor: OperatorDep, state: StateDep) -> list[dict[str, Any]]:
     async with state.rt.db.unit_of_work(readonly=True) as uow:
-        return [await users.operator_view(uow, op) for op in await users.list_operators(uow, actor)]
+        return await users.list_operator_views(uow, actor)
 
 
 @router.post("/operators", status_code=201)

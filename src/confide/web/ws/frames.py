@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Any
@@ -17,6 +18,7 @@ TOO_LARGE = 1009
 BAD_TOKEN = 4401
 REVOKED = 4403
 NO_HELLO = 4408
+FLUSH_BEFORE_CLOSE_S = 1.0
 
 
 class FrameError(Exception):
@@ -85,6 +87,8 @@ class FrameReader:
     async def _bad_frame(self, code: str, message: str) -> bool:
         self._bad += 1
         if self._bad >= MAX_BAD_FRAMES:
+            with contextlib.suppress(TimeoutError):  # the error frames already queued go out first
+                await asyncio.wait_for(self._outbox.flush(), FLUSH_BEFORE_CLOSE_S)
             await close(self._ws, POLICY)
             return True
         self._outbox.put(error_frame(code, message))

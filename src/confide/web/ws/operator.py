@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket
 from confide.auth.actors import OperatorActor
 from confide.chats import service as chats
 from confide.chats.schemas import Draft
+from confide.core import clock
 from confide.core.errors import DomainError, Invalid, NotFound, RateLimited
 from confide.permissions.access import access_conversation_by_id
 from confide.realtime.outbox import Outbox
@@ -166,34 +167,12 @@ async def operator_socket(ws: WebSocket) -> None:
     state.hub.subscribe_soon(conn, operator_topic(actor.operator_id))
     state.operator_sockets[actor.operator_id] += 1
     try:
-        departments = await conn._departments()
-        conn._set_departments(departments)
         async with rt.db.unit_of_work(readonly=True) as uow:
-            op = await users.get_operator(uow, actor.operator_id)
-            mine = await routing.my_chats(rt, uow, actor)
-            queue = await routing.queue_for(rt, uow, actor)
-            canned = [workspaces.canned_reply_view(r) for r in await workspaces.list_canned_replies(uow, actor)]
-        for chat in mine:
+            welcome = await routing.console_snapshot(rt, uow, actor)
+        conn._set_departments(welcome["departments"])
+        for chat in welcome["chats"]:
             conn._watch(chat["id"])
-        assert op is not None
-        outbox.put(
-            encode(
-                {
-                    "type": "welcome",
-                    "operator": {
-                        "id": op.id,
-                        "name": op.name,
-                        "role": op.role,
-                        "status": op.status,
-                        "max_chats": op.max_chats,
-                    },
-                    "departments": departments,
-                    "chats": mine,
-                    "queue": queue,
-                    "canned_replies": canned,
-                }
-            )
-        )
+        outbox.put(encode({"type": "welcome", **welcome}))
         log.info("operator_connected", operator_id=actor.operator_id)
         await _serve(state, conn, FrameReader(ws, outbox, rt.settings.max_frame_bytes))
     finally:
@@ -228,6 +207,9 @@ async def _serve(state: State, conn: OperatorConnection, reader: FrameReader) ->
         if frame is None:
             return
         actor = conn.actor  # current: refreshed by events
+        if actor.session_expires_at is not None and actor.session_expires_at <= clock.now():
+            await close(conn.ws, REVOKED)  # the console session has expired
+            return
         kind = frame["type"]
         ref = frame.get("client_id")
         conv_id = frame.get("conversation_id")

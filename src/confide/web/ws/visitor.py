@@ -91,6 +91,13 @@ async def visitor_socket(ws: WebSocket) -> None:
         last_seq = 0
     conn = VisitorConnection(actor, str(conversation_id), outbox)
     topic = chats.conv_topic(conn.conversation_id)
+    try:  # only the visitor's own conversation: checked before listening to it, so nothing of another leaks
+        async with rt.db.unit_of_work(readonly=True) as uow:
+            await access_conversation_by_id(uow.session, actor, conversation_id)
+    except DomainError as exc:
+        await ws.send_text(domain_error_frame(exc))
+        await close(ws, BAD_TOKEN)
+        return
     # Subscribe before reading history so nothing committed in between is missed (clients de-duplicate).
     await state.hub.subscribe(conn, topic)
     try:
@@ -152,11 +159,12 @@ async def _serve(state: State, ws: WebSocket, reader: FrameReader, conn: Visitor
                 pending.add(future)
                 future.add_done_callback(functools.partial(acknowledge, outbox, pending, draft.client_id))
             elif kind == "typing":
-                if typing.take():
-                    await rt.broker.publish(
-                        chats.conv_topic(conv_id),
-                        {"type": "typing", "conversation_id": conv_id, "from": "visitor", "on": bool(frame.get("on"))},
-                    )
+                if not typing.take():
+                    raise RateLimited("You are sending typing notices too fast; slow down.")
+                await rt.broker.publish(
+                    chats.conv_topic(conv_id),
+                    {"type": "typing", "conversation_id": conv_id, "from": "visitor", "on": bool(frame.get("on"))},
+                )
             elif kind == "read":
                 async with rt.db.unit_of_work() as uow:
                     await chats.mark_read(rt, uow, actor, conv_id, frame.get("seq"))

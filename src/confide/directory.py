@@ -1,0 +1,34 @@
+"""Read models that span configuration domains, for the dashboard's pages and filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confide.auth.actors import OperatorActor
+from confide.core.db import UnitOfWork
+from confide.permissions.access import require_admin
+from confide.users import service as users
+from confide.workspaces import service as workspaces
+
+
+async def filter_choices(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict[str, Any]]]:
+    """The sites, departments and operators an operator may filter Stored Chats and Offline Requests by."""
+    return {
+        "sites": [workspaces.site_view(s) for s in await workspaces.list_sites(uow, actor)],
+        "departments": [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)],
+        "operators": [{"id": op.id, "name": op.name} for op in await users.list_operators(uow, actor)],
+    }
+
+
+async def settings_overview(uow: UnitOfWork, actor: OperatorActor, *, operators: bool,
+                            canned: bool) -> dict[str, list[dict[str, Any]]]:
+    """Everything the settings pages show. Administrators only."""
+    require_admin(actor)
+    return {
+        "sites": [workspaces.site_view(s) for s in await workspaces.list_sites(uow, actor)],
+        "departments": [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)],
+        "operators": await users.list_operator_views(uow, actor) if operators else [],
+        "canned": [workspaces.canned_reply_view(r) for r in await workspaces.list_canned_replies(uow, actor)]
+        if canned
+        else [],
+    }
