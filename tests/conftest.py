@@ -83,7 +83,7 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def settings(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Settings]:
+async def settings(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     if db_kind == "postgresql":
         url: str = request.getfixturevalue("pg_url")
         engine = create_async_engine(url)
@@ -97,7 +97,7 @@ async def settings(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest)
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         await engine.dispose()
-    yield Settings(
+    return Settings(
         data_dir=tmp_path, database_url=url, master_key=MASTER_KEY, argon2_time_cost=1, argon2_memory_kib=8,
         log_level="warning", run_worker=False, sqlite_synchronous="NORMAL",
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,8 @@ async def _serve(rt: Runtime) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
 
 
 @pytest.fixture
-async def two_nodes(pg_url: str, tmp_path: Path) -> AsyncIterator[tuple[Runtime, Runtime]]:
+async def two_nodes(pg_url: str, tmp_path: Path) -> tuple[Runtime, Runtime]:
+    """Two runtimes on one PostgreSQL and one Redis (each app's lifespan closes its runtime)."""
     engine = create_async_engine(pg_url)
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables) +
@@ -77,7 +77,7 @@ async def two_nodes(pg_url: str, tmp_path: Path) -> AsyncIterator[tuple[Runtime,
         settings = Settings(data_dir=tmp_path / f"node{n}", database_url=pg_url, master_key=MASTER_KEY,
                             argon2_time_cost=1, argon2_memory_kib=8, log_level="warning", run_worker=False)
         nodes.append(build_runtime(settings, broker=RedisBroker(REDIS_URL, prefix=prefix)))
-    yield nodes[0], nodes[1]
+    return nodes[0], nodes[1]
 
 
 async def test_a_chat_spans_two_nodes(two_nodes: tuple[Runtime, Runtime]) -> None:

@@ -32,4 +32,4 @@ def test_visitor_data_is_never_stored_plain_without_a_reason() -> None:
         if kind.subject == "visitor" and kind.storage is Storage.PLAIN:
             assert kind.note, f"{table}.{column} holds visitor data in plain text without a documented reason"
         if kind.storage is Storage.ENCRYPTED:
-            assert column.endswith("_enc") or column == "wrapped_key", f"{table}.{column}: encrypted columns end in _enc"
+            assert column.endswith("_enc") or column == "wrapped_key", f"{table}.{column}: encrypted names end in _enc"

@@ -133,7 +133,9 @@ async def login(rt: Runtime, uow: UnitOfWork, *, email: str, password: str) -> t
         rt.passwords.dummy_verify()
         raise Unauthorized("wrong e-mail or password")
     if op.locked_until is not None and op.locked_until > now:
-        raise Unauthorized("too many failed attempts; try again later")
+        # Same answer and cost as a wrong password: a lock must not reveal that the account exists.
+        rt.passwords.dummy_verify()
+        raise Unauthorized("wrong e-mail or password")
     if not rt.passwords.verify(op.password_hash, password):
         op.failed_logins += 1
         if op.failed_logins >= rt.settings.login_max_failures:
