@@ -530,7 +530,7 @@ async def test_personal_data_is_encrypted_at_rest_and_erased_with_the_key(
 
     # ...yet no column of any table holds any of it in clear.
     tables = await _table_names(rt)
-    assert {"visitors", "conversations", "messages", "message_terms", "offline_requests", "subject_keys",
+    assert {"visitors", "conversations", "messages", "conversation_terms", "offline_requests", "subject_keys",
             "visitor_terms"} <= set(tables)
     cells, found = await _scan(rt, [*SECRETS.values(), *TOKENS])
     assert cells > 100

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         await rt.broker.start()
         writer = MessageWriter(rt)
         app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer)
-        rt.tasks.append(writer.start())
+        rt.tasks.extend(writer.start())
         if settings.run_worker:
             rt.tasks.append(asyncio.create_task(scheduler.run(rt), name="scheduler"))
         try:

@@ -20,8 +20,9 @@ async def filter_choices(uow: UnitOfWork, actor: OperatorActor) -> dict[str, lis
     }
 
 
-async def settings_overview(uow: UnitOfWork, actor: OperatorActor, *, operators: bool,
-                            canned: bool) -> dict[str, list[dict[str, Any]]]:
+async def settings_overview(
+    uow: UnitOfWork, actor: OperatorActor, *, operators: bool, canned: bool
+) -> dict[str, list[dict[str, Any]]]:
     """Everything the settings pages show. Administrators only."""
     require_admin(actor)
     return {

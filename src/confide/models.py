@@ -1,6 +1,6 @@
 """Imports every ORM model so that ``Base.metadata`` knows every table (migrations, registry test)."""
 
-from confide.chats.models import Conversation, Message, MessageTerm
+from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
 from confide.users.models import Operator, OperatorDepartment, OperatorSession
@@ -10,9 +10,9 @@ from confide.workspaces.models import CannedReply, Department, Site, Workspace
 __all__ = [
     "CannedReply",
     "Conversation",
+    "ConversationTerm",
     "Department",
     "Message",
-    "MessageTerm",
     "OfflineRequest",
     "Operator",
     "OperatorDepartment",

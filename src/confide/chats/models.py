@@ -56,13 +56,17 @@ class Message(Base):
     created_at: Mapped[datetime]
 
 
-class MessageTerm(Base):
-    """Keyed blind index of the words of messages: Stored Chats filter by text without plaintext."""
+class ConversationTerm(Base):
+    """Keyed blind index of the words said in a conversation: Stored Chats filter by text without
+    any plaintext copy. One row per distinct word per conversation (search finds conversations);
+    the primary key is the search index itself, and rows go with their conversation (cascade).
+    """
 
-    __tablename__ = "message_terms"
+    __tablename__ = "conversation_terms"
+    # The table is its primary key: no separate rowid tree to maintain on every insert.
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012
 
-    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
     term: Mapped[str] = mapped_column(String(32), primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-
-    __table_args__ = (Index("ix_message_terms_term_conv", "term", "conversation_id"),)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

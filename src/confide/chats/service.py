@@ -3,14 +3,16 @@ and Stored Chats search over keyed blind indexes."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.auth.actors import OperatorActor, VisitorActor
-from confide.chats.models import Conversation, Message, MessageTerm
+from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.chats.schemas import MAX_TEXT, Draft, StoredChatFilters
 from confide.core import clock, crypto
 from confide.core.crypto import DataKey
@@ -22,6 +24,36 @@ from confide.users.models import Operator
 from confide.visitors import service as visitors
 from confide.visitors.models import Visitor
 from confide.workspaces.models import Department, Site
+
+_CONV = cast(Table, Conversation.__table__)
+_MSG = cast(Table, Message.__table__)
+_TERMS = cast(Table, ConversationTerm.__table__)
+
+
+class IndexedTerms:
+    """Which (conversation, term) pairs this node has indexed already, most recent conversations
+    first: a chat repeats its words, and a known pair needs no write at all. Bounded; filled only
+    after commit, so a rolled-back batch never hides a term. Another node's rows are harmless:
+    inserts ignore duplicates."""
+
+    def __init__(self, max_conversations: int = 20_000) -> None:
+        self._seen: OrderedDict[str, set[str]] = OrderedDict()
+        self._max = max_conversations
+
+    def unknown(self, conversation_id: str, terms: Iterable[str]) -> list[str]:
+        seen = self._seen.get(conversation_id)
+        return [t for t in terms if t not in seen] if seen else list(terms)
+
+    def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
+        for conversation_id, term in pairs:
+            seen = self._seen.get(conversation_id)
+            if seen is None:
+                seen = self._seen[conversation_id] = set()
+                if len(self._seen) > self._max:
+                    self._seen.popitem(last=False)
+            else:
+                self._seen.move_to_end(conversation_id)
+            seen.add(term)
 
 
 def conv_topic(conversation_id: str) -> str:
@@ -208,39 +240,45 @@ def check_client_id(client_id: object) -> str:
     return client_id
 
 
-async def store_messages(rt: Runtime, uow: UnitOfWork, drafts: list[Draft]) -> list[dict[str, Any] | DomainError]:
+async def store_messages(
+    rt: Runtime, uow: UnitOfWork, drafts: list[Draft], indexed: IndexedTerms | None = None
+) -> list[dict[str, Any] | DomainError]:
     """Store a batch of messages in the caller's transaction; one result per draft, in order.
 
     Idempotent per (conversation, sender, client_id): a retry gets the stored message back.
     Each draft is authorised against the conversation as it is now (sender, status).
     The committed messages are published after commit.
     """
-    session = uow.session
+    # Core statements on the unit's connection: this is the hot path, and the ORM's per-row
+    # bookkeeping (identity map, update synchronisation) costs more than the database work.
+    conn = await uow.session.connection()
     results: list[dict[str, Any] | DomainError | None] = [None] * len(drafts)
     conv_ids = {d.conversation_id for d in drafts}
+    # Row locks (PostgreSQL; SQLite has one writer) make the sequence numbers below safe across nodes.
     convs = {
         row.id: row
         for row in (
-            await session.execute(
+            await conn.execute(
                 select(
-                    Conversation.id,
-                    Conversation.status,
-                    Conversation.visitor_id,
-                    Conversation.operator_id,
-                    Conversation.workspace_id,
-                ).where(Conversation.id.in_(conv_ids))
+                    _CONV.c.id,
+                    _CONV.c.status,
+                    _CONV.c.visitor_id,
+                    _CONV.c.operator_id,
+                    _CONV.c.workspace_id,
+                    _CONV.c.seq,
+                )
+                .where(_CONV.c.id.in_(conv_ids))
+                .with_for_update()
             )
         ).all()
     }
 
-    # Retries: messages already stored under the same client ids.
-    stored: dict[tuple[str, str, str], Message] = {}
-    client_ids = {d.client_id for d in drafts}
-    for m in (
-        await session.scalars(
-            select(Message).where(Message.conversation_id.in_(conv_ids), Message.client_id.in_(client_ids))
-        )
-    ).all():
+    # Retries: messages already stored under the same client ids. The row-value IN seeks the unique
+    # index (conversation, sender, client_id) exactly, whatever the length of the conversations.
+    stored: dict[tuple[str, str, str], Any] = {}
+    idents = list({(d.conversation_id, d.sender_id, d.client_id) for d in drafts})
+    key_columns = tuple_(_MSG.c.conversation_id, _MSG.c.sender_id, _MSG.c.client_id)
+    for m in (await conn.execute(select(_MSG).where(key_columns.in_(idents)))).all():
         stored[(m.conversation_id, m.sender_id, m.client_id)] = m
 
     keys: dict[str, DataKey] = {}
@@ -254,7 +292,7 @@ async def store_messages(rt: Runtime, uow: UnitOfWork, drafts: list[Draft]) -> l
             continue
         key = keys.get(conv.visitor_id)
         if key is None:
-            key = keys[conv.visitor_id] = await rt.keyring.get(session, conv.visitor_id)
+            key = keys[conv.visitor_id] = await rt.keyring.get(uow.session, conv.visitor_id)
         if ident in stored:
             m = stored[ident]
             results[i] = message_view(
@@ -283,24 +321,16 @@ async def store_messages(rt: Runtime, uow: UnitOfWork, drafts: list[Draft]) -> l
 
     now = clock.now()
     message_rows: list[dict[str, Any]] = []
-    term_rows: list[dict[str, Any]] = []
+    batch_terms: dict[str, set[str]] = defaultdict(set)
+    seq_rows: list[dict[str, Any]] = []
     for conv_id, indexes in accepted.items():
         conv = convs[conv_id]
-        last = await session.scalar(
-            update(Conversation)
-            .where(Conversation.id == conv_id, Conversation.status != "closed")
-            .values(seq=Conversation.seq + len(indexes), last_message_at=now)
-            .returning(Conversation.seq)
-        )
-        if last is None:  # closed in the meantime
-            for i in indexes:
-                results[i] = Conflict("this conversation is closed")
-            continue
+        seq_rows.append({"b_id": conv_id, "b_seq": conv.seq + len(indexes)})
         key = keys[conv.visitor_id]
         for offset, i in enumerate(indexes):
             d = drafts[i]
             msg_id = crypto.new_id()
-            seq = last - len(indexes) + 1 + offset
+            seq = conv.seq + 1 + offset
             message_rows.append(
                 {
                     "id": msg_id,
@@ -314,10 +344,7 @@ async def store_messages(rt: Runtime, uow: UnitOfWork, drafts: list[Draft]) -> l
                 }
             )
             if d.sender != "system":
-                term_rows.extend(
-                    {"message_id": msg_id, "term": t, "conversation_id": conv_id}
-                    for t in dict.fromkeys(rt.bidx.text_terms(conv.workspace_id, "msg", d.text))
-                )
+                batch_terms[conv_id].update(rt.bidx.text_terms(conv.workspace_id, "msg", d.text))
             view = message_view(
                 message_id=msg_id,
                 seq=seq,
@@ -329,15 +356,37 @@ async def store_messages(rt: Runtime, uow: UnitOfWork, drafts: list[Draft]) -> l
             )
             results[i] = view
             rt.publish(uow, conv_topic(conv_id), {"type": "message", "conversation_id": conv_id, "message": view})
+    if seq_rows:
+        await conn.execute(
+            update(_CONV).where(_CONV.c.id == bindparam("b_id")).values(seq=bindparam("b_seq"), last_message_at=now),
+            seq_rows,
+        )
     if message_rows:
-        await session.execute(insert(Message), message_rows)
+        await conn.execute(insert(_MSG), message_rows)
+    term_rows = sorted(  # in key order: the index pages are then visited once each
+        (
+            {"term": term, "conversation_id": conv_id}
+            for conv_id, terms in batch_terms.items()
+            for term in (indexed.unknown(conv_id, terms) if indexed else terms)
+        ),
+        key=lambda row: (row["term"], row["conversation_id"]),
+    )
     if term_rows:
-        await session.execute(insert(MessageTerm), term_rows)
+        await conn.execute(_insert_ignoring_duplicates(conn.dialect.name, _TERMS), term_rows)
+        if indexed is not None:
+            pairs = [(row["conversation_id"], row["term"]) for row in term_rows]
+            uow.after_commit(lambda: indexed.remember(pairs))
     # Duplicates inside the batch share their first's result.
     for i, d in enumerate(drafts):
         if results[i] is None:
             results[i] = results[first_of[(d.conversation_id, d.sender_id, d.client_id)]]
     return [r for r in results if r is not None]
+
+
+def _insert_ignoring_duplicates(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 async def add_system_message(rt: Runtime, uow: UnitOfWork, conv: Conversation, text: str) -> None:
@@ -436,10 +485,10 @@ async def search(
         if not terms:
             raise Invalid("search for words of at least two letters")
         matching = (
-            select(MessageTerm.conversation_id)
-            .where(MessageTerm.term.in_(terms))
-            .group_by(MessageTerm.conversation_id)
-            .having(func.count(func.distinct(MessageTerm.term)) == len(terms))
+            select(ConversationTerm.conversation_id)
+            .where(ConversationTerm.term.in_(terms))
+            .group_by(ConversationTerm.conversation_id)
+            .having(func.count() == len(terms))
         )
         stmt = stmt.where(Conversation.id.in_(matching))
     total = int(await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)

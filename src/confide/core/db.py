@@ -72,6 +72,10 @@ class UnitOfWork:
     def after_commit(self, callback: AfterCommit) -> None:
         self._after.append(callback)
 
+    async def release_events(self) -> None:
+        """Run the after-commit callbacks (done by ``unit_of_work`` unless it was told not to)."""
+        await self._run_after_commit()
+
     async def _run_after_commit(self) -> None:
         for callback in self._after:
             try:
@@ -89,7 +93,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, pool_size=4, max_overflow=4, connect_args={"timeout": 30}
+                url, echo=echo, pool_size=16, max_overflow=16, connect_args={"timeout": 30}
             )
             _configure_sqlite(self.engine, sqlite_synchronous)
         else:
@@ -100,7 +104,9 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
-    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(self, *, readonly: bool = False, release_events: bool = True) -> AsyncIterator[UnitOfWork]:
+        """One transaction. ``release_events=False``: the caller runs ``uow.release_events()`` itself
+        after the block (the message writer does, so that fan-out overlaps the next commit)."""
         lock = self._write_lock if not readonly else None
         pending: DomainError | None = None
         if lock is not None:
@@ -124,7 +130,8 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
-        await uow._run_after_commit()
+        if release_events:
+            await uow._run_after_commit()
         if pending is not None:
             raise pending
 
@@ -142,6 +149,7 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA cache_size=-16384")  # 16 MiB of page cache per connection, at most
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

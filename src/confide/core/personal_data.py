@@ -240,10 +240,9 @@ REGISTRY: dict[str, Table] = {
             "body_enc": _visitor(Category.CONTENT),
         },
     ),
-    "message_terms": Table(
+    "conversation_terms": Table(
         "conversation_id",
         {
-            "message_id": _N,
             "conversation_id": _N,
             "term": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
         },

@@ -1,6 +1,10 @@
 """The message write path: one writer commits every queued message in one transaction, then
 acknowledges each. Nothing is acknowledged before it is committed; the event loop never waits on
 a commit for anyone but the senders of that batch.
+
+Two stages: the writer stores and commits batch N+1 while the releaser fans batch N out and
+acknowledges it, so the database and the event loop work at the same time instead of in turn.
+Batches are released in commit order.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import structlog
 
 from confide.chats import service as chats
 from confide.chats.schemas import Draft
+from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
 from confide.realtime.outbox import Outbox
@@ -27,11 +32,14 @@ class MessageWriter:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._queue: asyncio.Queue[tuple[Draft, asyncio.Future[Result]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._indexed = chats.IndexedTerms()
+        self._committed: asyncio.Queue[tuple[UnitOfWork, list[asyncio.Future[Result]], list[Result]]] = asyncio.Queue()
 
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self._run(), name="message-writer")
-        return self._task
+    def start(self) -> list[asyncio.Task[None]]:
+        return [
+            asyncio.create_task(self._run(), name="message-writer"),
+            asyncio.create_task(self._release(), name="message-releaser"),
+        ]
 
     def enqueue(self, draft: Draft) -> asyncio.Future[Result]:
         """Queue a message; the future resolves after the batch holding it has committed."""
@@ -49,10 +57,18 @@ class MessageWriter:
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)
 
+    async def _release(self) -> None:
+        while True:
+            uow, futures, results = await self._committed.get()
+            await uow.release_events()
+            for future, result in zip(futures, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
     async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Result]]]) -> None:
         try:
-            async with self._rt.db.unit_of_work() as uow:
-                results = await chats.store_messages(self._rt, uow, [draft for draft, _ in batch])
+            async with self._rt.db.unit_of_work(release_events=False) as uow:
+                results = await chats.store_messages(self._rt, uow, [draft for draft, _ in batch], self._indexed)
         except Exception:
             if len(batch) > 1:  # isolate the failing message; the others still go through
                 for item in batch:
@@ -63,9 +79,7 @@ class MessageWriter:
             if not future.done():
                 future.set_exception(RuntimeError("message could not be stored"))
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        self._committed.put_nowait((uow, [future for _, future in batch], results))
 
 
 def acknowledge(

@@ -59,8 +59,15 @@ _env = jinja2.Environment(
 )
 templates = Jinja2Templates(env=_env)
 
-DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
-             "sat": "Saturday", "sun": "Sunday"}
+DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
 FIELD_TYPES = ("text", "email", "tel", "textarea", "select", "checkbox")
 STRATEGIES = {"round_robin": "Round robin", "least_busy": "Least busy", "manual": "Manual (queue only)"}
 MAX_ROWS = 40
@@ -122,17 +129,26 @@ _env.globals["FIELD_TYPES"] = FIELD_TYPES
 _env.globals["STRATEGIES"] = STRATEGIES
 
 
-def render(request: Request, name: str, actor: OperatorActor | None, *, status_code: int = 200,
-           **context: Any) -> Response:
+def render(
+    request: Request, name: str, actor: OperatorActor | None, *, status_code: int = 200, **context: Any
+) -> Response:
     context.setdefault("nav", "")
     context.setdefault("flash", None)
     context.setdefault("flash_kind", "success")
-    return templates.TemplateResponse(request, name, {"me": actor, **context}, status_code=status_code,
-                                      headers=NO_STORE)
+    return templates.TemplateResponse(
+        request, name, {"me": actor, **context}, status_code=status_code, headers=NO_STORE
+    )
 
 
-def error_page(request: Request, actor: OperatorActor | None, status_code: int, message: str,
-               *, title: str = "Something went wrong", nav: str = "") -> Response:
+def error_page(
+    request: Request,
+    actor: OperatorActor | None,
+    status_code: int,
+    message: str,
+    *,
+    title: str = "Something went wrong",
+    nav: str = "",
+) -> Response:
     return render(request, "error.html", actor, status_code=status_code, title=title, message=message, nav=nav)
 
 
@@ -201,11 +217,19 @@ async def login_submit(request: Request, state: StateDep) -> Response:
         async with rt.db.unit_of_work() as uow:
             token, _op = await users.login(rt, uow, email=body.email, password=body.password)
     except ValidationError:
-        return render(request, "login.html", None, status_code=422, next=target, email=email,
-                      error="Enter your e-mail address and your password.")
+        return render(
+            request,
+            "login.html",
+            None,
+            status_code=422,
+            next=target,
+            email=email,
+            error="Enter your e-mail address and your password.",
+        )
     except DomainError as exc:
-        return render(request, "login.html", None, status_code=exc.status, next=target, email=email,
-                      error=_sentence(exc.message))
+        return render(
+            request, "login.html", None, status_code=exc.status, next=target, email=email, error=_sentence(exc.message)
+        )
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
     return response
@@ -233,8 +257,17 @@ async def console(request: Request, actor: PageOperator) -> Response:
 
 # ---------------------------------------------------------------- query parsing (filters)
 M = TypeVar("M", bound=BaseModel)
-CHAT_FILTERS = ("date_from", "date_to", "site_id", "department_id", "operator_id", "visitor", "text", "rating",
-                "status")
+CHAT_FILTERS = (
+    "date_from",
+    "date_to",
+    "site_id",
+    "department_id",
+    "operator_id",
+    "visitor",
+    "text",
+    "rating",
+    "status",
+)
 OFFLINE_FILTERS = ("date_from", "date_to", "site_id", "department_id", "visitor", "state")
 
 
@@ -247,8 +280,9 @@ def _date_bound(raw: str, *, end: bool) -> datetime:
     return start + timedelta(days=1, microseconds=-1) if end else start
 
 
-def _parse_filters(model: type[M], params: Mapping[str, str], keys: Iterable[str],
-                   defaults: Mapping[str, str] | None = None) -> tuple[dict[str, str], M | None, list[str]]:
+def _parse_filters(
+    model: type[M], params: Mapping[str, str], keys: Iterable[str], defaults: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], M | None, list[str]]:
     """(raw values to refill the form, the validated filters or None, messages)."""
     raw = {key: str(params.get(key, "")).strip() for key in keys}
     for key, value in (defaults or {}).items():
@@ -288,9 +322,13 @@ def _pager(path: str, raw: Mapping[str, str], page: int, per_page: int, total: i
         links.append({"gap": False, "n": n, "url": url(n), "current": n == page})
         previous = n
     return {
-        "page": page, "pages": pages, "total": total,
-        "first": (page - 1) * per_page + 1 if total else 0, "last": min(total, page * per_page),
-        "prev": url(page - 1) if page > 1 else None, "next": url(page + 1) if page < pages else None,
+        "page": page,
+        "pages": pages,
+        "total": total,
+        "first": (page - 1) * per_page + 1 if total else 0,
+        "last": min(total, page * per_page),
+        "prev": url(page - 1) if page > 1 else None,
+        "next": url(page + 1) if page < pages else None,
         "links": links if pages > 1 else [],
     }
 
@@ -323,9 +361,22 @@ async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -
         status_code, filters = exc.status, None
     pager = _pager("/app/chats", raw, filters.page, filters.per_page, total) if filters else None
     back = urlencode({k: v for k, v in raw.items() if v} | ({"page": str(filters.page)} if filters else {}))
-    return render(request, "chats.html", actor, status_code=status_code, nav="chats", raw=raw,
-                  errors=errors, items=items, pager=pager, sites=sites, departments=departments,
-                  operators=operators, back=back, filtered=any(raw.values()))
+    return render(
+        request,
+        "chats.html",
+        actor,
+        status_code=status_code,
+        nav="chats",
+        raw=raw,
+        errors=errors,
+        items=items,
+        pager=pager,
+        sites=sites,
+        departments=departments,
+        operators=operators,
+        back=back,
+        filtered=any(raw.values()),
+    )
 
 
 @router.get("/app/chats/{conversation_id}")
@@ -336,20 +387,21 @@ async def stored_chat(conversation_id: str, request: Request, actor: PageOperato
             chat = await chats.transcript(rt, uow, actor, conversation_id)
     except DomainError as exc:
         title = "Chat not found" if exc.status == 404 else "Something went wrong"
-        message = ("This chat does not exist or you may not see it." if exc.status == 404
-                   else _sentence(exc.message))
+        message = "This chat does not exist or you may not see it." if exc.status == 404 else _sentence(exc.message)
         return error_page(request, actor, exc.status, message, title=title, nav="chats")
     back = _query_back(request.query_params.get("back", ""), CHAT_FILTERS)
-    return render(request, "transcript.html", actor, nav="chats", chat=chat,
-                  back_url="/app/chats" + (f"?{back}" if back else ""))
+    return render(
+        request, "transcript.html", actor, nav="chats", chat=chat, back_url="/app/chats" + (f"?{back}" if back else "")
+    )
 
 
 # ---------------------------------------------------------------- Offline Requests
 @router.get("/app/offline")
 async def offline_requests(request: Request, actor: PageOperator, state: StateDep) -> Response:
     rt = state.rt
-    raw, filters, errors = _parse_filters(OfflineFilters, request.query_params, OFFLINE_FILTERS,
-                                          defaults={"state": "open"})
+    raw, filters, errors = _parse_filters(
+        OfflineFilters, request.query_params, OFFLINE_FILTERS, defaults={"state": "open"}
+    )
     items: list[dict[str, Any]] = []
     total, status_code = 0, 422 if errors else 200
     sites: list[dict[str, Any]] = []
@@ -366,9 +418,21 @@ async def offline_requests(request: Request, actor: PageOperator, state: StateDe
     pager = _pager("/app/offline", raw, filters.page, filters.per_page, total) if filters else None
     back = urlencode({k: v for k, v in raw.items() if v} | ({"page": str(filters.page)} if filters else {}))
     notice = {"handled": "Marked as handled.", "reopened": "Reopened."}.get(request.query_params.get("done", ""))
-    return render(request, "offline.html", actor, status_code=status_code, nav="offline", raw=raw,
-                  errors=errors, items=items, pager=pager, sites=sites, departments=departments, back=back,
-                  flash=notice)
+    return render(
+        request,
+        "offline.html",
+        actor,
+        status_code=status_code,
+        nav="offline",
+        raw=raw,
+        errors=errors,
+        items=items,
+        pager=pager,
+        sites=sites,
+        departments=departments,
+        back=back,
+        flash=notice,
+    )
 
 
 @router.post("/app/offline/{request_id}/handled")
@@ -396,9 +460,16 @@ class Failed:
 
 
 SAVED = {
-    "site": "Site saved.", "site-new": "Site created.", "dept": "Department saved.", "dept-new": "Department created.",
-    "op": "Operator saved.", "op-new": "Operator created.", "op-disabled": "Operator disabled; their sessions ended.",
-    "op-enabled": "Operator enabled.", "canned-new": "Canned reply added.", "canned-deleted": "Canned reply deleted.",
+    "site": "Site saved.",
+    "site-new": "Site created.",
+    "dept": "Department saved.",
+    "dept-new": "Department created.",
+    "op": "Operator saved.",
+    "op-new": "Operator created.",
+    "op-disabled": "Operator disabled; their sessions ended.",
+    "op-enabled": "Operator enabled.",
+    "canned-new": "Canned reply added.",
+    "canned-deleted": "Canned reply deleted.",
 }
 
 
@@ -407,8 +478,15 @@ async def _settings_data(state: State, actor: OperatorActor, tab: str) -> dict[s
         return await directory.settings_overview(uow, actor, operators=tab == "operators", canned=tab == "canned")
 
 
-async def _settings_page(request: Request, state: State, actor: OperatorActor, tab: str, *,
-                         failed: Failed | None = None, status_code: int = 200) -> Response:
+async def _settings_page(
+    request: Request,
+    state: State,
+    actor: OperatorActor,
+    tab: str,
+    *,
+    failed: Failed | None = None,
+    status_code: int = 200,
+) -> Response:
     try:
         data = await _settings_data(state, actor, tab)
     except DomainError as exc:
@@ -417,36 +495,64 @@ async def _settings_page(request: Request, state: State, actor: OperatorActor, t
         return error_page(request, actor, exc.status, _sentence(exc.message), nav="settings")
     flash = SAVED.get(request.query_params.get("saved", "")) if failed is None else None
     site_names = {s["id"]: s["name"] for s in data["sites"]}
-    dept_names = {d["id"]: f"{d['name']} ({site_names.get(d['site_id'], '?')})" if len(site_names) > 1
-                  else d["name"] for d in data["departments"]}
+    dept_names = {
+        d["id"]: f"{d['name']} ({site_names.get(d['site_id'], '?')})" if len(site_names) > 1 else d["name"]
+        for d in data["departments"]
+    }
 
     def pick(form_id: str, default: dict[str, Any]) -> dict[str, Any]:
         if failed is not None and failed.form_id == form_id:
             return {**failed.values, "errors": failed.errors, "open": True}
         return {**default, "errors": [], "open": False}
 
-    context: dict[str, Any] = {"tab": tab, "nav": "settings", "flash": flash, "site_names": site_names,
-                               "dept_names": dept_names, **data}
+    context: dict[str, Any] = {
+        "tab": tab,
+        "nav": "settings",
+        "flash": flash,
+        "site_names": site_names,
+        "dept_names": dept_names,
+        **data,
+    }
     if tab == "sites":
         base = (state.rt.settings.public_url or str(request.base_url)).rstrip("/")
         context["base_url"] = base
         context["timezones"] = sorted(available_timezones())
         context["site_forms"] = [
-            {"site": s, "form": pick(f"site-{s['id']}", _site_shape(s)),
-             "snippet": f'<script src="{base}/widget.js" data-site="{s["site_key"]}" async></script>'}
-            for s in data["sites"]]
+            {
+                "site": s,
+                "form": pick(f"site-{s['id']}", _site_shape(s)),
+                "snippet": f'<script src="{base}/widget.js" data-site="{s["site_key"]}" async></script>',
+            }
+            for s in data["sites"]
+        ]
         context["new_site"] = pick("site-new", _site_shape(None))
     elif tab == "departments":
-        context["dept_forms"] = [{"dept": d, "form": pick(f"dept-{d['id']}", {**d, "offer_timeout_s": str(
-            d["offer_timeout_s"])})} for d in data["departments"]]
-        context["new_dept"] = pick("dept-new", {"site_id": "", "name": "", "strategy": "round_robin",
-                                                "offer_timeout_s": "30"})
+        context["dept_forms"] = [
+            {"dept": d, "form": pick(f"dept-{d['id']}", {**d, "offer_timeout_s": str(d["offer_timeout_s"])})}
+            for d in data["departments"]
+        ]
+        context["new_dept"] = pick(
+            "dept-new", {"site_id": "", "name": "", "strategy": "round_robin", "offer_timeout_s": "30"}
+        )
     elif tab == "operators":
-        context["op_forms"] = [{"op": o, "form": pick(f"op-{o['id']}", {
-            "name": o["name"], "role": o["role"], "max_chats": str(o["max_chats"]),
-            "department_ids": o["department_ids"]})} for o in data["operators"]]
-        context["new_op"] = pick("op-new", {"email": "", "name": "", "role": "operator", "max_chats": "5",
-                                            "department_ids": []})
+        context["op_forms"] = [
+            {
+                "op": o,
+                "form": pick(
+                    f"op-{o['id']}",
+                    {
+                        "name": o["name"],
+                        "role": o["role"],
+                        "max_chats": str(o["max_chats"]),
+                        "department_ids": o["department_ids"],
+                    },
+                ),
+            }
+            for o in data["operators"]
+        ]
+        context["new_op"] = pick(
+            "op-new", {"email": "", "name": "", "role": "operator", "max_chats": "5", "department_ids": []}
+        )
     elif tab == "canned":
         context["new_canned"] = pick("canned-new", {"shortcut": "", "title": "", "text": "", "department_id": ""})
     if failed is not None and not any(failed.form_id == f for f in _form_ids(context)):
@@ -466,13 +572,15 @@ def _saved(path: str, key: str, anchor: str = "") -> Response:
     return RedirectResponse(f"{path}?saved={key}" + (f"#{anchor}" if anchor else ""), status_code=303)
 
 
-async def _failed(request: Request, state: State, actor: OperatorActor, tab: str, form_id: str,
-                  values: dict[str, Any], exc: Exception) -> Response:
+async def _failed(
+    request: Request, state: State, actor: OperatorActor, tab: str, form_id: str, values: dict[str, Any], exc: Exception
+) -> Response:
     status_code = exc.status if isinstance(exc, DomainError) else 422
     if status_code == 403:
         return render(request, "admin_only.html", actor, status_code=403, nav="settings")
-    return await _settings_page(request, state, actor, tab, failed=Failed(form_id, values, _errors(exc)),
-                                status_code=status_code)
+    return await _settings_page(
+        request, state, actor, tab, failed=Failed(form_id, values, _errors(exc)), status_code=status_code
+    )
 
 
 @router.get("/app/settings")
@@ -499,25 +607,52 @@ async def settings_canned(request: Request, actor: PageOperator, state: StateDep
 def _site_shape(view: Mapping[str, Any] | None) -> dict[str, Any]:
     """A site as the form shows it (text in inputs); ``None``: the blank form for a new site."""
     if view is None:
-        view = {"name": "", "allowed_origins": [], "privacy_policy_url": "", "greeting": "", "color": "#2563eb",
-                "timezone": "UTC", "business_hours": None, "prechat_fields": workspaces.DEFAULT_PRECHAT,
-                "purposes": []}
+        view = {
+            "name": "",
+            "allowed_origins": [],
+            "privacy_policy_url": "",
+            "greeting": "",
+            "color": "#2563eb",
+            "timezone": "UTC",
+            "business_hours": None,
+            "prechat_fields": workspaces.DEFAULT_PRECHAT,
+            "purposes": [],
+        }
     hours = view.get("business_hours") or {}
     return {
-        "name": view["name"], "origins": "\n".join(view["allowed_origins"]),
-        "privacy_policy_url": view["privacy_policy_url"], "greeting": view["greeting"], "color": view["color"],
-        "timezone": view["timezone"], "always_open": not view.get("business_hours"),
+        "name": view["name"],
+        "origins": "\n".join(view["allowed_origins"]),
+        "privacy_policy_url": view["privacy_policy_url"],
+        "greeting": view["greeting"],
+        "color": view["color"],
+        "timezone": view["timezone"],
+        "always_open": not view.get("business_hours"),
         "hours": {d: ", ".join(f"{a}-{b}" for a, b in hours.get(d, [])) for d in DAYS},
-        "fields": [{"key": f.get("key", ""), "label": f.get("label", ""), "type": f.get("type", "text"),
-                    "required": bool(f.get("required")), "options": ", ".join(f.get("options") or [])}
-                   for f in view["prechat_fields"]],
-        "purposes": [{"key": p.get("key", ""), "label": p.get("label", ""), "version": p.get("version", "1")}
-                     for p in view["purposes"]],
+        "fields": [
+            {
+                "key": f.get("key", ""),
+                "label": f.get("label", ""),
+                "type": f.get("type", "text"),
+                "required": bool(f.get("required")),
+                "options": ", ".join(f.get("options") or []),
+            }
+            for f in view["prechat_fields"]
+        ],
+        "purposes": [
+            {"key": p.get("key", ""), "label": p.get("label", ""), "version": p.get("version", "1")}
+            for p in view["purposes"]
+        ],
     }
 
 
-def _rows(form: FormData, prefix: str, names: tuple[str, ...], *, flags: tuple[str, ...] = (),
-          identity: tuple[str, ...] = ("key", "label")) -> list[dict[str, Any]]:
+def _rows(
+    form: FormData,
+    prefix: str,
+    names: tuple[str, ...],
+    *,
+    flags: tuple[str, ...] = (),
+    identity: tuple[str, ...] = ("key", "label"),
+) -> list[dict[str, Any]]:
     """Indexed rows (``pf-0-key`` …) in index order; removed rows and rows without ``identity``
     (a new row left empty) are left out. ``flags`` are checkboxes."""
     try:
@@ -536,9 +671,12 @@ def _rows(form: FormData, prefix: str, names: tuple[str, ...], *, flags: tuple[s
 
 def _site_shape_from_form(form: FormData) -> dict[str, Any]:
     return {
-        "name": _text(form, "name").strip(), "origins": _text(form, "origins"),
-        "privacy_policy_url": _text(form, "privacy_policy_url").strip(), "greeting": _text(form, "greeting").strip(),
-        "color": _text(form, "color").strip(), "timezone": _text(form, "timezone").strip(),
+        "name": _text(form, "name").strip(),
+        "origins": _text(form, "origins"),
+        "privacy_policy_url": _text(form, "privacy_policy_url").strip(),
+        "greeting": _text(form, "greeting").strip(),
+        "color": _text(form, "color").strip(),
+        "timezone": _text(form, "timezone").strip(),
         "always_open": bool(_text(form, "always_open")),
         "hours": {d: _text(form, f"hours-{d}").strip() for d in DAYS},
         "fields": _rows(form, "pf", ("key", "label", "type", "options"), flags=("required",)),
@@ -550,7 +688,7 @@ _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–—]\s*(\d{1,2}):(\d{2})\s*$")
 
 
 def _span(day: str, text: str) -> list[str]:
-    """"9:00-17:00" -> ["09:00", "17:00"]; the schema checks the times themselves."""
+    """ "9:00-17:00" -> ["09:00", "17:00"]; the schema checks the times themselves."""
     match = _SPAN.match(text)
     if not match:
         raise ValueError(f"Opening hours on {DAY_NAMES[day]}: “{text.strip()[:40]}” is not a span like 09:00-17:00.")
@@ -586,14 +724,21 @@ def _site_payload(shape: Mapping[str, Any]) -> dict[str, Any]:
     payload = {
         "name": shape["name"],
         "allowed_origins": [line.strip() for line in str(shape["origins"]).splitlines() if line.strip()],
-        "prechat_fields": [{"key": f["key"], "label": f["label"], "type": f["type"] or "text",
-                            "required": f["required"],
-                            "options": [o.strip() for o in f["options"].split(",") if o.strip()]}
-                           for f in shape["fields"]],
-        "purposes": [{"key": p["key"], "label": p["label"], "version": p["version"] or "1"}
-                     for p in shape["purposes"]],
-        "privacy_policy_url": shape["privacy_policy_url"], "greeting": shape["greeting"],
-        "color": shape["color"] or "#2563eb", "timezone": shape["timezone"] or "UTC",
+        "prechat_fields": [
+            {
+                "key": f["key"],
+                "label": f["label"],
+                "type": f["type"] or "text",
+                "required": f["required"],
+                "options": [o.strip() for o in f["options"].split(",") if o.strip()],
+            }
+            for f in shape["fields"]
+        ],
+        "purposes": [{"key": p["key"], "label": p["label"], "version": p["version"] or "1"} for p in shape["purposes"]],
+        "privacy_policy_url": shape["privacy_policy_url"],
+        "greeting": shape["greeting"],
+        "color": shape["color"] or "#2563eb",
+        "timezone": shape["timezone"] or "UTC",
         "business_hours": hours or None,
     }
     try:
@@ -631,8 +776,12 @@ async def settings_site_update(site_id: str, request: Request, actor: PageOperat
 
 # -- departments
 def _dept_shape(form: FormData) -> dict[str, Any]:
-    return {"site_id": _text(form, "site_id"), "name": _text(form, "name").strip(),
-            "strategy": _text(form, "strategy"), "offer_timeout_s": _text(form, "offer_timeout_s").strip()}
+    return {
+        "site_id": _text(form, "site_id"),
+        "name": _text(form, "name").strip(),
+        "strategy": _text(form, "strategy"),
+        "offer_timeout_s": _text(form, "offer_timeout_s").strip(),
+    }
 
 
 @router.post("/app/settings/departments")
@@ -648,8 +797,9 @@ async def settings_department_create(request: Request, actor: PageOperator, stat
 
 
 @router.post("/app/settings/departments/{department_id}")
-async def settings_department_update(department_id: str, request: Request, actor: PageOperator,
-                                     state: StateDep) -> Response:
+async def settings_department_update(
+    department_id: str, request: Request, actor: PageOperator, state: StateDep
+) -> Response:
     shape = _dept_shape(await request.form())
     try:
         patch = DepartmentPatch.model_validate({k: shape[k] for k in ("name", "strategy", "offer_timeout_s")})
@@ -662,9 +812,13 @@ async def settings_department_update(department_id: str, request: Request, actor
 
 # -- operators
 def _operator_shape(form: FormData) -> dict[str, Any]:
-    return {"email": _text(form, "email").strip(), "name": _text(form, "name").strip(), "role": _text(form, "role"),
-            "max_chats": _text(form, "max_chats").strip(),
-            "department_ids": [v for v in form.getlist("department_ids") if isinstance(v, str)]}
+    return {
+        "email": _text(form, "email").strip(),
+        "name": _text(form, "name").strip(),
+        "role": _text(form, "role"),
+        "max_chats": _text(form, "max_chats").strip(),
+        "department_ids": [v for v in form.getlist("department_ids") if isinstance(v, str)],
+    }
 
 
 @router.post("/app/settings/operators")
@@ -681,8 +835,9 @@ async def settings_operator_create(request: Request, actor: PageOperator, state:
 
 
 @router.post("/app/settings/operators/{operator_id}")
-async def settings_operator_update(operator_id: str, request: Request, actor: PageOperator,
-                                   state: StateDep) -> Response:
+async def settings_operator_update(
+    operator_id: str, request: Request, actor: PageOperator, state: StateDep
+) -> Response:
     form = await request.form()
     shape = _operator_shape(form)
     data: dict[str, Any] = {k: shape[k] for k in ("name", "role", "max_chats", "department_ids")}
@@ -698,8 +853,9 @@ async def settings_operator_update(operator_id: str, request: Request, actor: Pa
 
 
 @router.post("/app/settings/operators/{operator_id}/disabled")
-async def settings_operator_disable(operator_id: str, request: Request, actor: PageOperator,
-                                    state: StateDep) -> Response:
+async def settings_operator_disable(
+    operator_id: str, request: Request, actor: PageOperator, state: StateDep
+) -> Response:
     disabled = _text(await request.form(), "disabled") == "1"
     try:
         async with state.rt.db.unit_of_work() as uow:
@@ -713,8 +869,12 @@ async def settings_operator_disable(operator_id: str, request: Request, actor: P
 @router.post("/app/settings/canned")
 async def settings_canned_create(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
-    shape = {"shortcut": _text(form, "shortcut").strip().lstrip("/"), "title": _text(form, "title").strip(),
-             "text": _text(form, "text").strip(), "department_id": _text(form, "department_id")}
+    shape = {
+        "shortcut": _text(form, "shortcut").strip().lstrip("/"),
+        "title": _text(form, "title").strip(),
+        "text": _text(form, "text").strip(),
+        "department_id": _text(form, "department_id"),
+    }
     try:
         body = CannedReplyIn.model_validate({**shape, "department_id": shape["department_id"] or None})
         async with state.rt.db.unit_of_work() as uow:
@@ -749,15 +909,42 @@ def _sentence(message: str) -> str:
 
 
 _LABELS = {
-    "name": "Name", "allowed_origins": "Allowed origins", "prechat_fields": "Pre-chat field",
-    "purposes": "Consent purpose", "privacy_policy_url": "Privacy policy URL", "greeting": "Greeting",
-    "color": "Colour", "timezone": "Time zone", "business_hours": "Opening hours", "key": "key", "label": "label",
-    "type": "type", "options": "options", "version": "version", "required": "required", "site_id": "Site",
-    "strategy": "Strategy", "offer_timeout_s": "Offer timeout", "email": "E-mail", "password": "Password",
-    "role": "Role", "max_chats": "Max chats", "department_ids": "Departments", "shortcut": "Shortcut",
-    "title": "Title", "text": "Text", "department_id": "Department", "date_from": "Date from",
-    "date_to": "Date to", "operator_id": "Operator", "visitor": "Visitor", "rating": "Rating", "status": "Status",
-    "state": "State", "page": "Page", "per_page": "Per page",
+    "name": "Name",
+    "allowed_origins": "Allowed origins",
+    "prechat_fields": "Pre-chat field",
+    "purposes": "Consent purpose",
+    "privacy_policy_url": "Privacy policy URL",
+    "greeting": "Greeting",
+    "color": "Colour",
+    "timezone": "Time zone",
+    "business_hours": "Opening hours",
+    "key": "key",
+    "label": "label",
+    "type": "type",
+    "options": "options",
+    "version": "version",
+    "required": "required",
+    "site_id": "Site",
+    "strategy": "Strategy",
+    "offer_timeout_s": "Offer timeout",
+    "email": "E-mail",
+    "password": "Password",
+    "role": "Role",
+    "max_chats": "Max chats",
+    "department_ids": "Departments",
+    "shortcut": "Shortcut",
+    "title": "Title",
+    "text": "Text",
+    "department_id": "Department",
+    "date_from": "Date from",
+    "date_to": "Date to",
+    "operator_id": "Operator",
+    "visitor": "Visitor",
+    "rating": "Rating",
+    "status": "Status",
+    "state": "State",
+    "page": "Page",
+    "per_page": "Per page",
 }
 _PATTERN_HINTS = {
     "key": "use lowercase letters, digits and _, starting with a letter",
@@ -789,7 +976,7 @@ def _messages(exc: ValidationError) -> list[str]:
         kind = err.get("type", "")
         ctx = err.get("ctx") or {}
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if kind == "string_pattern_mismatch" and loc:
             msg = _PATTERN_HINTS.get(str(loc[-1]), "has an invalid format")
         elif kind in ("int_parsing", "int_type"):

@@ -959,7 +959,8 @@ ui.composer.addEventListener('input', () => {
   updateSuggestions();
 });
 ui.composer.addEventListener('click', updateSuggestions);
-ui.composer.addEventListener('blur', () => setTimeout(hideSuggestions, 150));
+// Hide on a real blur only: focus that comes straight back (a re-render, a click on a suggestion) keeps them.
+ui.composer.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== ui.composer) hideSuggestions(); }, 150));
 
 ui.canned.addEventListener('change', () => {
   const reply = S.canned.find((r) => r.id === ui.canned.value);
