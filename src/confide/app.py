@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import WebSocketRoute
 
 from confide import __version__
 from confide.config import Settings
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         writer = MessageWriter(rt)
         app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer)
         rt.tasks.extend(writer.start())
+        if rt.db.is_sqlite:
+            rt.tasks.append(asyncio.create_task(rt.db.checkpoint_forever(), name="wal-checkpoint"))
         if settings.run_worker:
             rt.tasks.append(asyncio.create_task(scheduler.run(rt), name="scheduler"))
         try:
@@ -65,8 +68,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.include_router(module.router)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)
-    app.add_api_websocket_route("/ws/visitor", visitor_socket)
-    app.add_api_websocket_route("/ws/operator", operator_socket)
+    # Plain Starlette routes: the sockets need no dependency injection, and FastAPI's per-connection
+    # machinery would stay alive for as long as each socket does.
+    app.router.routes.append(WebSocketRoute("/ws/visitor", visitor_socket))
+    app.router.routes.append(WebSocketRoute("/ws/operator", operator_socket))
     static = Path(__file__).parent / "web" / "dashboard" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(SecurityMiddleware)

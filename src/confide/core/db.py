@@ -93,7 +93,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, pool_size=16, max_overflow=16, connect_args={"timeout": 30}
+                url, echo=echo, pool_size=8, max_overflow=0, pool_timeout=30, connect_args={"timeout": 30}
             )
             _configure_sqlite(self.engine, sqlite_synchronous)
         else:
@@ -135,6 +135,22 @@ class Database:
         if pending is not None:
             raise pending
 
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file without blocking writers (SQLite only)."""
+        if self.is_sqlite:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def checkpoint_forever(self, interval_s: float = 2.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.checkpoint()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("wal_checkpoint_failed")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -149,7 +165,9 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA cache_size=-16384")  # 16 MiB of page cache per connection, at most
+        # No checkpoint inside a commit (it would stall that commit for the whole copy and fsync):
+        # the server checkpoints in the background instead (Database.checkpoint_forever).
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
