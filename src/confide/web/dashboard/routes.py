@@ -341,42 +341,41 @@ def _query_back(value: str, keys: Iterable[str]) -> str:
 
 
 # ---------------------------------------------------------------- Stored Chats
-@router.get("/app/chats")
-async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -> Response:
+async def _filtered_list(
+    request: Request,
+    actor: OperatorActor,
+    state: State,
+    *,
+    path: str,
+    schema: Any,
+    keys: Any,
+    search: Any,
+    defaults: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Stored Chats and Offline Requests alike: parse the filters, search, page, keep the filters."""
     rt = state.rt
-    raw, filters, errors = _parse_filters(StoredChatFilters, request.query_params, CHAT_FILTERS)
-    items: list[dict[str, Any]] = []
+    raw, filters, errors = _parse_filters(schema, request.query_params, keys, defaults=defaults)
+    context: dict[str, Any] = {"items": [], "sites": [], "departments": [], "operators": []}
     total, status_code = 0, 422 if errors else 200
-    sites: list[dict[str, Any]] = []
-    departments: list[dict[str, Any]] = []
-    operators: list[dict[str, Any]] = []
     try:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            choices = await directory.filter_choices(uow, actor)
-            sites, departments, operators = choices["sites"], choices["departments"], choices["operators"]
+            context.update(await directory.filter_choices(uow, actor))
             if filters is not None:
-                items, total = await chats.search(rt, uow, actor, filters)
+                context["items"], total = await search(rt, uow, actor, filters)
     except DomainError as exc:  # e.g. "search for words of at least two letters"
         errors.append(_sentence(exc.message))
         status_code, filters = exc.status, None
-    pager = _pager("/app/chats", raw, filters.page, filters.per_page, total) if filters else None
-    back = urlencode({k: v for k, v in raw.items() if v} | ({"page": str(filters.page)} if filters else {}))
-    return render(
-        request,
-        "chats.html",
-        actor,
-        status_code=status_code,
-        nav="chats",
-        raw=raw,
-        errors=errors,
-        items=items,
-        pager=pager,
-        sites=sites,
-        departments=departments,
-        operators=operators,
-        back=back,
-        filtered=any(raw.values()),
+    context["pager"] = _pager(path, raw, filters.page, filters.per_page, total) if filters else None
+    context["back"] = urlencode({k: v for k, v in raw.items() if v} | ({"page": str(filters.page)} if filters else {}))
+    return {**context, "raw": raw, "errors": errors, "status_code": status_code}
+
+
+@router.get("/app/chats")
+async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -> Response:
+    context = await _filtered_list(
+        request, actor, state, path="/app/chats", schema=StoredChatFilters, keys=CHAT_FILTERS, search=chats.search
     )
+    return render(request, "chats.html", actor, nav="chats", filtered=any(context["raw"].values()), **context)
 
 
 @router.get("/app/chats/{conversation_id}")
@@ -398,41 +397,18 @@ async def stored_chat(conversation_id: str, request: Request, actor: PageOperato
 # ---------------------------------------------------------------- Offline Requests
 @router.get("/app/offline")
 async def offline_requests(request: Request, actor: PageOperator, state: StateDep) -> Response:
-    rt = state.rt
-    raw, filters, errors = _parse_filters(
-        OfflineFilters, request.query_params, OFFLINE_FILTERS, defaults={"state": "open"}
-    )
-    items: list[dict[str, Any]] = []
-    total, status_code = 0, 422 if errors else 200
-    sites: list[dict[str, Any]] = []
-    departments: list[dict[str, Any]] = []
-    try:
-        async with rt.db.unit_of_work(readonly=True) as uow:
-            choices = await directory.filter_choices(uow, actor)
-            sites, departments = choices["sites"], choices["departments"]
-            if filters is not None:
-                items, total = await offline.search(rt, uow, actor, filters)
-    except DomainError as exc:
-        errors.append(_sentence(exc.message))
-        status_code, filters = exc.status, None
-    pager = _pager("/app/offline", raw, filters.page, filters.per_page, total) if filters else None
-    back = urlencode({k: v for k, v in raw.items() if v} | ({"page": str(filters.page)} if filters else {}))
-    notice = {"handled": "Marked as handled.", "reopened": "Reopened."}.get(request.query_params.get("done", ""))
-    return render(
+    context = await _filtered_list(
         request,
-        "offline.html",
         actor,
-        status_code=status_code,
-        nav="offline",
-        raw=raw,
-        errors=errors,
-        items=items,
-        pager=pager,
-        sites=sites,
-        departments=departments,
-        back=back,
-        flash=notice,
+        state,
+        path="/app/offline",
+        schema=OfflineFilters,
+        keys=OFFLINE_FILTERS,
+        search=offline.search,
+        defaults={"state": "open"},
     )
+    notice = {"handled": "Marked as handled.", "reopened": "Reopened."}.get(request.query_params.get("done", ""))
+    return render(request, "offline.html", actor, nav="offline", flash=notice, **context)
 
 
 @router.post("/app/offline/{request_id}/handled")
