@@ -60,9 +60,6 @@ def conv_topic(conversation_id: str) -> str:
     return f"conv:{conversation_id}"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
 
 def _aad(kind: str, row_id: str) -> str:
     return f"{kind}:{row_id}"
@@ -104,7 +101,7 @@ def message_view(
         "sender": sender,
         "sender_name": sender_name,
         "text": text,
-        "created_at": _iso(created_at),
+        "created_at": clock.iso(created_at),
     }
 
 
@@ -136,8 +133,8 @@ async def visitor_view(uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
         "seq": conv.seq,
         "operator_read_seq": conv.operator_read_seq,
         "rating": conv.rating,
-        "created_at": _iso(conv.created_at),
-        "closed_at": _iso(conv.closed_at),
+        "created_at": clock.iso(conv.created_at),
+        "closed_at": clock.iso(conv.closed_at),
     }
 
 
@@ -175,12 +172,12 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
             if conv.rating_comment_enc
             else None
         ),
-        "created_at": _iso(conv.created_at),
-        "accepted_at": _iso(conv.accepted_at),
-        "closed_at": _iso(conv.closed_at),
-        "waiting_since": _iso(conv.created_at),
+        "created_at": clock.iso(conv.created_at),
+        "accepted_at": clock.iso(conv.accepted_at),
+        "closed_at": clock.iso(conv.closed_at),
+        "waiting_since": clock.iso(conv.created_at),
         "offered_to": conv.offered_to,
-        "offer_expires_at": _iso(conv.offer_expires_at),
+        "offer_expires_at": clock.iso(conv.offer_expires_at),
     }
 
 

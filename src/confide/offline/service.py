@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,10 +18,6 @@ from confide.visitors import service as visitors
 from confide.visitors.models import Visitor
 from confide.workspaces import service as workspaces
 from confide.workspaces.models import Department, Site
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestIn) -> OfflineRequest:
@@ -66,8 +61,8 @@ async def view(rt: Runtime, uow: UnitOfWork, row: OfflineRequest) -> dict[str, A
         "visitor": await visitors.profile(rt, uow, visitor) if visitor else None,
         "message": key.decrypt(row.message_enc, f"offline_requests.message:{row.id}"),
         "page_url": key.decrypt(row.page_url_enc, f"offline_requests.page_url:{row.id}") if row.page_url_enc else None,
-        "created_at": _iso(row.created_at),
-        "handled_at": _iso(row.handled_at),
+        "created_at": clock.iso(row.created_at),
+        "handled_at": clock.iso(row.handled_at),
         "handled_by": handler,
     }
 

@@ -94,7 +94,7 @@ async def start_chat(rt: Runtime, uow: UnitOfWork, site: Site, data: StartConver
         "token": token,
         "visitor_id": visitor.id,
         "conversation_id": conv.id,
-        "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        "expires_at": clock.iso(expires),
     }
 
 
@@ -174,7 +174,7 @@ async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
         {
             "type": "offer",
             "conversation": await chats.operator_view(rt, uow, conv),
-            "expires_at": conv.offer_expires_at.isoformat().replace("+00:00", "Z"),
+            "expires_at": clock.iso(conv.offer_expires_at),
         },
     )
     rt.publish(uow, dept_topic(dept.id), {"type": "queue_changed"})
