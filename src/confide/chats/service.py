@@ -60,7 +60,6 @@ def conv_topic(conversation_id: str) -> str:
     return f"conv:{conversation_id}"
 
 
-
 def _aad(kind: str, row_id: str) -> str:
     return f"{kind}:{row_id}"
 

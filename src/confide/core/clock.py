@@ -37,8 +37,3 @@ def reset() -> None:
 def iso(value: datetime | None) -> str | None:
     """The wire format of a time: ISO 8601 in UTC with a ``Z``."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

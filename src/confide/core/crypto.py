@@ -55,10 +55,6 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
 # ---------------------------------------------------------------- passwords
 class Passwords:
     def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:

@@ -66,9 +66,6 @@ class Hub:
             del self._topics[topic]
             await self._broker.unsubscribe(topic)
 
-    def listeners(self, topic: str) -> int:
-        return len(self._topics.get(topic, ()))
-
     def _on_event(self, topic: str, payload: dict[str, Any]) -> None:
         members = self._topics.get(topic)
         if not members:

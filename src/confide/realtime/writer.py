@@ -47,9 +47,6 @@ class MessageWriter:
         self._queue.put_nowait((draft, future))
         return future
 
-    async def submit(self, draft: Draft) -> Result:
-        return await self.enqueue(draft)
-
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]

@@ -21,13 +21,6 @@ NO_HELLO = 4408
 FLUSH_BEFORE_CLOSE_S = 1.0
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def error_frame(code: str, message: str, ref: object = None) -> str:
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if isinstance(ref, str) and len(ref) <= 64:
