@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 export CONFIDE_DATA_DIR ?= var
 
-.PHONY: run install install-dev test lint system-deps services bench clean
+.PHONY: run install install-dev test lint system-deps services axe bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
 	fi
 
+## axe-core (npm) for the accessibility checks of the browser tests, installed only when missing.
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4
+axe: $(AXE)
+
 ## PostgreSQL and Redis on loopback: started when they are not answering.
 services:
 	@bash scripts/ensure-services.sh
@@ -46,7 +52,7 @@ lint: install-dev
 	$(BIN)/lint-imports
 
 ## test: lint, types, architecture contracts, then every test on SQLite and PostgreSQL (browser tests included)
-test: install-dev system-deps services lint
+test: install-dev system-deps services axe lint
 	$(BIN)/pytest
 
 bench: install-dev

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from playwright.async_api import BrowserContext, Dialog, Locator, Page, expect
@@ -180,3 +182,38 @@ async def visitor_says(page: Page, text: str) -> None:
 def bubbles(page: Page, sender: str) -> Locator:
     """The texts of the widget's message bubbles from ``sender`` (visitor, operator, system)."""
     return page.locator(f'{w("msg")}[data-sender="{sender}"] .b')
+
+
+# ---------------------------------------------------------------- accessibility (axe-core from npm, see the Makefile)
+AXE_JS = Path(__file__).resolve().parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+@cache
+def _axe_source() -> str:
+    assert AXE_JS.is_file(), f"{AXE_JS} is missing: run `make axe` (npm install axe-core)"
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+async def axe(page: Page, state: str) -> dict[str, Any]:
+    """Run axe-core (WCAG 2.0/2.1/2.2 A and AA rules) on the whole page, open shadow roots included, and
+    assert that it found no violation; returns axe's results."""
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        await page.evaluate(_axe_source())
+    results: dict[str, Any] = await page.evaluate(
+        "async (tags) => { const r = await axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations', 'passes']});"
+        " return {violations: r.violations.map((v) => ({id: v.id, help: v.help, nodes: v.nodes.map((n) =>"
+        " ({target: n.target, summary: n.failureSummary}))})), passes: r.passes.map((p) => ({id: p.id,"
+        " targets: p.nodes.map((n) => n.target)}))}; }", AXE_TAGS)
+    assert results["passes"], f"{state}: axe ran no check at all"
+    assert results["violations"] == [], f"{state}: {json.dumps(results['violations'], indent=1)}"
+    return results
+
+
+def passes_inside_widget(results: dict[str, Any]) -> set[str]:
+    """The axe rules that passed on nodes inside the widget's shadow root (a target of the form
+    ``[["confide-widget", "<selector inside the shadow root>"]]``)."""
+    return {p["id"] for p in results["passes"]
+            for target in p["targets"]
+            if target and isinstance(target[0], list) and target[0][0] == "confide-widget"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from functools import cache
 from pathlib import Path
 
@@ -46,16 +47,22 @@ async def demo(request: Request, state: StateDep) -> HTMLResponse:
     if site is None:
         return HTMLResponse("<p>No site yet: run <code>confide demo</code>.</p>", status_code=404)
     base = str(request.base_url).rstrip("/")
+    # The launcher takes the site's colour from the tag itself: right from the first paint, with no request.
+    tag = f'<script src="{base}/widget.js" data-site="{site.site_key}" data-color="{html.escape(site.color)}" async></script>'
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo shop</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px;line-height:1.5}}</style>
+<style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px 96px;line-height:1.5;color:#1f2937}}
+pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f4f6;padding:12px;border-radius:8px}}
+a{{color:#1d4ed8;overflow-wrap:anywhere}}</style>
 </head><body>
+<main>
 <h1>Demo shop</h1>
 <p>This page stands in for a business's website. The chat button in the corner is Confide's widget,
 added with one script tag:</p>
-<pre><code>&lt;script src="{base}/widget.js" data-site="{site.site_key}" async&gt;&lt;/script&gt;</code></pre>
+<pre><code>{html.escape(tag)}</code></pre>
 <p>Operators answer at <a href="/app">{base}/app</a>.</p>
-<script src="{base}/widget.js" data-site="{site.site_key}" async></script>
+</main>
+{tag}
 </body></html>"""
     return HTMLResponse(page)

@@ -108,3 +108,20 @@ export function initial(name) {
   const ch = (name || '?').trim().charAt(0);
   return ch ? ch.toUpperCase() : '?';
 }
+
+const URLS = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+/** Text with its http(s) links as <a> elements (DOM calls only; nothing else becomes a link). */
+export function linkify(text) {
+  const out = [];
+  let at = 0;
+  for (const match of String(text).matchAll(URLS)) {
+    const raw = match[0].replace(/[.,;:!?)\]}]+$/, '');
+    const href = safeHttpUrl(raw);
+    if (!href) continue;
+    out.push(text.slice(at, match.index), h('a', { href, text: raw, target: '_blank', rel: 'noopener noreferrer' }));
+    at = match.index + raw.length;
+  }
+  out.push(String(text).slice(at));
+  return out.filter((part) => part !== '');
+}

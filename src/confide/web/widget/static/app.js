@@ -4,7 +4,9 @@
 
 const CSS = `*{box-sizing:border-box}[hidden]{display:none!important}
 .p{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:360px;height:560px;max-height:calc(100vh - 108px);display:flex;flex-direction:column;background:#fff;color:#111827;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.28);overflow:hidden}
+:host([data-pos=left]) .p{right:auto;left:20px}
 @media (max-width:479.98px){.p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}}
+.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .hd{display:flex;align-items:center;gap:8px;padding:10px 8px 10px 16px;background:var(--cf-a,#1d4ed8);color:var(--cf-f,#fff)}
 .hd h2{flex:1;margin:0;font-size:17px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .x{background:none;border:0;color:inherit;font-size:26px;line-height:1;width:40px;height:40px;border-radius:8px}
@@ -43,9 +45,11 @@ button{font:inherit;cursor:pointer}
 .b{padding:8px 12px;border-radius:16px;background:#eef0f3;white-space:pre-wrap;overflow-wrap:anywhere}
 .visitor .b{background:var(--cf-a,#1d4ed8);color:var(--cf-f,#fff)}
 .system .b{background:none;color:#4b5563;font-size:14px;text-align:center;padding:2px}
-.sending .b{opacity:.65}
+.sending .b{outline:2px dashed #9ca3af;outline-offset:1px}
 .failed .b{box-shadow:0 0 0 2px #b91c1c}
 .w,.mt,.sn{font-size:14px;color:#4b5563}
+.mt time{font-size:12px}
+.b a{color:inherit;text-decoration:underline}
 .ty{padding:0 14px 6px;font-size:14px;color:#4b5563;font-style:italic}
 .cp{display:flex;gap:8px;align-items:flex-end;padding:10px;border-top:1px solid #e5e7eb}
 .cp textarea{resize:none;max-height:128px}
@@ -53,7 +57,9 @@ button{font:inherit;cursor:pointer}
 .rt h3{margin:0;font-size:16px}
 .sr{display:flex;gap:2px}
 .sr button{background:none;border:0;border-radius:6px;font-size:30px;line-height:1;padding:2px 4px;color:#b45309}
-.row{display:flex;gap:8px;align-items:center;flex-wrap:wrap}`;
+.row{display:flex;gap:8px;align-items:center;flex-wrap:wrap}
+.ua{margin:0 12px 8px;padding:10px 12px;border-radius:8px;background:#eff6ff;color:#1e3a8a;font-size:14px;display:flex;flex-direction:column;gap:8px}
+.ua p{margin:0}`;
 
 const h = (tag, attrs, ...kids) => {
   const el = document.createElement(tag);
@@ -69,6 +75,36 @@ const h = (tag, attrs, ...kids) => {
 };
 
 const rid = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+// Text with its http(s) links as <a> elements (built with DOM calls; nothing else becomes a link).
+const URLS = /\bhttps?:\/\/[^\s<>"']+/gi;
+const linkify = (text) => {
+  const out = [];
+  let at = 0;
+  for (const m of text.matchAll(URLS)) {
+    const raw = m[0].replace(/[.,;:!?)\]}]+$/, '');
+    let href = null;
+    try {
+      const u = new URL(raw);
+      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+    } catch {}
+    if (!href) continue;
+    out.push(text.slice(at, m.index), h('a', { href, target: '_blank', rel: 'noopener noreferrer' }, raw));
+    at = m.index + raw.length;
+  }
+  out.push(text.slice(at));
+  return out.filter((x) => x !== '');
+};
+const hhmm = (iso) => {
+  const d = new Date(iso);
+  return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+};
+const warnOrigin = (base, refused) =>
+  console.warn(
+    refused
+      ? `Confide: this page's origin ${location.origin} is not allowed to use this chat. An administrator can add it under Settings → Sites → Allowed origins (${base}/app/settings).`
+      : `Confide: could not reach ${base}. If the server is up, this page's origin ${location.origin} may not be allowed: see Settings → Sites → Allowed origins (${base}/app/settings).`,
+  );
 
 const ERR = {
   rate_limited: 'You are sending messages too fast. Please wait a moment.',
@@ -97,7 +133,7 @@ export function mount(root, { base, siteKey, launcher }) {
   try {
     sess = JSON.parse(sessionStorage.getItem(KEY));
   } catch {}
-  let cfg, chat, isOpen = false, noteT, unread = 0;
+  let cfg, chat, isOpen = false, noteT, unread = 0, gaveEmail = false;
 
   try {
     const s = new CSSStyleSheet();
@@ -117,8 +153,23 @@ export function mount(root, { base, siteKey, launcher }) {
     notice,
     body,
   );
-  root.append(panel);
+  // Announces what arrives while the panel is closed (the message log inside it is hidden then).
+  const live = h('div', { class: 'vh', 'data-confide': 'announce', role: 'status' });
+  root.append(panel, live);
   launcher.setAttribute('aria-controls', 'cf-p');
+  // Full screen on a phone: the panel is modal, and Tab stays inside it.
+  const phone = matchMedia('(max-width: 479.98px)');
+  const modal = () => (phone.matches ? panel.setAttribute('aria-modal', 'true') : panel.removeAttribute('aria-modal'));
+  modal();
+  phone.addEventListener?.('change', modal);
+  panel.addEventListener('keydown', (e) => {
+    if (e.key !== 'Tab' || !phone.matches) return;
+    const all = [...panel.querySelectorAll('button,input,select,textarea,a[href],[tabindex="0"]')].filter((el) => !el.disabled && el.getClientRects().length);
+    const first = all[0], last = all.at(-1), a = root.activeElement;
+    if (!first) return;
+    if (e.shiftKey && (a === first || a === panel)) (e.preventDefault(), last.focus());
+    else if (!e.shiftKey && a === last) (e.preventDefault(), first.focus());
+  });
   root.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && isOpen) {
       e.stopPropagation();
@@ -138,16 +189,18 @@ export function mount(root, { base, siteKey, launcher }) {
     clearTimeout(noteT);
     noteT = setTimeout(() => (notice.hidden = true), 6000);
   };
+  const name = () => (isOpen ? 'Minimise chat' : 'Chat with us' + (unread ? `, ${unread} unread message${unread > 1 ? 's' : ''}` : ''));
   const setUnread = (n) => {
     unread = n;
     n ? launcher.setAttribute('data-unread', n > 9 ? '9+' : n) : launcher.removeAttribute('data-unread');
+    launcher.setAttribute('aria-label', name());
+    if (!n) live.textContent = '';
   };
 
   function open() {
     isOpen = true;
     panel.hidden = false;
     launcher.setAttribute('aria-expanded', 'true');
-    launcher.setAttribute('aria-label', 'Close chat');
     setUnread(0);
     focusIn();
     chat?.read();
@@ -156,16 +209,18 @@ export function mount(root, { base, siteKey, launcher }) {
     isOpen = false;
     panel.hidden = true;
     launcher.setAttribute('aria-expanded', 'false');
-    launcher.setAttribute('aria-label', 'Open chat');
+    setUnread(unread);
     launcher.focus();
   }
 
   const loadConfig = async () => {
     try {
       const r = await fetch(api + '/config', { credentials: 'omit' });
+      if (r.status === 403) warnOrigin(base, true);
       if (!r.ok) throw r.status;
       cfg = await r.json();
-    } catch {
+    } catch (e) {
+      if (e instanceof TypeError) warnOrigin(base, false);
       return false;
     }
     const s = cfg.site || {};
@@ -273,11 +328,13 @@ export function mount(root, { base, siteKey, launcher }) {
           body: JSON.stringify(req),
         });
         j = await r.json().catch(() => ({}));
+        if (r.status === 403) warnOrigin(base, true);
       } catch {}
       btn.disabled = false;
       if (!r) return (err.textContent = 'Network error. Please check your connection and try again.');
       if (r.ok) {
         if (offline) return show(h('div', { class: 'fm', 'data-confide': 'offline-done', role: 'status' }, h('p', null, 'Thank you! We received your message and will get back to you soon.')));
+        gaveEmail = fields.some((d) => d.type === 'email' && fv[d.key]);
         sess = { token: j.token, conversation_id: j.conversation_id, last_seq: 0 };
         store(sess); // first write to browser storage, after the visitor asked for a chat
         return (chat = Chat());
@@ -303,7 +360,7 @@ export function mount(root, { base, siteKey, launcher }) {
     const pending = new Map(); // client_id -> {el, text}
     const byId = new Set();
     let ws, ready, tries = 0, retryT, pingT, conv, lastSeq = null, opRead = 0, readSent = 0, lastOther = 0;
-    let tOn = 0, tIdle, tIn, closedShown, stopped, finished;
+    let tOn = 0, tIdle, tIn, closedShown, stopped, finished, endedHere, leaveCid, leftId, uaSince;
     const later = []; // end/rate frames that must survive a reconnect
 
     const status = h('span', { 'data-confide': 'status', role: 'status' }, 'Connecting…');
@@ -313,7 +370,7 @@ export function mount(root, { base, siteKey, launcher }) {
       'div',
       { class: 'st', hidden: true },
       h('span', null, 'End this chat?'),
-      h('button', { type: 'button', class: 'bt', 'data-confide': 'end-confirm', onclick: () => (bar(false), send({ type: 'end' }, true)) }, 'End chat'),
+      h('button', { type: 'button', class: 'bt', 'data-confide': 'end-confirm', onclick: () => ((endedHere = true), bar(false), send({ type: 'end' }, true)) }, 'End chat'),
       h('button', { type: 'button', class: 'ln', onclick: () => bar(false) }, 'Cancel'),
     );
     const bar = (ask) => {
@@ -323,6 +380,8 @@ export function mount(root, { base, siteKey, launcher }) {
     };
     const list = h('div', { class: 'ms', 'data-confide': 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0', 'data-empty': cfg?.site?.greeting || 'Send us a message. We will answer as soon as we can.' });
     const typing = h('div', { class: 'ty', 'data-confide': 'typing', hidden: true });
+    const typingLive = h('div', { role: 'status' }, typing); // a live region that stays, so "is typing" is announced
+    const ua = h('div', { class: 'ua', 'data-confide': 'unanswered', hidden: true });
     const seenEl = h('div', { class: 'sn', 'data-confide': 'seen' }, 'Seen');
     const input = h('textarea', {
       'data-confide': 'input',
@@ -354,7 +413,7 @@ export function mount(root, { base, siteKey, launcher }) {
     };
     const composer = h('form', { class: 'cp', onsubmit: (e) => (e.preventDefault(), post()) }, input, h('button', { type: 'submit', class: 'bt', 'data-confide': 'send' }, 'Send'));
     const foot = h('div', null, composer);
-    show(stLine, confirmBar, list, typing, foot);
+    show(stLine, confirmBar, list, typingLive, ua, foot);
 
     function typingOff() {
       clearTimeout(tIdle);
@@ -369,7 +428,12 @@ export function mount(root, { base, siteKey, launcher }) {
     const toBottom = () => (list.scrollTop = list.scrollHeight);
 
     const bubble = (sender, text, name) =>
-      h('div', { class: 'm ' + sender, 'data-confide': 'msg', 'data-sender': sender }, sender === 'operator' && name && h('div', { class: 'w' }, name), h('div', { class: 'b' }, text), h('div', { class: 'mt' }));
+      h('div', { class: 'm ' + sender, 'data-confide': 'msg', 'data-sender': sender }, sender === 'operator' && name && h('div', { class: 'w' }, name), h('div', { class: 'b' }, linkify(text)), h('div', { class: 'mt' }));
+    const stamp = (el, at) => {
+      const t = hhmm(at);
+      meta(el).replaceChildren(t ? h('time', { datetime: at, 'data-confide': 'time' }, t) : '');
+      if (t) el.title = new Date(at).toLocaleString();
+    };
 
     const meta = (el) => el.querySelector('.mt'); // not lastChild: "Seen" may be appended after it
     function post() {
@@ -413,10 +477,9 @@ export function mount(root, { base, siteKey, launcher }) {
         pending.delete(cid);
         el = p.el;
         el.classList.remove('sending', 'failed');
-        meta(el).textContent = '';
       } else el = bubble(m.sender, m.text, m.sender_name);
       el.dataset.seq = m.seq;
-      if (m.created_at) el.title = new Date(m.created_at).toLocaleString();
+      stamp(el, m.created_at);
       // Keep committed messages in seq order, pending ones after them.
       let ref = null;
       for (const c of list.children) if (c !== el && (!c.dataset.seq || +c.dataset.seq > m.seq)) { ref = c; break; }
@@ -426,7 +489,10 @@ export function mount(root, { base, siteKey, launcher }) {
       if (m.sender !== 'visitor') {
         lastOther = Math.max(lastOther, m.seq);
         if (m.sender === 'operator') typingIn(false);
-        if (!isOpen && m.seq > readSent) setUnread(unread + 1);
+        if (!isOpen && m.seq > readSent) {
+          setUnread(unread + 1);
+          live.textContent = `New message from ${m.sender_name || 'the operator'}: ${m.text}`;
+        }
       }
     }
     function setSeq(s) {
@@ -462,15 +528,78 @@ export function mount(root, { base, siteKey, launcher }) {
             : c.status === 'closed' ? 'This chat has ended.' : '';
       endBtn.hidden = c.status === 'closed' || !confirmBar.hidden;
     }
+    // Nobody can answer (no operator online, no answer in time, closed hours): offer to leave a message.
+    function unanswered(c) {
+      const u = c.status === 'queued' && !leftId ? c.unanswered : null;
+      if (!u) return ((ua.hidden = true), ua.replaceChildren(), (uaSince = null));
+      if (uaSince === u.since + u.reason) return;
+      uaSince = u.since + u.reason;
+      const why = { no_operator: 'No one is online to answer right now.', closed_hours: 'We are closed right now.' }[u.reason] || 'We could not answer you in time.';
+      const had = ua.contains(root.activeElement);
+      ua.replaceChildren(
+        h('p', null, why + ' You can leave us a message and we will get back to you by e-mail.'),
+        h('button', { type: 'button', class: 'bt', 'data-confide': 'leave-message', onclick: leaveForm }, 'Leave a message'),
+      );
+      ua.hidden = false;
+      if (had) ua.querySelector('button').focus();
+    }
+    function leaveForm() {
+      const needEmail = !gaveEmail && !(cfg?.prechat_form?.fields || []).some((d) => d.type === 'email' && d.required);
+      const err = h('div', { class: 'er', role: 'alert', 'data-confide': 'leave-error' });
+      const email = needEmail && h('input', { id: 'cf-le', name: 'email', type: 'email', required: true, maxlength: 500, autocomplete: 'email', 'aria-describedby': 'cf-lee' });
+      const text = h('textarea', { id: 'cf-lm', name: 'message', rows: 3, maxlength: 4000 });
+      const form = h(
+        'form',
+        {
+          'data-confide': 'leave-form',
+          novalidate: true,
+          class: 'fm',
+          onsubmit: (e) => {
+            e.preventDefault();
+            err.textContent = '';
+            if (email && (!email.value.trim() || !email.checkValidity())) {
+              email.setAttribute('aria-invalid', 'true');
+              err.textContent = 'Please give an e-mail address so we can reply.';
+              return email.focus();
+            }
+            leaveCid = rid();
+            const f = { type: 'leave_message', client_id: leaveCid };
+            if (email) f.email = email.value.trim();
+            if (text.value.trim()) f.message = text.value.trim();
+            form.querySelector('[type=submit]').disabled = true;
+            send(f, true);
+          },
+        },
+        h('p', null, 'We will reply by e-mail. What you already wrote in the chat is included.'),
+        email && h('div', { class: 'f' }, h('label', { for: 'cf-le' }, 'E-mail', h('span', { class: 'rq', 'aria-hidden': 'true' }, ' *')), email),
+        h('div', { class: 'f' }, h('label', { for: 'cf-lm' }, 'Anything to add? (optional)'), text),
+        h('div', { class: 'er', id: 'cf-lee' }),
+        err,
+        h('div', { class: 'row' }, h('button', { type: 'submit', class: 'bt', 'data-confide': 'leave-send' }, 'Send message'), h('button', { type: 'button', class: 'ln', onclick: () => ((uaSince = null), unanswered(conv || {})) }, 'Keep waiting')),
+      );
+      ua.replaceChildren(form);
+      (email || text).focus();
+    }
+    function messageLeft() {
+      ua.hidden = true;
+      ua.replaceChildren();
+      confirmBar.hidden = endBtn.hidden = true;
+      typingOff();
+      foot.replaceChildren(h('div', { class: 'rt', 'data-confide': 'message-left', role: 'status' }, h('p', null, 'Thank you! We received your message and will get back to you by e-mail.'), h('button', { type: 'button', class: 'bt', 'data-confide': 'new-chat', onclick: restart }, 'Start a new chat')));
+      foot.querySelector('button').focus();
+      finish();
+    }
     function setConv(c) {
+      const had = panel.contains(root.activeElement) || endedHere;
       conv = c;
+      unanswered(c);
       // Not in protocol.md, but the server sends it: lets "Seen" survive a reload.
       if (c.operator_read_seq > opRead) opRead = c.operator_read_seq;
       seen();
       setStatus();
       if (c.status === 'closed' && !closedShown) {
         closedShown = true;
-        const had = panel.contains(root.activeElement);
+        if (leftId) return messageLeft();
         confirmBar.hidden = endBtn.hidden = true;
         typingOff();
         typingIn(false);
@@ -568,6 +697,10 @@ export function mount(root, { base, siteKey, launcher }) {
         case 'status':
           setConv(f.conversation);
           break;
+        case 'message_left':
+          leftId = f.offline_request_id || true;
+          if (conv?.status === 'closed') messageLeft();
+          break;
         case 'typing':
           if (f.from === 'operator') typingIn(f.on);
           break;
@@ -579,7 +712,11 @@ export function mount(root, { base, siteKey, launcher }) {
           break;
         case 'error':
           if (ready) note(ERR[f.code] || f.message || 'Something went wrong.'); // before welcome the close code explains
-          if (f.ref) failed(f.ref);
+          if (f.ref && f.ref === leaveCid) {
+            const e = ua.querySelector('[data-confide=leave-error]');
+            if (e) e.textContent = f.message || 'Your message could not be sent.';
+            ua.querySelector('[type=submit]')?.removeAttribute('disabled');
+          } else if (f.ref) failed(f.ref);
       }
     }
 

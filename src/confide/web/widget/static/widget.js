@@ -1,6 +1,7 @@
 /* Confide launcher. Embed with:
- *   <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
- * It only draws a button. No storage writes and no requests until the visitor opens the chat;
+ *   <script src="https://HOST/widget.js" data-site="SITE_KEY" data-color="#2563eb" data-position="right" async></script>
+ * It only draws a button, in the site's colour and corner (data-color, data-position: from the first
+ * paint, nothing fetched or stored). No storage writes and no requests until the visitor opens the chat;
  * the chat UI (/widget/app.js) is imported on demand and renders into the same shadow root.
  * Interface: (await import(app.js)).mount(shadowRoot, {base, siteKey, launcher}) -> {open, close, toggle}
  */
@@ -15,10 +16,17 @@
   const host = document.createElement('confide-widget');
   const root = host.attachShadow({ mode: 'open' });
   const accent = me.dataset.color;
-  if (/^#[0-9a-f]{3,8}$/i.test(accent || '')) host.style.setProperty('--cf-a', accent);
+  if (/^#[0-9a-f]{6}$/i.test(accent || '')) {
+    // Black or white text on the accent, whichever contrasts more (WCAG relative luminance).
+    const l = [1, 3, 5].map((i) => parseInt(accent.slice(i, i + 2), 16) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    host.style.setProperty('--cf-a', accent);
+    host.style.setProperty('--cf-f', 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2] > 0.18 ? '#111827' : '#fff');
+  }
+  if (me.dataset.position === 'left') host.setAttribute('data-pos', 'left');
 
   const css = `:host{all:initial}
 .l{all:initial;box-sizing:border-box;position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border-radius:50%;background:var(--cf-a,#1d4ed8);color:var(--cf-f,#fff);box-shadow:0 4px 14px rgba(0,0,0,.3);cursor:pointer;display:grid;place-items:center;transition:transform .15s}
+:host([data-pos=left]) .l{right:auto;left:20px}
 .l:hover{transform:scale(1.06)}
 .l:focus-visible{outline:3px solid #111;outline-offset:3px;box-shadow:0 0 0 3px #fff}
 .l svg{width:28px;height:28px;fill:currentColor}
@@ -50,7 +58,7 @@
   btn.type = 'button';
   btn.className = 'l';
   btn.dataset.confide = 'launcher';
-  btn.setAttribute('aria-label', 'Open chat');
+  btn.setAttribute('aria-label', 'Chat with us');
   btn.setAttribute('aria-haspopup', 'dialog');
   btn.setAttribute('aria-expanded', 'false');
   btn.append(
