@@ -200,6 +200,10 @@ async def axe(page: Page, state: str) -> dict[str, Any]:
     assert that it found no violation; returns axe's results."""
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(_axe_source())
+    # Let entrance animations (fades) end: axe measures the colours on screen at that moment.
+    await page.evaluate("() => Promise.all(document.getAnimations().filter((a) =>"
+                        " a.effect && a.effect.getComputedTiming().iterations !== Infinity)"
+                        ".map((a) => a.finished.catch(() => null)))")
     results: dict[str, Any] = await page.evaluate(
         "async (tags) => { const r = await axe.run(document, {runOnly: {type: 'tag', values: tags},"
         " resultTypes: ['violations', 'passes']});"
@@ -216,4 +220,4 @@ def passes_inside_widget(results: dict[str, Any]) -> set[str]:
     ``[["confide-widget", "<selector inside the shadow root>"]]``)."""
     return {p["id"] for p in results["passes"]
             for target in p["targets"]
-            if target and isinstance(target[0], list) and target[0][0] == "confide-widget"}
+            if target and isinstance(target[0], list) and str(target[0][0]).startswith("confide-widget")}
