@@ -8,6 +8,9 @@ import re
 from playwright.async_api import Page, Request, WebSocket, expect
 
 from confide.core.runtime import Runtime
+from confide.users import service as users
+from confide.workspaces import service as workspaces
+from confide.workspaces.schemas import SitePatch
 from tests.browser.conftest import People
 from tests.browser.helpers import (
     accept_offer,
@@ -146,3 +149,119 @@ async def test_reload_resumes_the_chat_with_its_history(rt: Runtime, world: Worl
         ["An answer before the reload", "Are you there?", "Still here"])
     await expect(bubbles(visitor, "visitor")).to_have_count(2)  # nothing shown twice
     assert (await stored(visitor))["last_seq"] >= 6
+
+
+async def _site_colour(rt: Runtime, world: World, colour: str) -> None:
+    async with rt.db.unit_of_work() as uow:
+        admin = await users.actor_for(uow, world.admin_id)
+        await workspaces.update_site(uow, admin, world.site_id, SitePatch(color=colour))
+
+
+async def test_launcher_has_the_site_colour_and_corner_from_the_first_paint(rt: Runtime, world: World, live: Live,
+                                                                           people: People) -> None:
+    await serve_demo(rt, world, live)
+    await _site_colour(rt, world, "#f5d90a")  # a light colour: dark text on it
+    page = await (await people.new()).new_page()
+    api: list[str] = []
+    page.on("request", lambda r: api.append(r.url) if "/api/" in r.url else None)
+    # The colour is on the tag, read when the launcher is drawn: the very first frame has it.
+    await page.add_init_script("""new MutationObserver((_, obs) => {
+        const host = document.querySelector('confide-widget');
+        const button = host && host.shadowRoot && host.shadowRoot.querySelector('button');
+        if (button) { window.__first = getComputedStyle(button).backgroundColor; obs.disconnect(); }
+      }).observe(document, {childList: true, subtree: true});""")
+    await page.goto(f"{live.base}/demo")
+    launcher = page.locator(w("launcher"))
+    await expect(launcher).to_have_css("background-color", "rgb(245, 217, 10)")
+    await expect(launcher).to_have_css("color", "rgb(17, 24, 39)")
+    assert await page.evaluate("() => window.__first") == "rgb(245, 217, 10)"
+    await page.wait_for_load_state("networkidle")
+    assert api == []
+    assert await page.evaluate(STORAGE) == NOTHING
+    box = await launcher.bounding_box()
+    assert box is not None and box["x"] > 1280 / 2  # bottom right by default
+
+    # data-position="left" puts the launcher, and the panel, in the bottom left corner.
+    tag = f'<script src="{live.base}/widget.js" data-site="{world.site_key}" data-color="#14532d" data-position="left" async></script>'
+    await page.route(f"{live.base}/shop-left", lambda route: route.fulfill(
+        content_type="text/html", body=f"<!doctype html><html lang=en><title>Shop</title><main><h1>Shop</h1></main>{tag}"))
+    await page.goto(f"{live.base}/shop-left")
+    await expect(launcher).to_have_css("background-color", "rgb(20, 83, 45)")
+    await expect(launcher).to_have_css("color", "rgb(255, 255, 255)")
+    box = await launcher.bounding_box()
+    assert box is not None and box["x"] < 100, box
+    await launcher.click()
+    panel = page.locator(w("panel"))
+    await expect(panel).to_be_visible()
+    panel_box = await panel.bounding_box()
+    assert panel_box is not None and panel_box["x"] < 100, panel_box
+
+
+async def test_demo_page_fits_a_phone(rt: Runtime, world: World, live: Live, people: People) -> None:
+    await serve_demo(rt, world, live)
+    page = await (await people.new(viewport={"width": 360, "height": 740}, has_touch=True)).new_page()
+    await page.goto(f"{live.base}/demo")
+    launcher = page.locator(w("launcher"))
+    await expect(launcher).to_be_in_viewport(ratio=1)
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    await page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    await expect(launcher).to_be_in_viewport(ratio=1)
+    # The last words of the page are not under the launcher once scrolled to the end.
+    link = page.locator("main a[href=\"/app\"]")
+    link_box, launcher_box = await link.bounding_box(), await launcher.bounding_box()
+    assert link_box is not None and launcher_box is not None
+    assert link_box["y"] + link_box["height"] <= launcher_box["y"], (link_box, launcher_box)
+
+
+async def test_messages_show_times_and_only_web_links_are_clickable(rt: Runtime, world: World, live: Live,
+                                                                    people: People) -> None:
+    await serve_demo(rt, world, live)
+    console = await open_console(await people.new(), live, rt, world.operator_email, world.operator_id)
+    visitor = await (await people.new()).new_page()
+    await open_widget(visitor, live)
+    conv_id = await start_chat(visitor, name="Ana Lima", email="ana@example.com")
+    await accept_offer(console, conv_id)
+    await visitor_says(visitor, "My order: http://shop.example/o/17, thanks")
+    text = ("See https://shop.example/help?q=1&x=2. Not javascript:alert(1), data:text/html,hi, "
+            "www.example.com or ftp://example.com")
+    await operator_says(console, text)
+    bubble = bubbles(visitor, "operator")
+    await expect(bubble).to_have_text([text])  # the text itself is unchanged
+    links = bubble.locator("a")
+    await expect(links).to_have_count(1)
+    await expect(links).to_have_text("https://shop.example/help?q=1&x=2")
+    await expect(links).to_have_attribute("href", "https://shop.example/help?q=1&x=2")
+    await expect(links).to_have_attribute("target", "_blank")
+    await expect(links).to_have_attribute("rel", "noopener noreferrer")
+    mine = bubbles(visitor, "visitor").locator("a")
+    await expect(mine).to_have_attribute("href", "http://shop.example/o/17")  # the trailing comma is not in it
+    # The operator's console links the visitor's web address the same way.
+    in_console = console.locator(f'{t("msg")}[data-sender="visitor"] .bubble a')
+    await expect(in_console).to_have_attribute("href", "http://shop.example/o/17")
+    await expect(in_console).to_have_attribute("rel", "noopener noreferrer")
+    await expect(console.locator(f'{t("msg")}[data-sender="operator"] .bubble a')).to_have_count(1)
+
+    # Every committed message shows its time (hh:mm), with the full date and time on hover.
+    times = visitor.locator(f'{w("msg")} {w("time")}')
+    await expect(times).to_have_count(3)  # the visitor's, the "joined" line and the operator's
+    for i in range(3):
+        await expect(times.nth(i)).to_have_text(re.compile(r"^\d{1,2}[:.]\d{2}(\s?[AP]M)?$"))
+        assert await times.nth(i).get_attribute("datetime")
+
+
+async def test_a_refused_origin_is_explained_in_the_browser_console(rt: Runtime, world: World, live: Live,
+                                                                    people: People) -> None:
+    # The site allows https://shop.example only; the demo page is on the server's own origin.
+    page = await (await people.new()).new_page()
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    await page.goto(f"{live.base}/demo")
+    await page.click(w("launcher"))
+    await expect(page.locator(w("panel"))).to_contain_text("The chat is not available right now.")
+    for _ in range(50):
+        if any("not allowed" in m for m in warnings):
+            break
+        await page.wait_for_timeout(100)
+    [warning] = [m for m in warnings if "not allowed" in m]
+    assert live.base in warning  # the page's origin, as the site's settings must list it
+    assert "Settings → Sites" in warning
