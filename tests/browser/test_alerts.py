@@ -31,7 +31,10 @@ window.__notes = [];
 const Real = window.Notification;
 if (Real) {
   window.Notification = class extends Real {
-    constructor(title, options) { super(title, options); window.__notes.push({title, body: (options || {}).body || ''}); }
+    constructor(title, options) {
+      super(title, options);
+      window.__notes.push({title, body: (options || {}).body || ''});
+    }
   };
 }
 """

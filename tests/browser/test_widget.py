@@ -179,22 +179,26 @@ async def test_launcher_has_the_site_colour_and_corner_from_the_first_paint(rt: 
     assert api == []
     assert await page.evaluate(STORAGE) == NOTHING
     box = await launcher.bounding_box()
-    assert box is not None and box["x"] > 1280 / 2  # bottom right by default
+    assert box is not None
+    assert box["x"] > 1280 / 2
 
     # data-position="left" puts the launcher, and the panel, in the bottom left corner.
-    tag = f'<script src="{live.base}/widget.js" data-site="{world.site_key}" data-color="#14532d" data-position="left" async></script>'
-    await page.route(f"{live.base}/shop-left", lambda route: route.fulfill(
-        content_type="text/html", body=f"<!doctype html><html lang=en><title>Shop</title><main><h1>Shop</h1></main>{tag}"))
+    tag = (f'<script src="{live.base}/widget.js" data-site="{world.site_key}" data-color="#14532d"'
+           ' data-position="left" async></script>')
+    shop = f"<!doctype html><html lang=en><title>Shop</title><main><h1>Shop</h1></main>{tag}"
+    await page.route(f"{live.base}/shop-left", lambda route: route.fulfill(content_type="text/html", body=shop))
     await page.goto(f"{live.base}/shop-left")
     await expect(launcher).to_have_css("background-color", "rgb(20, 83, 45)")
     await expect(launcher).to_have_css("color", "rgb(255, 255, 255)")
     box = await launcher.bounding_box()
-    assert box is not None and box["x"] < 100, box
+    assert box is not None
+    assert box["x"] < 100, box
     await launcher.click()
     panel = page.locator(w("panel"))
     await expect(panel).to_be_visible()
     panel_box = await panel.bounding_box()
-    assert panel_box is not None and panel_box["x"] < 100, panel_box
+    assert panel_box is not None
+    assert panel_box["x"] < 100, panel_box
 
 
 async def test_demo_page_fits_a_phone(rt: Runtime, world: World, live: Live, people: People) -> None:
@@ -209,7 +213,8 @@ async def test_demo_page_fits_a_phone(rt: Runtime, world: World, live: Live, peo
     # The last words of the page are not under the launcher once scrolled to the end.
     link = page.locator("main a[href=\"/app\"]")
     link_box, launcher_box = await link.bounding_box(), await launcher.bounding_box()
-    assert link_box is not None and launcher_box is not None
+    assert link_box is not None
+    assert launcher_box is not None
     assert link_box["y"] + link_box["height"] <= launcher_box["y"], (link_box, launcher_box)
 
 

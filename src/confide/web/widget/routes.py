@@ -48,11 +48,13 @@ async def demo(request: Request, state: StateDep) -> HTMLResponse:
         return HTMLResponse("<p>No site yet: run <code>confide demo</code>.</p>", status_code=404)
     base = str(request.base_url).rstrip("/")
     # The launcher takes the site's colour from the tag itself: right from the first paint, with no request.
-    tag = f'<script src="{base}/widget.js" data-site="{site.site_key}" data-color="{html.escape(site.color)}" async></script>'
+    colour = html.escape(site.color)
+    tag = f'<script src="{base}/widget.js" data-site="{site.site_key}" data-color="{colour}" async></script>'
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo shop</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px 96px;line-height:1.5;color:#1f2937}}
+<style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px 96px;line-height:1.5}}
+body{{color:#1f2937}}
 pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f4f6;padding:12px;border-radius:8px}}
 a{{color:#1d4ed8;overflow-wrap:anywhere}}</style>
 </head><body>
