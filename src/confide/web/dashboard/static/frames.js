@@ -103,10 +103,13 @@ function onWelcome(f) {
   }
   if (!focusedChat()) {
     const first = [...S.chats.values()].find((c) => !c.ended);
-    if (first) focusChat(first.id, false);
+    if (first) focusChat(first.id, focusIsFree());
   }
   markFocusedRead();
 }
+
+/** Nothing has the focus (the page just loaded): opening a chat may put it in the message box. */
+const focusIsFree = () => !document.activeElement || document.activeElement === document.body;
 
 function upsertChat(conv, fetchHistory = true) {
   let chat = S.chats.get(conv.id);
@@ -182,7 +185,7 @@ function onChat(conv) {
       S.accepting.delete(conv.id);
       focusChat(conv.id, true);
     } else if (!focusedChat()) {
-      focusChat(conv.id, false);
+      focusChat(conv.id, focusIsFree());
     }
   } else if (existing && !existing.ended) {
     existing.conv = { ...existing.conv, ...conv };
