@@ -190,7 +190,12 @@ async def test_console_every_state_has_no_violation(rt: Runtime, world: World, l
     await axe(console, "console, close dialog")
     await console.click(t("close-confirm"))
     await expect(console.locator(t("chat-ended"))).to_contain_text("This chat is closed.")
+    await expect(console.locator(t("chat-ended"))).to_be_focused()  # not lost on the disabled message box
     await axe(console, "console, a closed chat")
+    # Dismissed: the focus goes to the next open chat's message box.
+    await console.click(t("dismiss"))
+    await expect(console.locator("#chat-title")).to_have_text("Ana Lima")
+    await expect(console.locator(t("composer"))).to_be_focused()
 
 
 async def test_back_office_pages_have_no_violation(rt: Runtime, world: World, live: Live, people: People) -> None:

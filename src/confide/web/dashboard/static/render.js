@@ -141,8 +141,12 @@ function renderFocused() {
   ui.chatSub.textContent = [siteOf(conv), deptOf(conv), conv.accepted_at ? `accepted ${formatTime(conv.accepted_at)}` : '']
     .filter(Boolean).join(' · ');
   const ended = Boolean(chat.ended);
+  // The focus was in this chat when it ended (its controls are now disabled): it goes to the notice.
+  const a = document.activeElement;
+  const lost = ended && ui.ended.hidden && (!a || a === document.body || ui.chatView.contains(a));
   ui.ended.hidden = !ended;
   ui.endedText.textContent = ended ? chat.ended.text : '';
+  if (lost) ui.ended.focus();
   ui.transferBtn.disabled = ended || !S.welcomed;
   ui.closeBtn.disabled = ended || !S.welcomed;
   ui.composer.disabled = ended;

@@ -640,7 +640,7 @@ export function mount(root, { base, siteKey, launcher }) {
         h('label', { for: 'cf-rc' }, 'Comment (optional)'),
         comment,
         err,
-        h('div', { class: 'row' }, h('button', { type: 'submit', class: 'bt', 'data-confide': 'rate' }, 'Send rating'), h('button', { type: 'button', class: 'ln', onclick: () => foot.replaceChildren(thanks()) }, 'Skip')),
+        h('div', { class: 'row' }, h('button', { type: 'submit', class: 'bt', 'data-confide': 'rate' }, 'Send rating'), h('button', { type: 'button', class: 'ln', onclick: () => (foot.replaceChildren(thanks()), foot.querySelector('button').focus()) }, 'Skip')),
       );
     }
     // Rated or skipped: the chat is over for this tab, so drop the socket and the stored token.
