@@ -175,3 +175,16 @@ async def test_the_status_shown_is_the_one_the_server_holds(rt: Runtime, world: 
                                  online=False)
     await expect(console.locator(t("status"))).to_have_value("away")
     await expect(console.locator("#status-wrap")).to_have_attribute("data-status", "away")
+
+
+async def test_desktop_notifications_refused_by_the_browser_stay_off(rt: Runtime, world: World, live: Live,
+                                                                    people: People) -> None:
+    ctx = await people.new()  # no permission granted: the browser refuses when asked
+    console = await open_console(ctx, live, rt, world.operator_email, world.operator_id, online=False)
+    desktop = console.locator(t("alert-desktop"))
+    await desktop.check()
+    await expect(console.locator(t("notices"))).to_contain_text("Desktop notifications are blocked")
+    await expect(desktop).not_to_be_checked()
+    key = f"confide:alerts:{world.operator_id}"
+    assert await console.evaluate("(k) => JSON.parse(localStorage.getItem(k))", key) == {"sound": True,
+                                                                                          "desktop": False}
