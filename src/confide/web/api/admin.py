@@ -61,15 +61,17 @@ async def list_operators(actor: OperatorDep, state: StateDep) -> list[dict[str, 
 
 @router.post("/operators", status_code=201)
 async def create_operator(body: OperatorIn, actor: OperatorDep, state: StateDep) -> dict[str, Any]:
+    hashed = await state.rt.passwords.hash_async(body.password)  # off the loop, before the unit
     async with state.rt.db.unit_of_work() as uow:
-        op = await users.admin_create_operator(state.rt, uow, actor, body)
+        op = await users.admin_create_operator(state.rt, uow, actor, body, password_hash=hashed)
         return await users.operator_view(uow, op)
 
 
 @router.patch("/operators/{operator_id}")
 async def update_operator(operator_id: str, body: OperatorPatch, actor: OperatorDep, state: StateDep) -> dict[str, Any]:
+    hashed = await state.rt.passwords.hash_async(body.password) if body.password else None
     async with state.rt.db.unit_of_work() as uow:
-        op = await users.update_operator(state.rt, uow, actor, operator_id, body)
+        op = await users.update_operator(state.rt, uow, actor, operator_id, body, password_hash=hashed)
         return await users.operator_view(uow, op)
 
 

@@ -34,7 +34,7 @@ from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
 from confide.users import service as users
 from confide.users.schemas import LoginIn, OperatorIn, OperatorPatch
-from confide.web.api.auth import set_session_cookie
+from confide.web.api.auth import password_login, set_session_cookie
 from confide.web.api.deps import SESSION_COOKIE, StateDep, current_operator
 from confide.web.state import State
 from confide.workspaces import service as workspaces
@@ -214,8 +214,7 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     rt = state.rt
     try:
         body = LoginIn(email=email, password=password)
-        async with rt.db.unit_of_work() as uow:
-            token, _op = await users.login(rt, uow, email=body.email, password=body.password)
+        token, _op = await password_login(rt, email=body.email, password=body.password)
     except ValidationError:
         return render(
             request,
@@ -803,8 +802,9 @@ async def settings_operator_create(request: Request, actor: PageOperator, state:
     shape = _operator_shape(form)
     try:
         body = OperatorIn.model_validate({**shape, "password": _text(form, "password")})
+        hashed = await state.rt.passwords.hash_async(body.password)  # off the loop, before the unit
         async with state.rt.db.unit_of_work() as uow:
-            op = await users.admin_create_operator(state.rt, uow, actor, body)
+            op = await users.admin_create_operator(state.rt, uow, actor, body, password_hash=hashed)
     except (ValueError, DomainError) as exc:
         return await _failed(request, state, actor, "operators", "op-new", shape, exc)
     return _saved("/app/settings/operators", "op-new", f"op-{op.id}")
@@ -821,8 +821,9 @@ async def settings_operator_update(
         data["password"] = _text(form, "password")
     try:
         patch = OperatorPatch.model_validate(data)
+        hashed = await state.rt.passwords.hash_async(patch.password) if patch.password else None
         async with state.rt.db.unit_of_work() as uow:
-            await users.update_operator(state.rt, uow, actor, operator_id, patch)
+            await users.update_operator(state.rt, uow, actor, operator_id, patch, password_hash=hashed)
     except (ValueError, DomainError) as exc:
         return await _failed(request, state, actor, "operators", f"op-{operator_id}", shape, exc)
     return _saved("/app/settings/operators", "op", f"op-{operator_id}")
