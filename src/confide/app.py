@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import WebSocketRoute
 
@@ -19,9 +19,11 @@ from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
 from confide.realtime.hub import Hub
 from confide.realtime.writer import MessageWriter
+from confide.web import dashboard
 from confide.web.api import admin, auth, backoffice, widget
-from confide.web.dashboard import routes as dashboard
+from confide.web.dashboard.errors import page_error
 from confide.web.middleware import SecurityMiddleware
+from confide.web.security import is_page
 from confide.web.state import State
 from confide.web.widget import routes as widget_assets
 from confide.web.ws.operator import operator_socket
@@ -54,7 +56,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
 
     @app.exception_handler(DomainError)
-    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        if is_page(request.url.path):  # a dashboard page: an error page, not JSON
+            return await page_error(request, exc)
         return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status)
 
     @app.get("/healthz", tags=["ops"])

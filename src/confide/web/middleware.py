@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confide.core.errors import DomainError
 from confide.permissions.access import site_by_key
+from confide.web.security import add_security_headers, cookie_write_allowed
 from confide.web.state import State
 
 WIDGET_PREFIX = "/api/v1/widget/"
-UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 class SecurityMiddleware:
@@ -39,26 +34,17 @@ class SecurityMiddleware:
         if path.startswith(WIDGET_PREFIX):
             if origin and origin.rstrip("/").lower() in await self._allowed(scope, path):
                 cors_origin = origin
-        elif method in UNSAFE and "confide_session=" in headers.get("cookie", ""):
-            # Cookie-authenticated writes must come from our own pages (SameSite is the first line).
-            host = headers.get("host", "")
-            source = origin or headers.get("referer")
-            if not source or urlsplit(source).netloc.lower() != host.lower():
-                await _refuse(send)
-                return
-        is_page = not path.startswith(("/api/", "/widget", "/static/", "/healthz", "/openapi.json", "/docs"))
+        elif not cookie_write_allowed(method, headers):
+            await _refuse(send)
+            return
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
-                out.setdefault("X-Content-Type-Options", "nosniff")
-                out.setdefault("Referrer-Policy", "same-origin")
+                add_security_headers(out, path)
                 if cors_origin:
                     out["Access-Control-Allow-Origin"] = cors_origin
                     out["Vary"] = "Origin"
-                if is_page and path != "/demo":
-                    out.setdefault("Content-Security-Policy", _CSP)
-                    out.setdefault("X-Frame-Options", "DENY")
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
