@@ -82,7 +82,11 @@ async def test_chats_keep_flowing_while_logins_are_attempted(rt: Runtime, world:
     assert overlapped >= 6, f"only {overlapped} of 8 round trips overlapped a password check"
     assert answers
     assert set(answers) == {401}, answers
-    assert max(trips) < ROUND_TRIP_BOUND_S, [round(t, 3) for t in trips]
+    # The median is the claim (a blocked loop puts a whole check, ~0.3 s, in most round trips); the
+    # maximum only guards against stalls, with room for a machine shared with other work.
+    shown = [round(t, 3) for t in trips]
+    assert sorted(trips)[len(trips) // 2] < ROUND_TRIP_BOUND_S / 2, shown
+    assert max(trips) < 3 * ROUND_TRIP_BOUND_S, shown
 
 
 async def test_concurrent_wrong_passwords_all_count_and_lock_the_account(rt: Runtime, world: World) -> None:
@@ -123,7 +127,7 @@ async def test_a_password_changed_during_the_check_does_not_let_the_old_one_in(r
         attempt = await users.login_attempt(uow, email=world.operator_email)
     assert await users.check_password(rt, attempt, wc.PASSWORD)
     async with rt.db.unit_of_work() as uow:  # an administrator resets it meanwhile
-        await users.reset_password(uow, email=world.operator_email, password_hash=rt.passwords.hash("x" * 16))
+        await users.reset_password(rt, uow, email=world.operator_email, password_hash=rt.passwords.hash("x" * 16))
     with pytest.raises(Unauthorized):
         async with rt.db.unit_of_work() as uow:
             await users.record_login(rt, uow, attempt, ok=True)

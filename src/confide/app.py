@@ -20,6 +20,7 @@ from confide.core.runtime import Runtime, build_runtime
 from confide.realtime.hub import Hub
 from confide.realtime.writer import MessageWriter
 from confide.web import dashboard
+from confide.web.access_log import AccessLog
 from confide.web.api import admin, auth, backoffice, widget
 from confide.web.dashboard.errors import page_error
 from confide.web.middleware import SecurityMiddleware
@@ -79,4 +80,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     static = Path(__file__).parent / "web" / "dashboard" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(SecurityMiddleware)
+    app.add_middleware(AccessLog, client_address=settings.log_client_address)  # outermost: sees every answer
     return app

@@ -290,3 +290,13 @@ def derive_secret(master: bytes, configured: str | None) -> bytes:
     if configured:
         return configured.encode("utf-8")
     return _derive(master, "confide/secret/v1")
+
+
+# ---------------------------------------------------------------- pseudonyms for logs
+def random_key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def keyed_pseudonym(key: bytes, value: str) -> str:
+    """A short keyed digest of ``value`` (e.g. a client address in a log line): stable for one key."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]

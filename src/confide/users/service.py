@@ -225,8 +225,9 @@ async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, o
     return token, op
 
 
-async def reset_password(uow: UnitOfWork, *, email: str, password_hash: str) -> Operator:
-    """Shell recovery (``confide reset-password``): set a new hash, end every session, clear the lock."""
+async def reset_password(rt: Runtime, uow: UnitOfWork, *, email: str, password_hash: str) -> Operator:
+    """Shell recovery (``confide reset-password``): set a new hash, end every session (open consoles
+    are told at once, through the broker), clear the lockout."""
     try:
         email = check_email(email)
     except ValueError:
@@ -238,6 +239,7 @@ async def reset_password(uow: UnitOfWork, *, email: str, password_hash: str) -> 
     op.failed_logins = 0
     op.locked_until = None
     await revoke_sessions(uow, op.id)
+    rt.publish(uow, operator_topic(op.id), {"type": "revoke"})
     await uow.session.flush()
     return op
 
