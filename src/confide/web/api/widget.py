@@ -18,10 +18,11 @@ from confide.offline.schemas import OfflineRequestIn
 from confide.permissions.access import site_by_key
 from confide.routing import service as routing
 from confide.web.api.deps import StateDep
+from confide.web.api.docs import errors
 from confide.workspaces.models import Site
 from confide.workspaces.service import origin_allowed
 
-router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
+router = APIRouter(prefix="/api/v1/widget", tags=["widget"], responses=errors(400, 403, 404, 409, 422, 429))
 
 
 def request_origin(request: Request) -> str | None:
