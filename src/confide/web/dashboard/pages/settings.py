@@ -61,7 +61,9 @@ SAVED = {
 
 async def _settings_data(request: Request, tab: str) -> dict[str, Any]:
     async with operator_unit(request, write=False) as (uow, actor):
-        return await directory.settings_overview(uow, actor, operators=tab == "operators", canned=tab == "canned")
+        data = await directory.settings_overview(uow, actor, operators=tab == "operators", canned=tab == "canned")
+        data["refused"] = await workspaces.refused_origins(uow, actor) if tab == "sites" else {}
+        return data
 
 
 async def _settings_page(
@@ -108,6 +110,7 @@ async def _settings_page(
                 "site": s,
                 "form": pick(f"site-{s['id']}", _site_shape(s)),
                 "snippet": f'<script src="{base}/widget.js" data-site="{s["site_key"]}" async></script>',
+                "refused": data["refused"].get(s["id"], []),
             }
             for s in data["sites"]
         ]
