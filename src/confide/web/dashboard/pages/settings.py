@@ -61,7 +61,9 @@ SAVED = {
 
 async def _settings_data(request: Request, tab: str) -> dict[str, Any]:
     async with operator_unit(request, write=False) as (uow, actor):
-        data = await directory.settings_overview(uow, actor, operators=tab == "operators", canned=tab == "canned")
+        data: dict[str, Any] = dict(
+            await directory.settings_overview(uow, actor, operators=tab == "operators", canned=tab == "canned")
+        )
         data["refused"] = await workspaces.refused_origins(uow, actor) if tab == "sites" else {}
         return data
 
