@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from confide.core.runtime import Runtime
@@ -69,13 +71,52 @@ async def test_admin_creates_a_department_and_bad_input_is_shown_again(
     assert "Too fast" not in names
 
 
+async def _search(client: httpx.AsyncClient, path: str, data: dict[str, str]) -> httpx.Response:
+    """Submit a filter form as the page does (POST, then the redirect to the list)."""
+    posted = await client.post(path, data=data, headers=SAME_ORIGIN)
+    assert posted.status_code == 303, posted.text
+    return await client.get(posted.headers["location"])
+
+
 async def test_filtered_lists_render_and_reject_bad_filters(client: httpx.AsyncClient, world: World) -> None:
     await _log_in(client, world.operator_email)
-    assert (await client.get("/app/chats", params={"text": "refund", "date_from": "2026-01-01"})).status_code == 200
+    assert (await _search(client, "/app/chats", {"text": "refund", "date_from": "2026-01-01"})).status_code == 200
     bad = await client.get("/app/chats", params={"rating": "9"})
     assert bad.status_code == 422
-    one_letter = await client.get("/app/chats", params={"text": "a"})
+    one_letter = await _search(client, "/app/chats", {"text": "a"})
     assert one_letter.status_code == 422
     assert (await client.get("/app/offline", params={"state": "all"})).status_code == 200
     assert (await client.get("/app/offline", params={"state": "bogus"})).status_code == 422
     assert (await client.get("/app/chats/not-a-real-id")).status_code == 404
+
+
+async def test_personal_filters_never_travel_in_urls(client: httpx.AsyncClient, world: World) -> None:
+    """Visitor names, e-mails and words are POSTed and kept server-side; URLs carry an opaque id."""
+    await _log_in(client, world.operator_email)
+    posted = await client.post("/app/chats", data={"text": "zebrafish refund", "visitor": "ana@example.com",
+                                                   "rating": "5"}, headers=SAME_ORIGIN)
+    assert posted.status_code == 303
+    location = posted.headers["location"]
+    assert "zebrafish" not in location
+    assert "ana" not in location
+    assert "rating=5" in location
+    assert "q=" in location
+    page = await client.get(location)
+    assert page.status_code == 200
+    assert 'value="zebrafish refund"' in page.text  # the form is refilled from the server-side store
+    for href in re.findall(r'href="([^"]+)"', page.text):
+        assert "zebrafish" not in href
+        assert "example.com" not in href or href.startswith("mailto:")
+    # An old link with the words in its query is rewritten the same way.
+    old = await client.get("/app/offline", params={"visitor": "ana@example.com", "state": "all"})
+    assert old.status_code == 303
+    assert "ana" not in old.headers["location"]
+    assert "state=all" in old.headers["location"]
+    # The id is the searching operator's only: another operator gets "expired", not the words.
+    other = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
+    async with other:
+        await _log_in(other, world.admin_email)
+        theirs = await other.get(location)
+    assert theirs.status_code == 200
+    assert "zebrafish" not in theirs.text
+    assert "This search has expired" in theirs.text

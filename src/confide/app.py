@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import WebSocketRoute
 
 from confide import __version__
@@ -19,14 +23,29 @@ from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
 from confide.realtime.hub import Hub
 from confide.realtime.writer import MessageWriter
+from confide.web import dashboard
+from confide.web.access_log import AccessLog
 from confide.web.api import admin, auth, backoffice, widget
-from confide.web.dashboard import routes as dashboard
+from confide.web.dashboard.errors import page_error
 from confide.web.middleware import SecurityMiddleware
+from confide.web.security import is_page
 from confide.web.state import State
 from confide.web.widget import routes as widget_assets
 from confide.web.ws.operator import operator_socket
 from confide.web.ws.visitor import visitor_socket
 from confide.worker import scheduler
+
+_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid", 409: "conflict",
+          413: "too_large", 422: "invalid", 429: "rate_limited"}
+
+
+def _clean(text: object) -> str:
+    return str(text)[:300].encode("utf-8", "replace").decode("utf-8")
+
+
+def _plain_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    loc = [item if isinstance(item, int) else _clean(item) for item in error.get("loc", ())][:10]
+    return {"type": _clean(error.get("type", "invalid")), "loc": loc, "msg": _clean(error.get("msg", "is not valid"))}
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -54,8 +73,28 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
 
     @app.exception_handler(DomainError)
-    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status)
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        if is_page(request.url.path):  # a dashboard page: an error page, not JSON
+            return await page_error(request, exc)
+        # The message may quote the input (a field's name): keep it encodable and short.
+        return JSONResponse({"detail": _clean(exc.message), "code": exc.code}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """FastAPI's own refusals (unparsable body, 404, 405) in the API's error shape."""
+        if is_page(request.url.path) or exc.status_code < 400:
+            return await http_exception_handler(request, exc)  # e.g. the log-in redirect (303)
+        return JSONResponse(
+            {"detail": str(exc.detail), "code": _CODES.get(exc.status_code, "invalid")},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, without echoing the input: it may be huge, personal, not JSON-encodable
+        (``1e999`` is infinity) or not even UTF-8-encodable (a lone surrogate)."""
+        return JSONResponse({"detail": [_plain_error(e) for e in exc.errors()[:20]]}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, str]:
@@ -75,4 +114,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     static = Path(__file__).parent / "web" / "dashboard" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(SecurityMiddleware)
+    app.add_middleware(AccessLog, client_address=settings.log_client_address)  # outermost: sees every answer
     return app

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None  # signs tokens; empty: derived from the master key
     log_level: str = "info"
     log_json: bool = False
+    # Client addresses in the access log: none (default), truncated (/24, /48) or keyed (an HMAC
+    # under a per-process key: correlates one run's lines, nothing else).
+    log_client_address: Literal["none", "truncated", "keyed"] = "none"
 
     # Security and limits
     session_ttl_s: int = 12 * 3600

@@ -5,7 +5,7 @@ from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
 from confide.users.models import Operator, OperatorDepartment, OperatorSession
 from confide.visitors.models import Visitor, VisitorTerm
-from confide.workspaces.models import CannedReply, Department, Site, Workspace
+from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
 
 __all__ = [
     "CannedReply",
@@ -17,6 +17,7 @@ __all__ = [
     "Operator",
     "OperatorDepartment",
     "OperatorSession",
+    "RefusedOrigin",
     "Site",
     "SubjectKey",
     "Visitor",

@@ -6,7 +6,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -14,11 +14,13 @@ from pydantic import ValidationError
 from confide.config import Settings
 from confide.core import crypto
 from confide.core.errors import DomainError
+from confide.core.logging import configure as configure_logging
 from confide.core.migrate import upgrade
 from confide.core.runtime import Runtime, build_runtime
 
 app = typer.Typer(help="Confide: self-hostable, GDPR-compliant live chat.", no_args_is_help=True)
 T = TypeVar("T")
+MIN_PASSWORD = 12
 
 
 def _settings() -> Settings:
@@ -104,6 +106,45 @@ def create_admin(
     typer.echo(f"administrator created: {operator_id}")
 
 
+@app.command("reset-password")
+def reset_password(
+    email: Annotated[str, typer.Argument(help="The account's log-in e-mail")],
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once")] = False,
+) -> None:
+    """Set a new password for an account, end its sessions and clear its lockout.
+
+    The password is read from CONFIDE_ADMIN_PASSWORD, or generated (--generate, printed once), or
+    asked for (twice, on a terminal), or read as one line from standard input."""
+    from confide.users import service as users
+
+    settings = _settings()
+    generated = False
+    if settings.admin_password:
+        password = settings.admin_password.get_secret_value()
+    elif generate:
+        password, generated = crypto.random_token(12), True
+    elif sys.stdin.isatty():
+        password = getpass.getpass("New password (12+ characters): ")
+        if getpass.getpass("Once more: ") != password:
+            typer.echo("error: the two passwords differ; nothing was changed", err=True)
+            raise typer.Exit(2)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_PASSWORD or len(password) > 1024:
+        typer.echo(f"error: the password must have {MIN_PASSWORD} to 1024 characters; nothing was changed", err=True)
+        raise typer.Exit(2)
+
+    async def work(rt: Runtime) -> str:
+        hashed = await rt.passwords.hash_async(password)  # before the unit: no lock held meanwhile
+        async with rt.db.unit_of_work() as uow:
+            return (await users.reset_password(rt, uow, email=email, password_hash=hashed)).id
+
+    operator_id = _run(work)
+    typer.echo(f"password reset for operator {operator_id}; their sessions have ended and the lockout is cleared")
+    if generated:
+        typer.echo(f"new password: {password}  (shown once; change it after logging in)")
+
+
 @app.command("generate-key")
 def generate_key() -> None:
     """Print a new master key for CONFIDE_MASTER_KEY."""
@@ -121,21 +162,31 @@ def serve(
     if workers > 1 and (settings.is_sqlite or not settings.redis_url):
         typer.echo("error: several workers need CONFIDE_DATABASE_URL (PostgreSQL) and CONFIDE_REDIS_URL", err=True)
         raise typer.Exit(2)
-    uvicorn.run(
-        "confide.asgi:app",
-        factory=False,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=settings.max_frame_bytes,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-    )
+    configure_logging(settings.log_level, json=settings.log_json)
+    typer.echo(f"serving Confide at http://{settings.host}:{settings.port}")
+    uvicorn.run("confide.asgi:app", factory=False, workers=workers, **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for ``serve`` (the log-scan test serves with exactly these).
+
+    ``access_log=False`` and ``log_config=None``: uvicorn's access log prints client addresses and
+    full query strings, and its own logging set-up would bypass Confide's privacy filter; Confide's
+    access log (``web/access_log.py``) and ``core/logging.py`` replace both."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": settings.max_frame_bytes,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 if __name__ == "__main__":

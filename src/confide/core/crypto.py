@@ -12,6 +12,7 @@ cannot be correlated across workspaces.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,8 +21,10 @@ import os
 import secrets
 import stat
 import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,6 +32,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from confide.core.errors import RateLimited
+
+T = TypeVar("T")
 _VERSION = b"\x01"
 _NONCE = 12
 
@@ -57,8 +63,16 @@ def token_digest(token: str) -> str:
 
 # ---------------------------------------------------------------- passwords
 class Passwords:
-    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+    """argon2id hashing. The ``*_async`` methods run in a small thread pool of its own, never on
+    the event loop (a check costs ~0.3 s at production cost; argon2-cffi releases the GIL), and
+    callers run them outside any transaction. At most ``max_pending`` checks wait at a time."""
+
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536, *, workers: int = 1, max_pending: int = 64) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
+        self._workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self._max_pending = max_pending
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -72,6 +86,38 @@ class Passwords:
     def dummy_verify(self) -> None:
         """Spend the same time as a real check, so unknown accounts are not told apart by timing."""
         self.verify(self._dummy, "not the password")
+
+    async def hash_async(self, password: str) -> str:
+        return await self._off_loop(self.hash, password)
+
+    async def verify_async(self, password_hash: str | None, password: str) -> bool:
+        """``None`` (no such account, locked, disabled): a dummy check of the same cost, then False."""
+        if password_hash is None:
+            await self._off_loop(self.dummy_verify)
+            return False
+        return await self._off_loop(self.verify, password_hash, password)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pending >= self._max_pending:
+            # Refuse rather than queue without bound (a flood of log-ins must not eat memory).
+            raise RateLimited("too many log-in attempts at once; try again in a moment")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="confide-argon2")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self._pending -= 1
+
+    @property
+    def pending(self) -> int:
+        """Checks running or waiting in the hashing threads now."""
+        return self._pending
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     @property
     def _dummy(self) -> str:
@@ -244,3 +290,13 @@ def derive_secret(master: bytes, configured: str | None) -> bytes:
     if configured:
         return configured.encode("utf-8")
     return _derive(master, "confide/secret/v1")
+
+
+# ---------------------------------------------------------------- pseudonyms for logs
+def random_key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def keyed_pseudonym(key: bytes, value: str) -> str:
+    """A short keyed digest of ``value`` (e.g. a client address in a log line): stable for one key."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]

@@ -131,6 +131,9 @@ REGISTRY: dict[str, Table] = {
     "canned_replies": Table(
         None, {c: _N for c in ("id", "workspace_id", "department_id", "shortcut", "title", "text", "created_at")}
     ),
+    # Origins of pages that embedded a site's widget without being allowed: a configuration hint for
+    # the site's administrators; only scheme://host[:port] is kept, never a visitor's URL or address.
+    "refused_origins": Table(None, {c: _N for c in ("site_id", "origin", "count", "first_seen", "last_seen")}),
     "subject_keys": Table(
         "subject_id",
         {

@@ -29,5 +29,11 @@ class OfflineFilters(BaseModel):
     @field_validator("date_from", "date_to")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        """A date or time without a zone (a date picker's value) is UTC, not a server error."""
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        """A date or time without a zone (a date picker's value) is UTC, not a server error; one that
+        leaves the calendar once moved to UTC (9999-12-31T23:59-23:59) is refused."""
+        if value is None:
+            return None
+        try:
+            return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the date is out of range") from None

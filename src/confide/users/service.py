@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, case, delete, or_, select, update
 
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
-from confide.core.errors import CommitAndRaise, Conflict, Invalid, Unauthorized
+from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Unauthorized
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
 from confide.users.models import Operator, OperatorDepartment, OperatorSession
@@ -21,7 +22,11 @@ def operator_topic(operator_id: str) -> str:
     return f"op:{operator_id}"
 
 
-async def create_operator(rt: Runtime, uow: UnitOfWork, *, workspace_id: str, data: OperatorIn) -> Operator:
+async def create_operator(
+    rt: Runtime, uow: UnitOfWork, *, workspace_id: str, data: OperatorIn, password_hash: str | None = None
+) -> Operator:
+    """``password_hash``: ``data.password`` hashed beforehand, off the loop and outside the unit
+    (``await rt.passwords.hash_async(...)``); without it the hash is computed here (shell only)."""
     session = uow.session
     if await session.scalar(select(Operator.id).where(Operator.email == data.email)) is not None:
         raise Conflict("an account with this e-mail exists already")
@@ -30,7 +35,7 @@ async def create_operator(rt: Runtime, uow: UnitOfWork, *, workspace_id: str, da
         workspace_id=workspace_id,
         email=data.email,
         name=data.name,
-        password_hash=rt.passwords.hash(data.password),
+        password_hash=password_hash or rt.passwords.hash(data.password),
         role=data.role,
         status="offline",
         max_chats=data.max_chats,
@@ -44,16 +49,25 @@ async def create_operator(rt: Runtime, uow: UnitOfWork, *, workspace_id: str, da
     return op
 
 
-async def admin_create_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: OperatorIn) -> Operator:
+async def admin_create_operator(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: OperatorIn, *, password_hash: str | None = None
+) -> Operator:
     require_admin(actor)
     for dept_id in data.department_ids:
         await access_department_by_id(uow.session, actor, dept_id)
-    return await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data)
+    return await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data, password_hash=password_hash)
 
 
 async def update_operator(
-    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, operator_id: str, patch: OperatorPatch
+    rt: Runtime,
+    uow: UnitOfWork,
+    actor: OperatorActor,
+    operator_id: str,
+    patch: OperatorPatch,
+    *,
+    password_hash: str | None = None,
 ) -> Operator:
+    """``password_hash``: ``patch.password`` hashed beforehand, off the loop (see create_operator)."""
     require_admin(actor)
     op = await access_operator_by_id(uow.session, actor, operator_id)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True)
@@ -64,7 +78,8 @@ async def update_operator(
             await access_department_by_id(uow.session, actor, dept_id)
         await _set_departments(uow, op, changes.pop("department_ids"))
     if "password" in changes:
-        op.password_hash = rt.passwords.hash(changes.pop("password"))
+        op.password_hash = password_hash or rt.passwords.hash(changes.pop("password"))
+        changes.pop("password", None)
     for key, value in changes.items():
         setattr(op, key, value)
     if op.disabled:
@@ -120,30 +135,82 @@ async def operator_view(uow: UnitOfWork, op: Operator) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- sessions
-async def login(rt: Runtime, uow: UnitOfWork, *, email: str, password: str) -> tuple[str, Operator]:
-    """Check the password; return a new session token. Failures say nothing about which part was wrong."""
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """What a log-in needs from the database before the (slow, off-loop) password check.
+
+    ``password_hash`` is None when the check must fail anyway (no such account, disabled, locked):
+    the caller still spends a dummy check, so that timing tells nothing apart."""
+
+    operator_id: str | None
+    password_hash: str | None
+
+
+async def login_attempt(uow: UnitOfWork, *, email: str) -> LoginAttempt:
+    """Step 1 of a log-in, in a read unit: load the hash to check."""
     try:
         email = check_email(email)
     except ValueError:
-        rt.passwords.dummy_verify()
-        raise Unauthorized("wrong e-mail or password") from None
-    op = await uow.session.scalar(select(Operator).where(Operator.email == email))
-    now = clock.now()
-    if op is None or op.disabled:
-        rt.passwords.dummy_verify()
-        raise Unauthorized("wrong e-mail or password")
-    if op.locked_until is not None and op.locked_until > now:
+        return LoginAttempt(None, None)
+    row = (
+        await uow.session.execute(
+            select(Operator.id, Operator.password_hash, Operator.disabled, Operator.locked_until).where(
+                Operator.email == email
+            )
+        )
+    ).first()
+    if row is None or row.disabled:
+        return LoginAttempt(None, None)
+    if row.locked_until is not None and row.locked_until > clock.now():
         # Same answer and cost as a wrong password: a lock must not reveal that the account exists.
-        rt.passwords.dummy_verify()
-        raise Unauthorized("wrong e-mail or password")
-    if not rt.passwords.verify(op.password_hash, password):
-        op.failed_logins += 1
-        if op.failed_logins >= rt.settings.login_max_failures:
-            op.locked_until = now + timedelta(seconds=rt.settings.login_lockout_s)
-            op.failed_logins = 0
-        raise CommitAndRaise(Unauthorized("wrong e-mail or password"))
-    op.failed_logins = 0
-    op.locked_until = None
+        return LoginAttempt(row.id, None)
+    return LoginAttempt(row.id, row.password_hash)
+
+
+async def check_password(rt: Runtime, attempt: LoginAttempt, password: str) -> bool:
+    """Step 2, with no transaction open: argon2 in the hashing threads, never on the event loop."""
+    return await rt.passwords.verify_async(attempt.password_hash, password)
+
+
+async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, ok: bool) -> tuple[str, Operator]:
+    """Step 3, in a short write unit: a failure counts (and may lock the account); a success opens a
+    session. Both are single conditional UPDATEs, so racing attempts neither lose a failure nor let a
+    password in that was changed, or an account that was locked or disabled, while it was checked."""
+    now = clock.now()
+    wrong = Unauthorized("wrong e-mail or password")
+    if attempt.operator_id is None:
+        raise wrong
+    not_locked = or_(Operator.locked_until.is_(None), Operator.locked_until <= now)
+    if not ok:
+        if attempt.password_hash is not None:
+            reached = Operator.failed_logins + 1 >= rt.settings.login_max_failures
+            lock_until = now + timedelta(seconds=rt.settings.login_lockout_s)
+            await uow.session.execute(
+                update(Operator)
+                .where(Operator.id == attempt.operator_id, not_locked)
+                .values(
+                    failed_logins=case((reached, 0), else_=Operator.failed_logins + 1),
+                    locked_until=case((reached, lock_until), else_=None),
+                )
+                .execution_options(synchronize_session=False)
+            )
+        raise CommitAndRaise(wrong)
+    result = await uow.session.execute(
+        update(Operator)
+        .where(
+            Operator.id == attempt.operator_id,
+            Operator.password_hash == attempt.password_hash,
+            Operator.disabled.is_(False),
+            not_locked,
+        )
+        .values(failed_logins=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if cast("CursorResult[Any]", result).rowcount != 1:
+        raise wrong
+    op = await uow.session.get(Operator, attempt.operator_id, populate_existing=True)
+    if op is None:
+        raise wrong
     token = crypto.random_token()
     uow.session.add(
         OperatorSession(
@@ -156,6 +223,25 @@ async def login(rt: Runtime, uow: UnitOfWork, *, email: str, password: str) -> t
     )
     await uow.session.flush()
     return token, op
+
+
+async def reset_password(rt: Runtime, uow: UnitOfWork, *, email: str, password_hash: str) -> Operator:
+    """Shell recovery (``confide reset-password``): set a new hash, end every session (open consoles
+    are told at once, through the broker), clear the lockout."""
+    try:
+        email = check_email(email)
+    except ValueError:
+        raise NotFound("no account has this e-mail address") from None
+    op = await uow.session.scalar(select(Operator).where(Operator.email == email).with_for_update())
+    if op is None:
+        raise NotFound("no account has this e-mail address")
+    op.password_hash = password_hash
+    op.failed_logins = 0
+    op.locked_until = None
+    await revoke_sessions(uow, op.id)
+    rt.publish(uow, operator_topic(op.id), {"type": "revoke"})
+    await uow.session.flush()
+    return op
 
 
 async def resolve_session(uow: UnitOfWork, token: str | None) -> OperatorActor:

@@ -1,23 +1,52 @@
-"""HTTP middleware: widget CORS, CSRF origin check for cookie sessions, security headers."""
+"""HTTP middleware: widget CORS, CSRF origin check for cookie sessions, security headers, and the
+record of refused widget origins (so a site owner sees in Settings why the widget says nothing)."""
 
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
+import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confide.core.errors import DomainError
 from confide.permissions.access import site_by_key
+from confide.web.security import add_security_headers, cookie_write_allowed
 from confide.web.state import State
+from confide.workspaces import service as workspaces
 
+log = structlog.get_logger(__name__)
 WIDGET_PREFIX = "/api/v1/widget/"
-UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
+
+
+class RefusalRecorder:
+    """Rate-limits the writes of refused origins in memory, so that a flood from one page (or many)
+    cannot hammer the database: one write per (site, origin) per ``interval_s``, and at most
+    ``burst`` writes per second overall (token bucket)."""
+
+    def __init__(self, *, interval_s: float = 60.0, per_second: float = 2.0, burst: float = 10.0) -> None:
+        self._last: dict[tuple[str, str], float] = {}
+        self._interval = interval_s
+        self._rate = per_second
+        self._burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+
+    def admit(self, site_id: str, origin: str) -> bool:
+        now = time.monotonic()
+        key = (site_id, origin[:300])
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            return False
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = now
+        return True
 
 
 class SecurityMiddleware:
@@ -25,7 +54,8 @@ class SecurityMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._origins: dict[str, tuple[float, list[str]]] = {}
+        self._sites: dict[str, tuple[float, str | None, list[str]]] = {}
+        self.refusals = RefusalRecorder()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,49 +66,56 @@ class SecurityMiddleware:
         origin = headers.get("origin")
         method = scope["method"]
         cors_origin: str | None = None
+        refused_site: str | None = None
         if path.startswith(WIDGET_PREFIX):
-            if origin and origin.rstrip("/").lower() in await self._allowed(scope, path):
+            site_id, allowed = await self._site(scope, path)
+            if origin and origin.rstrip("/").lower() in allowed:
                 cors_origin = origin
-        elif method in UNSAFE and "confide_session=" in headers.get("cookie", ""):
-            # Cookie-authenticated writes must come from our own pages (SameSite is the first line).
-            host = headers.get("host", "")
-            source = origin or headers.get("referer")
-            if not source or urlsplit(source).netloc.lower() != host.lower():
-                await _refuse(send)
-                return
-        is_page = not path.startswith(("/api/", "/widget", "/static/", "/healthz", "/openapi.json", "/docs"))
+            elif origin and site_id is not None:
+                refused_site = site_id  # the handler refuses it (403); the owner is told in Settings
+        elif not cookie_write_allowed(method, headers):
+            await _refuse(send)
+            return
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
-                out.setdefault("X-Content-Type-Options", "nosniff")
-                out.setdefault("Referrer-Policy", "same-origin")
+                add_security_headers(out, path)
                 if cors_origin:
                     out["Access-Control-Allow-Origin"] = cors_origin
                     out["Vary"] = "Origin"
-                if is_page and path != "/demo":
-                    out.setdefault("Content-Security-Policy", _CSP)
-                    out.setdefault("X-Frame-Options", "DENY")
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+        if refused_site is not None and origin and self.refusals.admit(refused_site, origin):
+            await self._record(scope, refused_site, origin)
 
-    async def _allowed(self, scope: Scope, path: str) -> list[str]:
-        site_key = path[len(WIDGET_PREFIX) :].split("/", 1)[0]
-        now = time.monotonic()
-        hit = self._origins.get(site_key)
-        if hit and hit[0] > now:
-            return hit[1]
+    async def _record(self, scope: Scope, site_id: str, origin: str) -> None:
         state: State = scope["app"].state.confide
         try:
+            async with state.rt.db.unit_of_work() as uow:
+                await workspaces.record_refused_origin(uow, site_id, origin)
+        except Exception:  # a hint for the owner must never break the answer (already sent)
+            log.warning("refused_origin_not_recorded", site_id=site_id)
+
+    async def _site(self, scope: Scope, path: str) -> tuple[str | None, list[str]]:
+        site_key = path[len(WIDGET_PREFIX) :].split("/", 1)[0]
+        now = time.monotonic()
+        hit = self._sites.get(site_key)
+        if hit and hit[0] > now:
+            return hit[1], hit[2]
+        state: State = scope["app"].state.confide
+        site_id: str | None = None
+        try:
             async with state.rt.db.unit_of_work(readonly=True) as uow:
-                origins = list((await site_by_key(uow.session, site_key)).allowed_origins)
+                site = await site_by_key(uow.session, site_key)
+                site_id, origins = site.id, list(site.allowed_origins)
         except DomainError:
             origins = []
-        if len(self._origins) > 10_000:
-            self._origins.clear()
-        self._origins[site_key] = (now + 5.0, origins)
-        return origins
+        if len(self._sites) > 10_000:
+            self._sites.clear()
+        self._sites[site_key] = (now + 5.0, site_id, origins)
+        return site_id, origins
 
 
 async def _refuse(send: Send) -> None:

@@ -62,3 +62,17 @@ class CannedReply(Base):
     title: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class RefusedOrigin(Base):
+    """An origin (scheme://host[:port], never a full URL) whose widget calls a site refused: shown to
+    the site's administrators in Settings, so that a missing allowed origin is noticed. Bounded per
+    site (``workspaces.service.REFUSED_ORIGINS_KEPT`` most recent)."""
+
+    __tablename__ = "refused_origins"
+
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(300), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime] = mapped_column(index=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
@@ -19,7 +22,7 @@ from confide.permissions.access import (
     department_scope,
     require_admin,
 )
-from confide.workspaces.models import CannedReply, Department, Site, Workspace
+from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
 from confide.workspaces.schemas import DAYS, CannedReplyIn, DepartmentIn, DepartmentPatch, SiteIn, SitePatch
 
 DEFAULT_PRECHAT = [
@@ -116,6 +119,76 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
     if not origin:
         return False
     return origin.strip().rstrip("/").lower() in site.allowed_origins
+
+
+# ---------------------------------------------------------------- refused origins
+REFUSED_ORIGINS_KEPT = 20  # per site: the most recently seen distinct origins
+
+
+def origin_only(value: str | None) -> str | None:
+    """``scheme://host[:port]`` of an Origin header, lower-cased; None when it is not one (a path,
+    a query, credentials or anything else in it is never kept)."""
+    if not value or len(value) > 300:
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
+        return None
+    if not all(ch.isalnum() or ch in ".-_[]:" for ch in host):
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+async def record_refused_origin(uow: UnitOfWork, site_id: str, origin: str | None) -> bool:
+    """Count one refused widget call (HTTP or socket) from ``origin`` for a site; keeps the
+    ``REFUSED_ORIGINS_KEPT`` most recent per site. One upsert, so racing calls never collide.
+    Returns False (and stores nothing) when ``origin`` is not an origin. Callers rate-limit."""
+    clean = origin_only(origin)
+    if clean is None:
+        return False
+    now = clock.now()
+    values = {"site_id": site_id, "origin": clean, "count": 1, "first_seen": now, "last_seen": now}
+    dialect = uow.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(RefusedOrigin).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site_id", "origin"],
+        set_={"count": RefusedOrigin.count + 1, "last_seen": now},
+    )
+    await uow.session.execute(stmt)
+    keep = (
+        select(RefusedOrigin.origin)
+        .where(RefusedOrigin.site_id == site_id)
+        .order_by(RefusedOrigin.last_seen.desc(), RefusedOrigin.origin)
+        .limit(REFUSED_ORIGINS_KEPT)
+    )
+    await uow.session.execute(
+        delete(RefusedOrigin).where(RefusedOrigin.site_id == site_id, RefusedOrigin.origin.not_in(keep))
+    )
+    return True
+
+
+async def refused_origins(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict[str, Any]]]:
+    """Per site of the caller's workspace (administrators only), newest first."""
+    require_admin(actor)
+    rows = await uow.session.execute(
+        select(RefusedOrigin)
+        .join(Site, Site.id == RefusedOrigin.site_id)
+        .where(Site.workspace_id == actor.workspace_id)
+        .order_by(RefusedOrigin.last_seen.desc())
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows.scalars():
+        out.setdefault(row.site_id, []).append(
+            {"origin": row.origin, "count": row.count, "first_seen": clock.iso(row.first_seen),
+             "last_seen": clock.iso(row.last_seen)}
+        )
+    return out
 
 
 # ---------------------------------------------------------------- departments

@@ -11,32 +11,30 @@ from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
-from confide.web.api.deps import OperatorDep, StateDep
+from confide.web.api.deps import ReadUnit, StateDep, WriteUnit
+from confide.web.api.docs import errors
 
-router = APIRouter(prefix="/api/v1", tags=["back office"])
+router = APIRouter(prefix="/api/v1", tags=["back office"], responses=errors(401))
 
 
-@router.get("/conversations")
+@router.get("/conversations", responses=errors(422))
 async def stored_chats(
-    filters: Annotated[StoredChatFilters, Query()], actor: OperatorDep, state: StateDep
+    filters: Annotated[StoredChatFilters, Query()], state: StateDep, unit: ReadUnit
 ) -> dict[str, Any]:
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        items, total = await chats.search(state.rt, uow, actor, filters)
+    items, total = await chats.search(state.rt, unit.uow, unit.actor, filters)
     return {"items": items, "total": total, "page": filters.page, "per_page": filters.per_page}
 
 
-@router.get("/conversations/{conversation_id}")
-async def transcript(conversation_id: str, actor: OperatorDep, state: StateDep) -> dict[str, Any]:
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        return await chats.transcript(state.rt, uow, actor, conversation_id)
+@router.get("/conversations/{conversation_id}", responses=errors(404))
+async def transcript(conversation_id: str, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
+    return await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)
 
 
-@router.get("/offline-requests")
+@router.get("/offline-requests", responses=errors(422))
 async def offline_requests(
-    filters: Annotated[OfflineFilters, Query()], actor: OperatorDep, state: StateDep
+    filters: Annotated[OfflineFilters, Query()], state: StateDep, unit: ReadUnit
 ) -> dict[str, Any]:
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        items, total = await offline.search(state.rt, uow, actor, filters)
+    items, total = await offline.search(state.rt, unit.uow, unit.actor, filters)
     return {"items": items, "total": total, "page": filters.page, "per_page": filters.per_page}
 
 
@@ -45,7 +43,6 @@ class HandledIn(BaseModel):
     handled: bool = True
 
 
-@router.post("/offline-requests/{request_id}/handled")
-async def mark_handled(request_id: str, body: HandledIn, actor: OperatorDep, state: StateDep) -> dict[str, Any]:
-    async with state.rt.db.unit_of_work() as uow:
-        return await offline.set_handled(state.rt, uow, actor, request_id, body.handled)
+@router.post("/offline-requests/{request_id}/handled", responses=errors(400, 404, 422))
+async def mark_handled(request_id: str, body: HandledIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
+    return await offline.set_handled(state.rt, unit.uow, unit.actor, request_id, body.handled)

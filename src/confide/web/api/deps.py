@@ -1,17 +1,30 @@
-"""Dependencies shared by the JSON routers: the process state and the calling operator."""
+"""Dependencies shared by the JSON routers: the process state, the calling operator, and the unit
+of work of the request, opened here (never by hand in a router) together with its actor.
+
+``ReadUnit`` / ``WriteUnit`` give ``(uow, actor)``: one transaction per request that also resolves
+the session, committed (write) or closed (read) *before* the response is sent (``scope="function"``),
+rolled back when the handler raises. ``AnonymousRead`` / ``AnonymousWrite``: the same without an actor.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Request
 
 from confide.auth.actors import OperatorActor
+from confide.core.db import UnitOfWork
 from confide.core.errors import Unauthorized
 from confide.users import service as users
+from confide.web.security import SESSION_COOKIE
 from confide.web.state import State
 
-SESSION_COOKIE = "confide_session"
+
+class Unit(NamedTuple):
+    uow: UnitOfWork
+    actor: OperatorActor
 
 
 def get_state(request: Request) -> State:
@@ -19,19 +32,60 @@ def get_state(request: Request) -> State:
     return state
 
 
-async def current_operator(request: Request) -> OperatorActor:
-    state = get_state(request)
+async def _actor(request: Request, uow: UnitOfWork) -> OperatorActor:
     cached = getattr(request.state, "operator", None)
     if isinstance(cached, OperatorActor):
         return cached
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Unauthorized("not logged in")
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        actor = await users.resolve_session(uow, token)
-    request.state.operator = actor
+    actor = await users.resolve_session(uow, token)
+    request.state.operator = actor  # the access log names the operator by id
     return actor
+
+
+async def current_operator(request: Request) -> OperatorActor:
+    """The logged-in operator (its own read unit; cached on the request)."""
+    cached = getattr(request.state, "operator", None)
+    if isinstance(cached, OperatorActor):
+        return cached
+    if not request.cookies.get(SESSION_COOKIE):
+        raise Unauthorized("not logged in")
+    async with get_state(request).rt.db.unit_of_work(readonly=True) as uow:
+        return await _actor(request, uow)
+
+
+@contextlib.asynccontextmanager
+async def operator_unit(request: Request, *, write: bool) -> AsyncIterator[Unit]:
+    """The request's unit with its actor, for handlers that must catch a failure *after* the
+    rollback (dashboard forms re-render what was typed)."""
+    async with get_state(request).rt.db.unit_of_work(readonly=not write) as uow:
+        yield Unit(uow, await _actor(request, uow))
+
+
+async def _read_unit(request: Request) -> AsyncIterator[Unit]:
+    async with operator_unit(request, write=False) as unit:
+        yield unit
+
+
+async def _write_unit(request: Request) -> AsyncIterator[Unit]:
+    async with operator_unit(request, write=True) as unit:
+        yield unit
+
+
+async def _anonymous_read(request: Request) -> AsyncIterator[UnitOfWork]:
+    async with get_state(request).rt.db.unit_of_work(readonly=True) as uow:
+        yield uow
+
+
+async def _anonymous_write(request: Request) -> AsyncIterator[UnitOfWork]:
+    async with get_state(request).rt.db.unit_of_work() as uow:
+        yield uow
 
 
 StateDep = Annotated[State, Depends(get_state)]
 OperatorDep = Annotated[OperatorActor, Depends(current_operator)]
+ReadUnit = Annotated[Unit, Depends(_read_unit, scope="function")]
+WriteUnit = Annotated[Unit, Depends(_write_unit, scope="function")]
+AnonymousRead = Annotated[UnitOfWork, Depends(_anonymous_read, scope="function")]
+AnonymousWrite = Annotated[UnitOfWork, Depends(_anonymous_write, scope="function")]

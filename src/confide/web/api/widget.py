@@ -17,11 +17,12 @@ from confide.offline import service as offline
 from confide.offline.schemas import OfflineRequestIn
 from confide.permissions.access import site_by_key
 from confide.routing import service as routing
-from confide.web.api.deps import StateDep
+from confide.web.api.deps import AnonymousRead, AnonymousWrite, StateDep
+from confide.web.api.docs import errors
 from confide.workspaces.models import Site
 from confide.workspaces.service import origin_allowed
 
-router = APIRouter(prefix="/api/v1/widget", tags=["widget"])
+router = APIRouter(prefix="/api/v1/widget", tags=["widget"], responses=errors(400, 403, 404, 409, 422, 429))
 
 
 def request_origin(request: Request) -> str | None:
@@ -41,9 +42,8 @@ def _check_origin(site: Site, request: Request) -> None:
 
 
 @router.options("/{site_key}/{rest:path}", include_in_schema=False)
-async def preflight(site_key: str, rest: str, request: Request, state: StateDep) -> Response:
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        site = await site_by_key(uow.session, site_key)
+async def preflight(site_key: str, rest: str, request: Request, uow: AnonymousRead) -> Response:
+    site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
     response = Response(status_code=204)
     response.headers["Access-Control-Allow-Methods"] = "GET, POST"
@@ -53,12 +53,11 @@ async def preflight(site_key: str, rest: str, request: Request, state: StateDep)
 
 
 @router.get("/{site_key}/config")
-async def widget_config(site_key: str, request: Request, state: StateDep) -> JSONResponse:
+async def widget_config(site_key: str, request: Request, uow: AnonymousRead) -> JSONResponse:
     """Public configuration of the widget for one site: form, purposes, availability."""
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        site = await site_by_key(uow.session, site_key)
-        _check_origin(site, request)
-        config: dict[str, Any] = await routing.widget_config(uow, site)
+    site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    config: dict[str, Any] = await routing.widget_config(uow, site)
     return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
 
@@ -76,11 +75,11 @@ async def start_conversation(
 
 
 @router.post("/{site_key}/offline-requests", status_code=201)
-async def leave_message(site_key: str, body: OfflineRequestIn, request: Request, state: StateDep) -> JSONResponse:
+async def leave_message(
+    site_key: str, body: OfflineRequestIn, request: Request, state: StateDep, uow: AnonymousWrite
+) -> JSONResponse:
     """ "Leave a message" when nobody is available."""
-    rt = state.rt
-    async with rt.db.unit_of_work() as uow:
-        site = await site_by_key(uow.session, site_key)
-        _check_origin(site, request)
-        row = await offline.create(rt, uow, site, body)
+    site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    row = await offline.create(state.rt, uow, site, body)
     return JSONResponse({"id": row.id}, status_code=201)

@@ -1,0 +1,21 @@
+"""The server-rendered dashboard: log-in, the live console shell, Stored Chats, Offline Requests
+and Settings.
+
+- ``templating``: the Jinja2 environment, ``render`` and ``error_page``;
+- ``auth``: the page's operator (or a redirect to log in), the log-in and log-out pages;
+- ``forms``: reading form fields, and the sentences shown when they do not validate;
+- ``filters``: the filtered lists, with personal filters kept out of URLs;
+- ``errors``: the one exception handler (a ``DomainError`` -> an error page);
+- ``pages/<area>.py``: the handlers, thin: parse, authenticate, one service call, render.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from confide.web.dashboard import auth
+from confide.web.dashboard.pages import chats, console, offline, settings
+
+router = APIRouter(include_in_schema=False)
+for _module in (auth, console, chats, offline, settings):
+    router.include_router(_module.router)

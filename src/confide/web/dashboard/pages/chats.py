@@ -1,0 +1,44 @@
+"""Stored Chats: the filtered list (filters POSTed, see ``dashboard.filters``) and a transcript."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from confide.chats import service as chats
+from confide.chats.schemas import StoredChatFilters
+from confide.web.api.deps import StateDep, operator_unit
+from confide.web.dashboard.auth import PageOperator
+from confide.web.dashboard.filters import CHAT_FILTERS, clean_query, filtered_list, has_personal, query_back
+from confide.web.dashboard.templating import render
+
+router = APIRouter(include_in_schema=False)
+PATH = "/app/chats"
+
+
+@router.get(PATH)
+async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -> Response:
+    if has_personal(request.query_params):  # an old link: move its personal fields out of the URL
+        query = clean_query(request, actor, request.query_params, CHAT_FILTERS)
+        return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
+    context = await filtered_list(
+        request, actor, state, path=PATH, schema=StoredChatFilters, keys=CHAT_FILTERS, search=chats.search
+    )
+    return render(request, "chats.html", actor, nav="chats", filtered=any(context["raw"].values()), **context)
+
+
+@router.post(PATH)
+async def stored_chats_search(request: Request, actor: PageOperator) -> Response:
+    """The filter form: personal fields are kept server-side, the rest goes into the URL."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    query = clean_query(request, actor, form, CHAT_FILTERS)
+    return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
+
+
+@router.get(PATH + "/{conversation_id}")
+async def stored_chat(conversation_id: str, request: Request, state: StateDep, actor: PageOperator) -> Response:
+    async with operator_unit(request, write=False) as unit:
+        chat = await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)
+    back = query_back(request.query_params.get("back", ""), CHAT_FILTERS)
+    back_url = PATH + (f"?{back}" if back else "")
+    return render(request, "transcript.html", actor, nav="chats", chat=chat, back_url=back_url)

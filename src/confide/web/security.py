@@ -1,0 +1,79 @@
+"""The HTTP edge's security rules, in one place: the session cookie (name and flags), the CSRF
+same-origin rule for cookie-authenticated writes, and the security headers (CSP and friends).
+
+Origin comparison for widget sites (scheme, host and port against a site's allowlist) lives with
+the sites (``workspaces.service.origin_allowed``); this module decides what *our own* origin is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+
+SESSION_COOKIE = "confide_session"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+# Paths that are not our HTML pages: no CSP / frame headers (the widget assets are embedded elsewhere).
+_NOT_PAGES = ("/api/", "/widget", "/static/", "/healthz", "/openapi.json", "/docs")
+_CSP_EXEMPT = frozenset({"/demo"})  # the demo page embeds the widget like a customer's site would
+
+
+# ---------------------------------------------------------------- the session cookie
+def set_session_cookie(response: Response, token: str, *, ttl_s: int, secure: bool) -> None:
+    """HttpOnly (no script reads it), SameSite=Strict (first line against CSRF), whole site."""
+    response.set_cookie(SESSION_COOKIE, token, max_age=ttl_s, httponly=True, samesite="strict", secure=secure, path="/")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def has_session_cookie(cookie_header: str) -> bool:
+    return f"{SESSION_COOKIE}=" in cookie_header
+
+
+# ---------------------------------------------------------------- CSRF: same origin
+def same_origin(source: str | None, host: str) -> bool:
+    """Whether ``source`` (an Origin or Referer) names this server (``host``: the Host header)."""
+    if not source:
+        return False
+    try:
+        netloc = urlsplit(source).netloc
+    except ValueError:
+        return False
+    return bool(host) and netloc.lower() == host.lower()
+
+
+def cookie_write_allowed(method: str, headers: Mapping[str, str]) -> bool:
+    """A cookie-authenticated write must come from our own pages (SameSite is the first line);
+    a request without the session cookie carries no authority to abuse and passes."""
+    if method not in UNSAFE_METHODS or not has_session_cookie(headers.get("cookie", "")):
+        return True
+    return same_origin(headers.get("origin") or headers.get("referer"), headers.get("host", ""))
+
+
+def form_from_own_site(headers: Mapping[str, str]) -> bool:
+    """The log-in form (no cookie yet): refused when a browser says it came from another site.
+    Non-browser clients send neither header; browsers always send Origin on a form POST."""
+    source = headers.get("origin") or headers.get("referer")
+    return not source or same_origin(source, headers.get("host", ""))
+
+
+# ---------------------------------------------------------------- headers
+def is_page(path: str) -> bool:
+    return not path.startswith(_NOT_PAGES)
+
+
+def add_security_headers(headers: MutableHeaders, path: str) -> None:
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if is_page(path) and path not in _CSP_EXEMPT:
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Frame-Options", "DENY")

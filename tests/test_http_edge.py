@@ -1,0 +1,56 @@
+"""The HTTP edge's shape: routers get their unit of work (and actor) from ``web/api/deps.py``, the
+cookie and CSRF rules live in ``web/security.py``, and the dashboard is a package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from confide.web import security
+from tests.conftest import World
+from tests.helpers_api import SELF, login
+
+WEB = Path(__file__).resolve().parent.parent / "src" / "confide" / "web"
+# The only units a router still opens itself: the three steps of a log-in (argon2 must run with no
+# unit open) and the widget's start of a conversation (its per-address limit lands there at merge).
+ALLOWED_BY_HAND = {"auth.py": 3, "widget.py": 1}
+
+
+def test_routers_open_no_unit_by_hand() -> None:
+    counts = {p.name: p.read_text().count("unit_of_work(") for p in (WEB / "api").glob("*.py") if p.name != "deps.py"}
+    assert {name: n for name, n in counts.items() if n} == ALLOWED_BY_HAND
+
+
+def test_cookie_and_csrf_rules_live_in_security_only() -> None:
+    for path in WEB.rglob("*.py"):
+        if path.name == "security.py" or "ws" in path.parts:  # the sockets import it at merge
+            continue
+        source = path.read_text()
+        assert '"confide_session"' not in source, path
+        assert "Content-Security-Policy\", " not in source, path
+    assert (WEB / "dashboard" / "pages").is_dir()
+    assert not (WEB / "dashboard" / "routes.py").exists()
+
+
+def test_same_origin_rule() -> None:
+    assert security.same_origin("http://testserver", "testserver")
+    assert security.same_origin("http://TestServer/app", "testserver")
+    assert not security.same_origin("http://testserver.evil", "testserver")
+    assert not security.same_origin(None, "testserver")
+    assert not security.same_origin("http://[bad", "testserver")
+    assert security.cookie_write_allowed("POST", {"cookie": "x=1"})  # no session: nothing to abuse
+    assert not security.cookie_write_allowed("POST", {"cookie": "confide_session=t", "host": "a"})
+    assert security.cookie_write_allowed("GET", {"cookie": "confide_session=t", "host": "a"})
+
+
+async def test_write_units_commit_and_roll_back_with_the_request(client: httpx.AsyncClient, world: World) -> None:
+    assert (await login(client, world.admin_email)).status_code == 200
+    body = {"shortcut": "hi", "title": "Hello", "text": "Hello there"}
+    assert (await client.post("/api/v1/canned-replies", json=body, headers=SELF)).status_code == 201
+    # the second one conflicts or is refused inside the unit: nothing of it may stay
+    bad = await client.post("/api/v1/canned-replies", json={**body, "department_id": "nope"}, headers=SELF)
+    assert bad.status_code == 404
+    listed = (await client.get("/api/v1/canned-replies")).json()
+    assert [r["shortcut"] for r in listed] == ["hi"]
+    assert (await client.get("/api/v1/auth/me")).json()["id"] == world.admin_id
