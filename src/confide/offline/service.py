@@ -45,6 +45,36 @@ async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestI
     return row
 
 
+async def create_from_chat(
+    rt: Runtime,
+    uow: UnitOfWork,
+    site: Site,
+    visitor: Visitor,
+    *,
+    department_id: str | None,
+    message: str,
+    page_url: str | None,
+) -> OfflineRequest:
+    """A waiting visitor leaves a message instead (their chat becomes an offline request): the same
+    data subject, under the same data key."""
+    key = await rt.keyring.get(uow.session, visitor.id)
+    req_id = crypto.new_id()
+    row = OfflineRequest(
+        id=req_id,
+        workspace_id=site.workspace_id,
+        site_id=site.id,
+        department_id=department_id,
+        visitor_id=visitor.id,
+        message_enc=key.encrypt(message, f"offline_requests.message:{req_id}"),
+        page_url_enc=key.encrypt(page_url, f"offline_requests.page_url:{req_id}") if page_url else None,
+        created_at=clock.now(),
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    rt.publish(uow, f"ws:{site.workspace_id}", {"type": "offline_request", "id": req_id})
+    return row
+
+
 async def view(rt: Runtime, uow: UnitOfWork, row: OfflineRequest) -> dict[str, Any]:
     session = uow.session
     visitor = await session.get(Visitor, row.visitor_id)

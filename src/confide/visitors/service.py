@@ -104,6 +104,39 @@ async def create_visitor(
     return visitor
 
 
+async def add_contact(
+    rt: Runtime, uow: UnitOfWork, site: Site, visitor: Visitor, *, email: object = None, phone: object = None
+) -> None:
+    """A way to answer the visitor (leaving a message from the chat): an e-mail address or a phone
+    number given now replaces the one held; with neither given nor held, ``Invalid``."""
+    given: dict[str, Any] = {}
+    for key, value in (("email", email), ("phone", phone)):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not isinstance(value, str):
+            raise Invalid(f"{key} must be text")
+        value = value.strip()
+        if len(value) > _DEFAULT_MAX:
+            raise Invalid(f"{key} is too long")
+        if key == "email":
+            try:
+                value = validate_email(value, check_deliverability=False, test_environment=True).normalized
+            except EmailNotValidError:
+                raise Invalid("not a valid e-mail address") from None
+        elif not _PHONE.match(value):
+            raise Invalid("not a valid phone number")
+        given[key] = value
+    if not given and visitor.email_enc is None and visitor.phone_enc is None:
+        raise Invalid("an e-mail address or a phone number is needed so that we can answer")
+    data_key = await rt.keyring.get(uow.session, visitor.id)
+    if "email" in given:
+        visitor.email_enc = data_key.encrypt(given["email"], f"visitors.email:{visitor.id}")
+        visitor.email_bidx = rt.bidx.email(site.workspace_id, given["email"])
+    if "phone" in given:
+        visitor.phone_enc = data_key.encrypt(given["phone"], f"visitors.phone:{visitor.id}")
+    await uow.session.flush()
+
+
 async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, Any]:
     """The visitor's details, decrypted, for an authorised reader."""
     key = await rt.keyring.get(uow.session, visitor.id)
