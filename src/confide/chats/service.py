@@ -12,7 +12,8 @@ from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.auth.actors import OperatorActor, VisitorActor
-from confide.chats.models import Conversation, ConversationTerm, Message
+from confide.chats.models import Conversation as Conversation  # re-exported: routing holds conversations
+from confide.chats.models import ConversationTerm, Message
 from confide.chats.schemas import MAX_TEXT, Draft, StoredChatFilters
 from confide.core import clock, crypto
 from confide.core.crypto import DataKey
@@ -20,10 +21,11 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, DomainError, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_conversation_by_id, conversation_scope
-from confide.users.models import Operator
+from confide.users import service as users
 from confide.visitors import service as visitors
-from confide.visitors.models import Visitor
-from confide.workspaces.models import Department, Site
+from confide.visitors.service import Visitor
+from confide.workspaces import service as workspaces
+from confide.workspaces.service import Department, Site
 
 _CONV = cast(Table, Conversation.__table__)
 _MSG = cast(Table, Message.__table__)
@@ -123,8 +125,7 @@ async def queue_position(uow: UnitOfWork, conv: Conversation) -> int | None:
 async def visitor_view(uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
     operator = None
     if conv.operator_id and conv.status != "queued":
-        name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
-        operator = {"name": name}
+        operator = {"name": await users.operator_name(uow, conv.operator_id)}
     return {
         "id": conv.id,
         "status": conv.status,
@@ -157,9 +158,9 @@ async def publish_status(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> No
 
 async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
     session = uow.session
-    visitor = await session.get(Visitor, conv.visitor_id)
-    site = await session.get(Site, conv.site_id)
-    dept = await session.get(Department, conv.department_id)
+    visitor = await visitors.get_visitor(uow, conv.visitor_id)
+    site = await workspaces.get_site(uow, conv.site_id)
+    dept = await workspaces.get_department(uow, conv.department_id)
     key = await rt.keyring.get(session, conv.visitor_id)
     profile = await visitors.profile(rt, uow, visitor) if visitor else {}
     profile["page_url"] = (
@@ -216,15 +217,16 @@ async def messages_after(
     rt: Runtime, uow: UnitOfWork, conv: Conversation, after_seq: int, limit: int = 1000
 ) -> list[dict[str, Any]]:
     key = await rt.keyring.get(uow.session, conv.visitor_id)
-    rows = (
-        await uow.session.execute(
-            select(Message, Operator.name)
-            .outerjoin(Operator, (Message.sender == "operator") & (Operator.id == Message.sender_id))
+    found = (
+        await uow.session.scalars(
+            select(Message)
             .where(Message.conversation_id == conv.id, Message.seq > after_seq)
             .order_by(Message.seq)
             .limit(limit)
         )
     ).all()
+    names = await users.operator_names(uow, {m.sender_id for m in found if m.sender == "operator"})
+    rows = [(m, names.get(m.sender_id) if m.sender == "operator" else None) for m in found]
     return [
         message_view(
             message_id=m.id,
@@ -723,7 +725,7 @@ async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict
     view = await operator_view(rt, uow, conv)
     operator_name = None
     if conv.operator_id:
-        operator_name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
+        operator_name = await users.operator_name(uow, conv.operator_id)
     view["operator_name"] = operator_name
     view["message_count"] = int(
         await uow.session.scalar(

@@ -17,8 +17,8 @@ from typing import Any
 from confide.auth import visitor_tokens
 from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats import service as chats
-from confide.chats.models import Conversation
 from confide.chats.schemas import StartConversationIn
+from confide.chats.service import Conversation
 from confide.core import clock
 from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound, Offline
@@ -33,7 +33,7 @@ from confide.users import service as users
 from confide.users.service import Operator, operator_topic
 from confide.visitors import service as visitors
 from confide.workspaces import service as workspaces
-from confide.workspaces.models import Department, Site
+from confide.workspaces.service import Department, Site
 
 STATUSES = users.STATUSES
 UNANSWERED_REASONS = ("no_operator", "no_answer", "closed_hours")
@@ -156,8 +156,8 @@ async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
         return
     now = clock.now()
     chats.offer(conv, choice.id, now + timedelta(seconds=dept.offer_timeout_s))
-    dept.rr_last_operator_id = choice.id
-    choice.last_assigned_at = now
+    workspaces.advance_round_robin(dept, choice.id)
+    users.mark_assigned(choice, now)
     await uow.session.flush()
     rt.publish(
         uow,
@@ -211,7 +211,7 @@ async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversatio
     if conv.offered_to and conv.offered_to != op.id:
         rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
     await chats.assign(rt, uow, conv, op.id, f"{op.name} joined the chat.")
-    op.last_assigned_at = clock.now()
+    users.mark_assigned(op, clock.now())
     await uow.session.flush()
     await chats.publish_change(rt, uow, conv)
     rt.publish(uow, operator_topic(op.id), {"type": "chat", "conversation": await chats.operator_view(rt, uow, conv)})

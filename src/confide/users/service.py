@@ -295,6 +295,11 @@ async def is_available(uow: UnitOfWork, operator_id: str) -> bool:
     return bool(await uow.session.scalar(select(Operator.id).where(Operator.id == operator_id, _available())))
 
 
+def mark_assigned(op: Operator, at: datetime) -> None:
+    """When the operator was last offered or given a chat (least busy's tie-break)."""
+    op.last_assigned_at = at
+
+
 async def set_status(uow: UnitOfWork, operator_id: str, status: object) -> Operator:
     """The operator's chosen status, kept on their row across visits and reconnects."""
     if status not in STATUSES:

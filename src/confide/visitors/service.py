@@ -13,8 +13,9 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
-from confide.visitors.models import Visitor, VisitorTerm
-from confide.workspaces.models import Site
+from confide.visitors.models import Visitor as Visitor  # re-exported: other domains hold visitors
+from confide.visitors.models import VisitorTerm
+from confide.workspaces.service import Site
 
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
 _MAX = {"textarea": 4000}

@@ -19,7 +19,8 @@ from confide.permissions.access import (
     department_scope,
     require_admin,
 )
-from confide.workspaces.models import CannedReply, Department, Workspace
+from confide.workspaces.models import CannedReply, Workspace
+from confide.workspaces.models import Department as Department  # re-exported: other domains hold departments
 from confide.workspaces.models import Site as Site  # re-exported: other domains hold sites, never query them
 from confide.workspaces.schemas import DAYS, CannedReplyIn, DepartmentIn, DepartmentPatch, SiteIn, SitePatch
 
@@ -259,6 +260,11 @@ async def lock_department(uow: UnitOfWork, department_id: str) -> Department | N
         .execution_options(populate_existing=True)
     )
     return found
+
+
+def advance_round_robin(dept: Department, operator_id: str) -> None:
+    """The round robin cursor: the operator most recently offered a chat (department locked)."""
+    dept.rr_last_operator_id = operator_id
 
 
 def check_department_belongs(dept: Department | None, site: Site) -> Department:
