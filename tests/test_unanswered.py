@@ -263,3 +263,23 @@ async def test_leave_message_frame(rt: Runtime, world: World, live: Live) -> Non
     assert again["code"] == "conflict"
     await ws.close()
     await asyncio.sleep(0)
+
+
+async def test_the_waiting_visitor_gets_a_status_frame_when_nobody_can_answer(
+    rt: Runtime, world: World, live: Live
+) -> None:
+    clock.freeze(clock.now())
+    console = Presence(rt)  # Mia's console, on a node that will crash
+    await console.operator_connected(world.operator_id)
+    async with rt.db.unit_of_work() as uow:
+        await routing.set_status(rt, uow, await actor(rt, world.operator_id), "online")
+    chat = await wc.start_chat(live=live, site_key=world.site_key, origin=world.origin)
+    ws, welcome = await wc.visitor_hello(live=live, chat=chat)
+    assert welcome["conversation"]["unanswered"] is None
+    clock.advance(timedelta(seconds=rt.settings.presence_ttl_s + 1))
+    await live.app.state.confide.presence.tick()  # the visitor's own node is alive
+    await tick(rt)
+    status = await wc.recv_until(ws=ws, type="status", where=lambda f: f["conversation"]["unanswered"] is not None)
+    assert status["conversation"]["unanswered"] == {"reason": "no_operator", "since": clock.iso(clock.now())}
+    assert status["conversation"]["status"] == "queued"
+    await ws.close()

@@ -100,8 +100,8 @@ async def visitor_socket(ws: WebSocket) -> None:
         return
     # Subscribe before reading history so nothing committed in between is missed (clients de-duplicate).
     await state.hub.subscribe(conn, topic)
-    await state.presence.visitor_connected(conn.conversation_id)
     try:
+        await state.presence.visitor_connected(conn.conversation_id)
         try:
             async with rt.db.unit_of_work(readonly=True) as uow:
                 conv = await access_conversation_by_id(uow.session, actor, conversation_id)
