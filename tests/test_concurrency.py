@@ -187,6 +187,8 @@ async def test_two_chats_starting_at_once_never_overfill_an_operator(
     (op_id,) = team.ops
     await at_once(new_chat(rt, team), new_chat(node2, team))
     assert len(team.sent_to(op_id, "offer")) == 1  # a slot is counted with its pending offers, under a lock
+    await scheduler.tick(rt)  # the other chat keeps waiting: no slot
+    assert len(team.sent_to(op_id, "offer")) == 1
 
 
 async def _expired_chats(rt: Runtime, team: Team, count: int) -> list[dict[str, Any]]:
@@ -245,7 +247,7 @@ async def test_the_periodic_jobs_take_turns_across_nodes(rt: Runtime, node2: Run
 
 async def test_going_online_and_a_chat_starting_at_once(rt: Runtime, node2: Runtime, world: World) -> None:
     """An operator going online on one node while a chat starts on another: offered exactly once,
-    by whichever unit came second (the chat's routing, or the status change's re-routing)."""
+    by whichever unit saw the other's commit, or else by the next periodic tick; never twice."""
     team = await make_team(rt, world, size=1, online=False, max_chats=ROUNDS + 1)
     await subscribe(node2, team)
     (op_id,) = team.ops
@@ -266,4 +268,57 @@ async def test_going_online_and_a_chat_starting_at_once(rt: Runtime, node2: Runt
         before = len(team.sent_to(op_id, "offer"))
         results = await at_once(go_online(), new_chat(node2, team))
         assert all(not isinstance(r, BaseException) for r in results), results
+        assert len(team.sent_to(op_id, "offer")) <= before + 1
+        assert await scheduler.tick(rt) is not None
         assert len(team.sent_to(op_id, "offer")) == before + 1
+
+
+async def test_mixed_work_on_two_nodes_stays_consistent(rt: Runtime, node2: Runtime, world: World) -> None:
+    """Operators in two departments; sweeps, accepts, closes and status changes on both nodes at
+    once. Every unit ends in a result or a documented refusal (no deadlock or lock error), and
+    every chat is left in a consistent state."""
+    team = await make_team(rt, world, size=3, max_chats=20)
+    await subscribe(node2, team)
+    async with rt.db.unit_of_work() as uow:
+        other = await factories.department(uow, workspace_id=world.workspace_id, site_id=world.site_id,
+                                           name="Second")
+    admin = await actor(rt, world.admin_id)
+    for op_id in team.ops:  # every operator is in both departments
+        from confide.users import service as users
+        from confide.users.schemas import OperatorPatch
+        async with rt.db.unit_of_work() as uow:
+            await users.update_operator(rt, uow, admin, op_id,
+                                        OperatorPatch(department_ids=[team.department_id, other.id]))
+    ops = [await actor(rt, op_id) for op_id in team.ops]
+    for round_ in range(3):
+        started = [await new_chat(rt, team, department_id=(team.department_id, other.id)[i % 2],
+                                  step=timedelta(milliseconds=5)) for i in range(8)]
+        clock.advance(timedelta(seconds=31))
+
+        async def sweep(node: Runtime) -> int:
+            async with node.db.unit_of_work() as uow:
+                return await routing.expire_offers(node, uow)
+
+        async def close(node: Runtime, who: OperatorActor, chat_id: str) -> None:
+            async with node.db.unit_of_work() as uow:
+                await routing.close_by_operator(node, uow, who, chat_id)
+
+        async def status(node: Runtime, who: OperatorActor, value: str) -> None:
+            async with node.db.unit_of_work() as uow:
+                await routing.set_status(node, uow, who, value)
+
+        ids = [s["conversation_id"] for s in started]
+        results = await at_once(
+            scheduler.tick(rt), sweep(node2),
+            *(_accept((rt, node2)[i % 2], ops[i % 3], ids[i]) for i in range(6)),
+            status(node2, ops[2], "away"), status(rt, ops[2], "online"),
+            *(close((node2, rt)[i % 2], admin, ids[i]) for i in range(4, 8)),
+        )
+        unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, DomainError)]
+        assert unexpected == [], (round_, unexpected)
+        for s in started:
+            stored = await conv(rt, s)
+            assert stored.status in ("queued", "active", "closed")
+            if stored.status == "active":
+                assert stored.operator_id in team.ops
+                assert stored.offered_to is None

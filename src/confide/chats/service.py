@@ -491,9 +491,10 @@ def _locked(stmt: Any, *, skip_locked: bool = False) -> Any:
 
 
 async def lock_conversation(uow: UnitOfWork, conversation_id: str) -> Conversation | None:
-    """For system work (no actor): the row locked until the unit ends."""
+    """For system sweeps (no actor): the row locked until the unit ends, or ``None`` when another
+    unit holds it right now (``SKIP LOCKED``: it is being acted on; the next sweep looks again)."""
     found: Conversation | None = await uow.session.scalar(
-        _locked(select(Conversation).where(Conversation.id == conversation_id))
+        _locked(select(Conversation).where(Conversation.id == conversation_id), skip_locked=True)
     )
     return found
 

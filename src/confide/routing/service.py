@@ -3,10 +3,12 @@ manual queue), offer time-outs, accept, transfer, close, operator status and ava
 the periodic care of the queue (nobody to answer, visitors who left).
 
 Concurrency (every node may run these at once): each read-then-write locks the rows it changes
-before reading them (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers). One lock order
-everywhere: the conversation, then its department, then operators in id order; conversations
-locked by a sweep over many rows are taken ``SKIP LOCKED`` (whoever holds one is acting on it), so
-two units never wait on each other in a circle.
+before reading them (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers). A unit waits for a
+lock only on its first row (the conversation an actor acts on, or the operator whose status
+changes) and, for accept and transfer, on the one operator who takes the chat. Routing itself
+(offers, sweeps, re-routing after a close) takes every other row ``SKIP LOCKED`` and never waits:
+a row someone holds is being acted on right now, and a chat left unoffered that way is offered
+by the periodic job a second later. So no two units can wait on each other in a circle.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
 
     The caller holds the conversation's row lock. Operators not yet offered this chat come first;
     when every available one has let an offer lapse, a new round starts (in turn again), so a
-    waiting chat is never left unoffered while someone could take it."""
+    waiting chat is never left unoffered while someone could take it. A department or operator
+    another unit is routing right now is skipped; the periodic ``offer_waiting`` tries again."""
     if conv.status != "queued" or conv.offered_to is not None:
         return
     dept = await workspaces.lock_department(uow, conv.department_id)

@@ -243,7 +243,9 @@ async def lock_operator(uow: UnitOfWork, operator_id: str) -> Operator | None:
 
 
 async def lock_operators(uow: UnitOfWork, operator_ids: Iterable[str]) -> dict[str, Operator]:
-    """Several operators' rows locked in id order (one order everywhere: no deadlock between two routers)."""
+    """Those of these operators' rows that nobody else holds, locked (``SKIP LOCKED``): routing
+    never waits for a lock, so it can never be one side of a deadlock; an operator being given a
+    chat by another unit right now is simply not offered this one in this unit."""
     ids = sorted(set(operator_ids))
     if not ids:
         return {}
@@ -251,7 +253,7 @@ async def lock_operators(uow: UnitOfWork, operator_ids: Iterable[str]) -> dict[s
         select(Operator)
         .where(Operator.id.in_(ids))
         .order_by(Operator.id)
-        .with_for_update()
+        .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
     return {op.id: op for op in rows}

@@ -252,11 +252,12 @@ async def department_names(uow: UnitOfWork, department_ids: list[str]) -> dict[s
 
 
 async def lock_department(uow: UnitOfWork, department_id: str) -> Department | None:
-    """The department locked until the unit ends (its round robin cursor is read, then moved)."""
+    """The department locked until the unit ends (its round robin cursor is read, then moved);
+    ``None`` when it does not exist or another unit holds it right now (``SKIP LOCKED``)."""
     found: Department | None = await uow.session.scalar(
         select(Department)
         .where(Department.id == department_id)
-        .with_for_update()
+        .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
     return found
