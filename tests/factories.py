@@ -48,4 +48,16 @@ async def operator(rt: Runtime, uow: UnitOfWork, *, workspace_id: str, email: st
         email=email, name=name, password=PASSWORD, role=role, max_chats=max_chats,  # type: ignore[arg-type]
         department_ids=department_ids or []))
     op.status = status
+    if status == "online":
+        await present(uow, op.id)
     return op
+
+
+# A console that stays open for the whole test (a node of the test's own that never stops beating);
+# tests of presence itself use real heartbeats with the configured TTL.
+TEST_NODE = "test-node"
+
+
+async def present(uow: UnitOfWork, operator_id: str) -> None:
+    """The operator has a live console (a heartbeat that outlives the test's clock moves)."""
+    await users.beat(uow, TEST_NODE, operators=[operator_id], ttl_s=10 * 365 * 24 * 3600)

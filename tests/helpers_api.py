@@ -47,6 +47,8 @@ async def actor(rt: Runtime, operator_id: str) -> OperatorActor:
 async def set_status(rt: Runtime, operator_id: str, status: str = "online") -> None:
     who = await actor(rt, operator_id)
     async with rt.db.unit_of_work() as uow:
+        if status == "online":
+            await factories.present(uow, operator_id)  # an open console, as the status select implies
         await routing.set_status(rt, uow, who, status)
 
 

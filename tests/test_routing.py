@@ -194,7 +194,7 @@ async def test_manual_never_offers(rt: Runtime, world: World) -> None:
 
 
 # ---------------------------------------------------------------- offers and time-outs
-async def test_unaccepted_offer_moves_on_then_stays_in_the_queue(rt: Runtime, world: World) -> None:
+async def test_unaccepted_offer_moves_on_then_goes_round_again(rt: Runtime, world: World) -> None:
     team = await make_team(rt, world, offer_timeout_s=30)
     a, b = team.ops
     chat = await new_chat(rt, team)
@@ -209,21 +209,36 @@ async def test_unaccepted_offer_moves_on_then_stays_in_the_queue(rt: Runtime, wo
     assert c.offered_history == [a, b]
     assert [w["conversation_id"] for w in team.sent_to(a, "offer_withdrawn")] == [chat["conversation_id"]]
     assert len(team.sent_to(b, "offer")) == 1
-    # b lets it lapse too: everyone has been offered it, it waits in the queue.
+    # b lets it lapse too: everyone has been offered it once, so a new round starts, in turn: a again.
     clock.advance(timedelta(seconds=31))
     assert await expire(rt) == 1
     c = await conv(rt, chat)
     assert c.status == "queued"
-    assert c.offered_to is None
-    assert c.offer_expires_at is None
-    clock.advance(timedelta(minutes=5))
-    assert await expire(rt) == 0
-    assert await offered(rt, chat) is None
-    assert len(team.sent_to(a, "offer")) == 1  # not offered a second time
-    # Anyone of the department may still take it from the queue, even the first one offered.
+    assert c.offered_to == a
+    assert c.offered_history == [a]
+    assert len(team.sent_to(a, "offer")) == 2
+    assert len(team.sent_to(b, "offer_withdrawn")) == 1
+    clock.advance(timedelta(seconds=31))
+    assert await expire(rt) == 1
+    assert await offered(rt, chat) == b
+    assert len(team.sent_to(b, "offer")) == 2
+    # Anyone of the department may still take it from the queue, even one not offered it now.
     taken = await accept(rt, a, chat)
     assert taken.status == "active"
     assert taken.operator_id == a
+    assert len(team.sent_to(b, "offer_withdrawn")) == 2
+
+
+async def test_a_lone_operator_is_offered_the_chat_again_after_letting_it_lapse(rt: Runtime, world: World) -> None:
+    team = await make_team(rt, world, size=1, offer_timeout_s=10)
+    (a,) = team.ops
+    chat = await new_chat(rt, team)
+    for round_ in range(1, 4):
+        assert await offered(rt, chat) == a
+        assert len(team.sent_to(a, "offer")) == round_
+        clock.advance(timedelta(seconds=11))
+        assert await expire(rt) == 1
+    assert len(team.sent_to(a, "offer_withdrawn")) == 3
 
 
 async def test_a_newcomer_is_offered_a_chat_everyone_else_let_lapse(rt: Runtime, world: World) -> None:
@@ -234,9 +249,12 @@ async def test_a_newcomer_is_offered_a_chat_everyone_else_let_lapse(rt: Runtime,
     assert await offered(rt, chat) == a
     clock.advance(timedelta(seconds=11))
     assert await expire(rt) == 1
-    assert await offered(rt, chat) is None
+    assert await offered(rt, chat) == a  # a new round: a is the only one
     await set_status(rt, b, "online")
-    assert await offered(rt, chat) == b
+    assert await offered(rt, chat) == a  # the running offer stands
+    clock.advance(timedelta(seconds=11))
+    assert await expire(rt) == 1
+    assert await offered(rt, chat) == b  # the newcomer, not offered it yet in this round
 
 
 async def test_the_department_timeout_applies(rt: Runtime, world: World) -> None:

@@ -49,6 +49,7 @@ async def _online(rt: Runtime, world: World) -> None:
     from confide.users import service as users
 
     async with rt.db.unit_of_work() as uow:
+        await factories.present(uow, world.operator_id)  # a console of hers is open (presence)
         await routing.set_status(rt, uow, await users.actor_for(uow, world.operator_id), "online")
 
 

@@ -50,6 +50,8 @@ async def _make_manual(rt: Runtime, world: World) -> None:
 
 async def _set_status(rt: Runtime, operator_id: str, status: str) -> None:
     async with rt.db.unit_of_work() as uow:
+        if status == "online":
+            await factories.present(uow, operator_id)  # a console of theirs is open (presence)
         await routing.set_status(rt, uow, await users.actor_for(uow, operator_id), status)
 
 

@@ -22,6 +22,7 @@ from confide.core.errors import DomainError
 from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
 from confide.realtime.hub import Hub
+from confide.realtime.presence import Presence
 from confide.realtime.writer import MessageWriter
 from confide.web import dashboard
 from confide.web.access_log import AccessLog
@@ -57,8 +58,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = runtime or build_runtime(settings)
         await rt.broker.start()
         writer = MessageWriter(rt)
-        app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer)
+        presence = Presence(rt)
+        app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer, presence=presence)
         rt.tasks.extend(writer.start())
+        rt.tasks.append(asyncio.create_task(presence.run(), name="presence"))
         if rt.db.is_sqlite:
             rt.tasks.append(asyncio.create_task(rt.db.checkpoint_forever(), name="wal-checkpoint"))
         if settings.run_worker:
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            await presence.stop()
             await rt.close()
 
     app = FastAPI(

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     run_worker: bool = True  # run the scheduler (offer timeouts) inside the server process
 
+    # Presence across nodes (ADR 0005) and the periodic job (one node at a time)
+    presence_heartbeat_s: float = Field(default=5.0, gt=0)  # each node refreshes its live sockets this often
+    presence_ttl_s: float = Field(default=20.0, gt=0)  # a heartbeat not refreshed for this long is gone
+    scheduler_interval_s: float = Field(default=1.0, gt=0)
+    # A visitor whose sockets are all gone this long (beyond the heartbeat's expiry) leaves the queue,
+    # and an active chat of theirs is closed.
+    visitor_abandon_s: float = Field(default=120.0, ge=0)
+    # A queued chat that operators are online for but nobody accepted for this long is "no_answer".
+    unanswered_after_s: float = Field(default=120.0, ge=0)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

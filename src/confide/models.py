@@ -3,7 +3,7 @@
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
-from confide.users.models import Operator, OperatorDepartment, OperatorSession
+from confide.users.models import Operator, OperatorDepartment, OperatorSession, Presence
 from confide.visitors.models import Visitor, VisitorTerm
 from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
 
@@ -17,6 +17,7 @@ __all__ = [
     "Operator",
     "OperatorDepartment",
     "OperatorSession",
+    "Presence",
     "RefusedOrigin",
     "Site",
     "SubjectKey",

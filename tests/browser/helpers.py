@@ -74,6 +74,8 @@ async def add_canned_reply(rt: Runtime, world: World, *, shortcut: str, title: s
 
 async def set_status(rt: Runtime, operator_id: str, status: str) -> None:
     async with rt.db.unit_of_work() as uow:
+        if status == "online":
+            await factories.present(uow, operator_id)  # a console of theirs is open (presence)
         await routing.set_status(rt, uow, await users.actor_for(uow, operator_id), status)
 
 

@@ -35,7 +35,11 @@ class Conversation(Base):
     created_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    closed_by: Mapped[str | None] = mapped_column(String(10))  # visitor | operator | system
+    closed_by: Mapped[str | None] = mapped_column(String(10))  # visitor | operator | abandoned
+    # When the chat (re)joined the queue, and why nobody can answer it now (shown to the visitor).
+    queued_at: Mapped[datetime | None]
+    unanswered_reason: Mapped[str | None] = mapped_column(String(16))  # no_operator | no_answer | closed_hours
+    unanswered_since: Mapped[datetime | None]
     last_message_at: Mapped[datetime | None]
 
 

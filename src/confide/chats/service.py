@@ -12,7 +12,8 @@ from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.auth.actors import OperatorActor, VisitorActor
-from confide.chats.models import Conversation, ConversationTerm, Message
+from confide.chats.models import Conversation as Conversation  # re-exported: routing holds conversations
+from confide.chats.models import ConversationTerm, Message
 from confide.chats.schemas import MAX_TEXT, Draft, StoredChatFilters
 from confide.core import clock, crypto
 from confide.core.crypto import DataKey
@@ -20,10 +21,11 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, DomainError, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_conversation_by_id, conversation_scope
-from confide.users.models import Operator
+from confide.users import service as users
 from confide.visitors import service as visitors
-from confide.visitors.models import Visitor
-from confide.workspaces.models import Department, Site
+from confide.visitors.service import Visitor
+from confide.workspaces import service as workspaces
+from confide.workspaces.service import Department, Site
 
 _CONV = cast(Table, Conversation.__table__)
 _MSG = cast(Table, Message.__table__)
@@ -83,6 +85,7 @@ async def start_conversation(
         page_url_enc=key.encrypt(page_url, _aad("conversations.page_url", conv_id)) if page_url else None,
         offered_history=[],
         created_at=clock.now(),
+        queued_at=clock.now(),
     )
     uow.session.add(conv)
     await uow.session.flush()
@@ -122,8 +125,7 @@ async def queue_position(uow: UnitOfWork, conv: Conversation) -> int | None:
 async def visitor_view(uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
     operator = None
     if conv.operator_id and conv.status != "queued":
-        name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
-        operator = {"name": name}
+        operator = {"name": await users.operator_name(uow, conv.operator_id)}
     return {
         "id": conv.id,
         "status": conv.status,
@@ -134,14 +136,31 @@ async def visitor_view(uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
         "rating": conv.rating,
         "created_at": clock.iso(conv.created_at),
         "closed_at": clock.iso(conv.closed_at),
+        "unanswered": unanswered_view(conv),
     }
+
+
+def unanswered_view(conv: Conversation) -> dict[str, Any] | None:
+    """Why nobody can answer this waiting chat now (the widget then offers to leave a message)."""
+    if conv.status != "queued" or conv.unanswered_reason is None:
+        return None
+    return {"reason": conv.unanswered_reason, "since": clock.iso(conv.unanswered_since)}
+
+
+async def publish_status(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
+    """The visitor's view only (queue position, unanswered), on the conversation topic."""
+    rt.publish(
+        uow,
+        conv_topic(conv.id),
+        {"type": "status", "conversation_id": conv.id, "conversation": await visitor_view(uow, conv)},
+    )
 
 
 async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
     session = uow.session
-    visitor = await session.get(Visitor, conv.visitor_id)
-    site = await session.get(Site, conv.site_id)
-    dept = await session.get(Department, conv.department_id)
+    visitor = await visitors.get_visitor(uow, conv.visitor_id)
+    site = await workspaces.get_site(uow, conv.site_id)
+    dept = await workspaces.get_department(uow, conv.department_id)
     key = await rt.keyring.get(session, conv.visitor_id)
     profile = await visitors.profile(rt, uow, visitor) if visitor else {}
     profile["page_url"] = (
@@ -198,15 +217,16 @@ async def messages_after(
     rt: Runtime, uow: UnitOfWork, conv: Conversation, after_seq: int, limit: int = 1000
 ) -> list[dict[str, Any]]:
     key = await rt.keyring.get(uow.session, conv.visitor_id)
-    rows = (
-        await uow.session.execute(
-            select(Message, Operator.name)
-            .outerjoin(Operator, (Message.sender == "operator") & (Operator.id == Message.sender_id))
+    found = (
+        await uow.session.scalars(
+            select(Message)
             .where(Message.conversation_id == conv.id, Message.seq > after_seq)
             .order_by(Message.seq)
             .limit(limit)
         )
     ).all()
+    names = await users.operator_names(uow, {m.sender_id for m in found if m.sender == "operator"})
+    rows = [(m, names.get(m.sender_id) if m.sender == "operator" else None) for m in found]
     return [
         message_view(
             message_id=m.id,
@@ -407,14 +427,14 @@ async def mark_read(
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise Invalid("seq must be a non-negative integer")
     if isinstance(actor, VisitorActor):
-        conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+        conv = await access_conversation_by_id(uow.session, actor, conversation_id, for_update=True)
         seq = min(seq, conv.seq)
         if seq <= conv.visitor_read_seq:
             return
         conv.visitor_read_seq = seq
         who = "visitor"
     else:
-        conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=True)
+        conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=True, for_update=True)
         seq = min(seq, conv.seq)
         if seq <= conv.operator_read_seq:
             return
@@ -423,18 +443,26 @@ async def mark_read(
     rt.publish(uow, conv_topic(conv.id), {"type": "read", "conversation_id": conv.id, "from": who, "seq": seq})
 
 
-async def close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str) -> None:
+_CLOSE_LINES = {
+    "visitor": "The visitor ended the chat.",
+    "operator": "The chat was closed.",
+    "abandoned": "The visitor left.",
+}
+
+
+async def close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str, line: str | None = None) -> None:
+    """Close the chat with a system line. The caller holds the row lock (loaded ``for_update``)."""
     if conv.status == "closed":
         return
     was = conv.status
-    await add_system_message(
-        rt, uow, conv, "The visitor ended the chat." if by == "visitor" else "The chat was closed."
-    )
+    await add_system_message(rt, uow, conv, line or _CLOSE_LINES.get(by, "The chat was closed."))
     conv.status = "closed"
     conv.closed_at = clock.now()
     conv.closed_by = by
     conv.offered_to = None
     conv.offer_expires_at = None
+    conv.unanswered_reason = None
+    conv.unanswered_since = None
     await publish_change(rt, uow, conv)
     if was == "queued":
         rt.publish(uow, f"dept:{conv.department_id}", {"type": "queue_changed"})
@@ -443,7 +471,7 @@ async def close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str) ->
 async def rate(
     rt: Runtime, uow: UnitOfWork, actor: VisitorActor, conversation_id: str, score: object, comment: object
 ) -> None:
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+    conv = await access_conversation_by_id(uow.session, actor, conversation_id, for_update=True)
     if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
         raise Invalid("score must be a whole number from 1 to 5")
     if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
@@ -453,6 +481,202 @@ async def rate(
         key = await rt.keyring.get(uow.session, conv.visitor_id)
         conv.rating_comment_enc = key.encrypt(comment, _aad("conversations.rating_comment", conv.id))
     await publish_change(rt, uow, conv)
+
+
+# ---------------------------------------------------------------- routing's questions and moves
+# Routing decides who gets a chat; the conversation rows are this domain's, so routing asks here.
+def _locked(stmt: Any, *, skip_locked: bool = False) -> Any:
+    """``FOR UPDATE`` (PostgreSQL; SQLite serialises writers), rows read fresh into the session."""
+    return stmt.with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True)
+
+
+async def lock_conversation(uow: UnitOfWork, conversation_id: str) -> Conversation | None:
+    """For system sweeps (no actor): the row locked until the unit ends, or ``None`` when another
+    unit holds it right now (``SKIP LOCKED``: it is being acted on; the next sweep looks again)."""
+    found: Conversation | None = await uow.session.scalar(
+        _locked(select(Conversation).where(Conversation.id == conversation_id), skip_locked=True)
+    )
+    return found
+
+
+async def active_count(uow: UnitOfWork, operator_id: str) -> int:
+    return int(
+        await uow.session.scalar(
+            select(func.count())
+            .select_from(Conversation)
+            .where(Conversation.operator_id == operator_id, Conversation.status == "active")
+        )
+        or 0
+    )
+
+
+async def slots_taken(uow: UnitOfWork, operator_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Per operator: (active chats, chats offered and waiting for their answer)."""
+    out = {i: (0, 0) for i in operator_ids}
+    if not operator_ids:
+        return out
+    active = await uow.session.execute(
+        select(Conversation.operator_id, func.count())
+        .where(Conversation.operator_id.in_(operator_ids), Conversation.status == "active")
+        .group_by(Conversation.operator_id)
+    )
+    for op_id, n in active.all():
+        if op_id is not None:
+            out[op_id] = (int(n), out[op_id][1])
+    pending = await uow.session.execute(
+        select(Conversation.offered_to, func.count())
+        .where(Conversation.offered_to.in_(operator_ids), Conversation.status == "queued")
+        .group_by(Conversation.offered_to)
+    )
+    for op_id, n in pending.all():
+        if op_id is not None:
+            out[op_id] = (out[op_id][0], int(n))
+    return out
+
+
+async def waiting_unoffered(uow: UnitOfWork, department_id: str, limit: int = 50) -> list[Conversation]:
+    """Queued chats of the department offered to nobody, oldest first; rows another unit holds
+    (being accepted or closed right now) are skipped rather than waited for."""
+    stmt = (
+        select(Conversation)
+        .where(
+            Conversation.department_id == department_id,
+            Conversation.status == "queued",
+            Conversation.offered_to.is_(None),
+        )
+        .order_by(Conversation.created_at)
+        .limit(limit)
+    )
+    return list((await uow.session.scalars(_locked(stmt, skip_locked=True))).all())
+
+
+async def departments_waiting(uow: UnitOfWork, limit: int = 200) -> list[str]:
+    """Departments with a queued chat that nobody is being offered."""
+    stmt = (
+        select(Conversation.department_id)
+        .where(Conversation.status == "queued", Conversation.offered_to.is_(None))
+        .group_by(Conversation.department_id)
+        .limit(limit)
+    )
+    return list((await uow.session.scalars(stmt)).all())
+
+
+async def expired_offers(uow: UnitOfWork, limit: int = 200) -> list[Conversation]:
+    stmt = (
+        select(Conversation)
+        .where(
+            Conversation.status == "queued",
+            Conversation.offered_to.is_not(None),
+            Conversation.offer_expires_at <= clock.now(),
+        )
+        .order_by(Conversation.offer_expires_at)
+        .limit(limit)
+    )
+    return list((await uow.session.scalars(_locked(stmt, skip_locked=True))).all())
+
+
+async def queued_conversations(uow: UnitOfWork, *, limit: int = 500, lock: bool = False) -> list[Conversation]:
+    stmt = select(Conversation).where(Conversation.status == "queued").order_by(Conversation.created_at).limit(limit)
+    return list((await uow.session.scalars(_locked(stmt, skip_locked=True) if lock else stmt)).all())
+
+
+async def queued_in_department(uow: UnitOfWork, department_id: str, limit: int = 200) -> list[Conversation]:
+    stmt = (
+        select(Conversation)
+        .where(Conversation.department_id == department_id, Conversation.status == "queued")
+        .order_by(Conversation.created_at)
+        .limit(limit)
+    )
+    return list((await uow.session.scalars(stmt)).all())
+
+
+async def open_created_before(uow: UnitOfWork, before: datetime, limit: int = 500) -> list[str]:
+    """Ids of queued or active chats older than ``before`` (candidates for "the visitor left")."""
+    stmt = (
+        select(Conversation.id)
+        .where(Conversation.status.in_(("queued", "active")), Conversation.created_at < before)
+        .order_by(Conversation.created_at)
+        .limit(limit)
+    )
+    return list((await uow.session.scalars(stmt)).all())
+
+
+async def queue_of(uow: UnitOfWork, actor: OperatorActor) -> list[Conversation]:
+    stmt = select(Conversation).where(Conversation.workspace_id == actor.workspace_id, Conversation.status == "queued")
+    if not actor.is_admin:
+        stmt = stmt.where(Conversation.department_id.in_(actor.department_ids))
+    return list((await uow.session.scalars(stmt.order_by(Conversation.created_at).limit(200))).all())
+
+
+async def active_of(uow: UnitOfWork, operator_id: str) -> list[Conversation]:
+    stmt = (
+        select(Conversation)
+        .where(Conversation.operator_id == operator_id, Conversation.status == "active")
+        .order_by(Conversation.accepted_at)
+    )
+    return list((await uow.session.scalars(stmt)).all())
+
+
+def offer(conv: Conversation, operator_id: str, expires_at: datetime) -> None:
+    conv.offered_to = operator_id
+    conv.offer_expires_at = expires_at
+    conv.offered_history = [*(conv.offered_history or []), operator_id]
+
+
+def withdraw_offer(conv: Conversation, *, new_round: bool = False) -> None:
+    conv.offered_to = None
+    conv.offer_expires_at = None
+    if new_round:
+        conv.offered_history = []
+
+
+async def assign(rt: Runtime, uow: UnitOfWork, conv: Conversation, operator_id: str, line: str) -> None:
+    """The chat becomes the operator's (accepted, or transferred to them), with a system line."""
+    await add_system_message(rt, uow, conv, line)
+    conv.status = "active"
+    conv.operator_id = operator_id
+    conv.accepted_at = conv.accepted_at or clock.now()
+    conv.offered_to = None
+    conv.offer_expires_at = None
+    conv.unanswered_reason = None
+    conv.unanswered_since = None
+    await uow.session.flush()
+
+
+async def requeue(rt: Runtime, uow: UnitOfWork, conv: Conversation, department_id: str, line: str) -> None:
+    """The chat goes back to a queue (transferred to a department): offered afresh."""
+    await add_system_message(rt, uow, conv, line)
+    conv.status = "queued"
+    conv.operator_id = None
+    conv.department_id = department_id
+    conv.offered_to = None
+    conv.offer_expires_at = None
+    conv.offered_history = []
+    conv.queued_at = clock.now()
+    conv.unanswered_reason = None
+    conv.unanswered_since = None
+    await uow.session.flush()
+
+
+def set_unanswered(conv: Conversation, reason: str | None) -> bool:
+    """Record why nobody can answer; True when that changed (the visitor is then told)."""
+    if conv.unanswered_reason == reason:
+        return False
+    conv.unanswered_reason = reason
+    conv.unanswered_since = clock.now() if reason else None
+    return True
+
+
+async def page_url(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> str | None:
+    if not conv.page_url_enc:
+        return None
+    key = await rt.keyring.get(uow.session, conv.visitor_id)
+    return key.decrypt(conv.page_url_enc, _aad("conversations.page_url", conv.id))
+
+
+async def visitor_text(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> str:
+    """What the visitor wrote in this chat, in order, one message a line."""
+    return "\n".join(m["text"] for m in await messages_after(rt, uow, conv, 0) if m["sender"] == "visitor")
 
 
 # ---------------------------------------------------------------- Stored Chats
@@ -502,7 +726,7 @@ async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict
     view = await operator_view(rt, uow, conv)
     operator_name = None
     if conv.operator_id:
-        operator_name = await uow.session.scalar(select(Operator.name).where(Operator.id == conv.operator_id))
+        operator_name = await users.operator_name(uow, conv.operator_id)
     view["operator_name"] = operator_name
     view["message_count"] = int(
         await uow.session.scalar(

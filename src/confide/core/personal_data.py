@@ -173,6 +173,8 @@ REGISTRY: dict[str, Table] = {
         },
     ),
     "operator_departments": Table(None, {"operator_id": _N, "department_id": _N}),
+    # Pseudonymous ids and a time a few seconds ahead; rows are deleted once expired (ADR 0005).
+    "presence": Table(None, {c: _N for c in ("kind", "subject_id", "node_id", "expires_at")}),
     "operator_sessions": Table(
         None, {c: _N for c in ("id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at")}
     ),
@@ -225,6 +227,9 @@ REGISTRY: dict[str, Table] = {
             "closed_at": _N,
             "closed_by": _N,
             "last_message_at": _N,
+            "queued_at": _N,
+            "unanswered_reason": _N,
+            "unanswered_since": _N,
             "page_url_enc": _visitor(Category.BEHAVIOUR),
             "rating": _visitor(Category.BEHAVIOUR, Storage.PLAIN, note="an integer 1-5, needed for reports"),
             "rating_comment_enc": _visitor(Category.CONTENT),

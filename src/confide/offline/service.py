@@ -13,18 +13,18 @@ from confide.core.runtime import Runtime
 from confide.offline.models import OfflineRequest
 from confide.offline.schemas import OfflineFilters, OfflineRequestIn
 from confide.permissions.access import access_offline_request_by_id, offline_scope
-from confide.users.models import Operator
+from confide.users import service as users
 from confide.visitors import service as visitors
-from confide.visitors.models import Visitor
+from confide.visitors.service import Visitor
 from confide.workspaces import service as workspaces
-from confide.workspaces.models import Department, Site
+from confide.workspaces.service import Site
 
 
 async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestIn) -> OfflineRequest:
     fields, consents = visitors.validate_answers(site, data.fields, data.consents, require_contact=True)
     dept_id = None
     if data.department_id is not None:
-        dept = await uow.session.get(Department, data.department_id)
+        dept = await workspaces.get_department(uow, data.department_id)
         dept_id = workspaces.check_department_belongs(dept, site).id
     visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
     key = await rt.keyring.get(uow.session, visitor.id)
@@ -45,15 +45,43 @@ async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestI
     return row
 
 
+async def create_from_chat(
+    rt: Runtime,
+    uow: UnitOfWork,
+    site: Site,
+    visitor: Visitor,
+    *,
+    department_id: str | None,
+    message: str,
+    page_url: str | None,
+) -> OfflineRequest:
+    """A waiting visitor leaves a message instead (their chat becomes an offline request): the same
+    data subject, under the same data key."""
+    key = await rt.keyring.get(uow.session, visitor.id)
+    req_id = crypto.new_id()
+    row = OfflineRequest(
+        id=req_id,
+        workspace_id=site.workspace_id,
+        site_id=site.id,
+        department_id=department_id,
+        visitor_id=visitor.id,
+        message_enc=key.encrypt(message, f"offline_requests.message:{req_id}"),
+        page_url_enc=key.encrypt(page_url, f"offline_requests.page_url:{req_id}") if page_url else None,
+        created_at=clock.now(),
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    rt.publish(uow, f"ws:{site.workspace_id}", {"type": "offline_request", "id": req_id})
+    return row
+
+
 async def view(rt: Runtime, uow: UnitOfWork, row: OfflineRequest) -> dict[str, Any]:
     session = uow.session
-    visitor = await session.get(Visitor, row.visitor_id)
+    visitor = await visitors.get_visitor(uow, row.visitor_id)
     key = await rt.keyring.get(session, row.visitor_id)
-    site = await session.get(Site, row.site_id)
-    dept = await session.get(Department, row.department_id) if row.department_id else None
-    handler = (
-        await session.scalar(select(Operator.name).where(Operator.id == row.handled_by)) if row.handled_by else None
-    )
+    site = await workspaces.get_site(uow, row.site_id)
+    dept = await workspaces.get_department(uow, row.department_id) if row.department_id else None
+    handler = await users.operator_name(uow, row.handled_by)
     return {
         "id": row.id,
         "site": {"id": row.site_id, "name": site.name if site else None},

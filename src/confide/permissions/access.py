@@ -54,12 +54,25 @@ def department_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
 
 
 async def access_conversation_by_id(
-    session: AsyncSession, actor: Actor, conversation_id: object, *, assigned: bool = False
+    session: AsyncSession, actor: Actor, conversation_id: object, *, assigned: bool = False, for_update: bool = False
 ) -> Conversation:
-    """A conversation the actor may see. ``assigned=True``: operators must be its current operator."""
+    """A conversation the actor may see. ``assigned=True``: operators must be its current operator.
+
+    ``for_update=True``: the row is locked until the unit of work ends (``SELECT ... FOR UPDATE`` on
+    PostgreSQL; SQLite serialises writers already) and read fresh, so a read-then-write of its state
+    is safe against another node doing the same at once. The access check runs on the fresh row.
+    """
     if not isinstance(conversation_id, str) or len(conversation_id) > 64:
         raise NotFound("conversation not found")
-    conv = await session.get(Conversation, conversation_id)
+    if for_update:
+        conv = await session.scalar(
+            select(Conversation)
+            .where(Conversation.id == conversation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        conv = await session.get(Conversation, conversation_id)
     if conv is None:
         raise NotFound("conversation not found")
     if isinstance(actor, VisitorActor):

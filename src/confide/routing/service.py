@@ -1,34 +1,44 @@
 """Where a chat goes: intake from the widget, offers by strategy (round robin, least busy,
-manual queue), offer time-outs, accept, transfer, close, operator status and availability."""
+manual queue), offer time-outs, accept, transfer, close, operator status and availability, and
+the periodic care of the queue (nobody to answer, visitors who left).
+
+Concurrency (every node may run these at once): each read-then-write locks the rows it changes
+before reading them (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers). A unit waits for a
+lock only on its first row (the conversation an actor acts on, or the operator whose status
+changes) and, for accept and transfer, on the one operator who takes the chat. Routing itself
+(offers, sweeps, re-routing after a close) takes every other row ``SKIP LOCKED`` and never waits:
+a row someone holds is being acted on right now, and a chat left unoffered that way is offered
+by the periodic job a second later. So no two units can wait on each other in a circle.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from confide.auth import visitor_tokens
 from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats import service as chats
-from confide.chats.models import Conversation
 from confide.chats.schemas import StartConversationIn
+from confide.chats.service import Conversation
 from confide.core import clock
 from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound, Offline
 from confide.core.runtime import Runtime
+from confide.offline import service as offline
 from confide.permissions.access import (
     access_conversation_by_id,
     access_department_by_id,
     access_operator_by_id,
 )
-from confide.users.models import Operator, OperatorDepartment
-from confide.users.service import operator_topic
+from confide.users import service as users
+from confide.users.service import Operator, operator_topic
 from confide.visitors import service as visitors
 from confide.workspaces import service as workspaces
-from confide.workspaces.models import Department, Site
+from confide.workspaces.service import Department, Site
 
-STATUSES = ("online", "away", "offline")
+STATUSES = users.STATUSES
+UNANSWERED_REASONS = ("no_operator", "no_answer", "closed_hours")
 
 
 def dept_topic(department_id: str) -> str:
@@ -37,13 +47,8 @@ def dept_topic(department_id: str) -> str:
 
 # ---------------------------------------------------------------- availability and intake
 async def online_operator_count(uow: UnitOfWork, site: Site) -> int:
-    stmt = (
-        select(func.count(func.distinct(Operator.id)))
-        .join(OperatorDepartment, OperatorDepartment.operator_id == Operator.id)
-        .join(Department, Department.id == OperatorDepartment.department_id)
-        .where(Department.site_id == site.id, Operator.status == "online", Operator.disabled.is_(False))
-    )
-    return int(await uow.session.scalar(stmt) or 0)
+    """Operators of the site's departments who chose "online" and have a live console."""
+    return await users.count_available(uow, [d.id for d in await workspaces.departments_of_site(uow, site.id)])
 
 
 async def is_available(uow: UnitOfWork, site: Site) -> bool:
@@ -70,7 +75,7 @@ async def widget_config(uow: UnitOfWork, site: Site) -> dict[str, Any]:
 
 async def _department_for(uow: UnitOfWork, site: Site, department_id: str | None) -> Department:
     if department_id is not None:
-        dept = await uow.session.get(Department, department_id) if isinstance(department_id, str) else None
+        dept = await workspaces.get_department(uow, department_id) if isinstance(department_id, str) else None
         return workspaces.check_department_belongs(dept, site)
     departments = await workspaces.departments_of_site(uow, site.id)
     if not departments:
@@ -100,41 +105,21 @@ async def start_chat(rt: Runtime, uow: UnitOfWork, site: Site, data: StartConver
 
 # ---------------------------------------------------------------- offers
 async def active_chat_count(uow: UnitOfWork, operator_id: str) -> int:
-    return int(
-        await uow.session.scalar(
-            select(func.count())
-            .select_from(Conversation)
-            .where(Conversation.operator_id == operator_id, Conversation.status == "active")
-        )
-        or 0
-    )
+    return await chats.active_count(uow, operator_id)
 
 
-async def _candidates(uow: UnitOfWork, dept: Department, exclude: set[str]) -> list[tuple[Operator, int]]:
-    """Online operators of the department with a free slot, with their number of active chats."""
-    ops = (
-        await uow.session.scalars(
-            select(Operator)
-            .join(OperatorDepartment, OperatorDepartment.operator_id == Operator.id)
-            .where(
-                OperatorDepartment.department_id == dept.id, Operator.status == "online", Operator.disabled.is_(False)
-            )
-            .order_by(Operator.id)
-        )
-    ).all()
+async def _candidates(uow: UnitOfWork, dept: Department) -> list[tuple[Operator, int]]:
+    """Available operators of the department with a free slot, with their number of active chats.
+
+    Their rows are locked first (in id order), so the slots counted here cannot be taken by
+    another node's offer or accept before this unit commits."""
+    available = await users.available_operators(uow, dept.id)
+    locked = await users.lock_operators(uow, [op.id for op in available])
+    taken = await chats.slots_taken(uow, list(locked))
     out = []
-    for op in ops:
-        if op.id in exclude:
-            continue
-        active = await active_chat_count(uow, op.id)
-        pending = int(
-            await uow.session.scalar(
-                select(func.count())
-                .select_from(Conversation)
-                .where(Conversation.offered_to == op.id, Conversation.status == "queued")
-            )
-            or 0
-        )
+    for op_id in sorted(locked):
+        op = locked[op_id]
+        active, pending = taken[op_id]
         if active + pending < op.max_chats:
             out.append((op, active))
     return out
@@ -152,21 +137,30 @@ def _pick(dept: Department, candidates: list[tuple[Operator, int]]) -> Operator 
 
 
 async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
-    """Offer a queued chat to the next operator, by the department's strategy."""
+    """Offer a queued chat to the next operator, by the department's strategy.
+
+    The caller holds the conversation's row lock. Operators not yet offered this chat come first;
+    when every available one has let an offer lapse, a new round starts (in turn again), so a
+    waiting chat is never left unoffered while someone could take it. A department or operator
+    another unit is routing right now is skipped; the periodic ``offer_waiting`` tries again."""
     if conv.status != "queued" or conv.offered_to is not None:
         return
-    dept = await uow.session.get(Department, conv.department_id)
+    dept = await workspaces.lock_department(uow, conv.department_id)
     if dept is None or dept.strategy == "manual":
         return
-    choice = _pick(dept, await _candidates(uow, dept, set(conv.offered_history or [])))
+    candidates = await _candidates(uow, dept)
+    history = set(conv.offered_history or [])
+    fresh = [c for c in candidates if c[0].id not in history]
+    if not fresh and candidates:
+        chats.withdraw_offer(conv, new_round=True)
+        fresh = candidates
+    choice = _pick(dept, fresh)
     if choice is None:
         return
     now = clock.now()
-    conv.offered_to = choice.id
-    conv.offer_expires_at = now + timedelta(seconds=dept.offer_timeout_s)
-    conv.offered_history = [*(conv.offered_history or []), choice.id]
-    dept.rr_last_operator_id = choice.id
-    choice.last_assigned_at = now
+    chats.offer(conv, choice.id, now + timedelta(seconds=dept.offer_timeout_s))
+    workspaces.advance_round_robin(dept, choice.id)
+    users.mark_assigned(choice, now)
     await uow.session.flush()
     rt.publish(
         uow,
@@ -182,74 +176,45 @@ async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
 
 async def route_department(rt: Runtime, uow: UnitOfWork, department_id: str) -> None:
     """Offer waiting chats again (an operator came online or freed a slot)."""
-    queued = (
-        await uow.session.scalars(
-            select(Conversation)
-            .where(
-                Conversation.department_id == department_id,
-                Conversation.status == "queued",
-                Conversation.offered_to.is_(None),
-            )
-            .order_by(Conversation.created_at)
-            .limit(50)
-        )
-    ).all()
-    for conv in queued:
-        # A chat whose every candidate has been offered it may be offered again to a newcomer.
+    for conv in await chats.waiting_unoffered(uow, department_id):
         await route(rt, uow, conv)
 
 
 async def route_for_operator(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
-    dept_ids = (
-        await uow.session.scalars(
-            select(OperatorDepartment.department_id).where(OperatorDepartment.operator_id == operator_id)
-        )
-    ).all()
-    for dept_id in dept_ids:
+    for dept_id in await users.department_ids_of(uow, operator_id):
         await route_department(rt, uow, dept_id)
 
 
 async def expire_offers(rt: Runtime, uow: UnitOfWork) -> int:
-    """Withdraw offers not accepted in time and offer those chats to the next operator."""
-    expired = (
-        await uow.session.scalars(
-            select(Conversation)
-            .where(
-                Conversation.status == "queued",
-                Conversation.offered_to.is_not(None),
-                Conversation.offer_expires_at <= clock.now(),
-            )
-            .limit(200)
-        )
-    ).all()
+    """Withdraw offers not accepted in time and offer those chats to the next operator in turn."""
+    expired = await chats.expired_offers(uow)
     for conv in expired:
         assert conv.offered_to is not None
         rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
-        conv.offered_to = None
-        conv.offer_expires_at = None
+        chats.withdraw_offer(conv)
         await route(rt, uow, conv)
         rt.publish(uow, dept_topic(conv.department_id), {"type": "queue_changed"})
     return len(expired)
 
 
+async def offer_waiting(rt: Runtime, uow: UnitOfWork) -> None:
+    """Periodic: chats waiting with no offer are offered to whoever can take them now."""
+    for dept_id in await chats.departments_waiting(uow):
+        await route_department(rt, uow, dept_id)
+
+
 # ---------------------------------------------------------------- operator actions
 async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> Conversation:
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+    conv = await access_conversation_by_id(uow.session, actor, conversation_id, for_update=True)
     if conv.status != "queued":
         raise Conflict("this chat has been taken already" if conv.status == "active" else "this chat is closed")
-    op = await uow.session.get(Operator, actor.operator_id)
-    if op is None or await active_chat_count(uow, op.id) >= op.max_chats:
+    op = await users.lock_operator(uow, actor.operator_id)  # slots: counted and taken under the lock
+    if op is None or await chats.active_count(uow, op.id) >= op.max_chats:
         raise Conflict("you have reached your maximum number of chats")
     if conv.offered_to and conv.offered_to != op.id:
         rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
-    await chats.add_system_message(rt, uow, conv, f"{op.name} joined the chat.")
-    now = clock.now()
-    conv.status = "active"
-    conv.operator_id = op.id
-    conv.accepted_at = conv.accepted_at or now
-    conv.offered_to = None
-    conv.offer_expires_at = None
-    op.last_assigned_at = now
+    await chats.assign(rt, uow, conv, op.id, f"{op.name} joined the chat.")
+    users.mark_assigned(op, clock.now())
     await uow.session.flush()
     await chats.publish_change(rt, uow, conv)
     rt.publish(uow, operator_topic(op.id), {"type": "chat", "conversation": await chats.operator_view(rt, uow, conv)})
@@ -260,19 +225,8 @@ async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversatio
 async def _queue_moved(rt: Runtime, uow: UnitOfWork, department_id: str) -> None:
     """Everyone still waiting moved up: tell them their new position, and the consoles the new queue."""
     rt.publish(uow, dept_topic(department_id), {"type": "queue_changed"})
-    waiting = (
-        await uow.session.scalars(
-            select(Conversation)
-            .where(Conversation.department_id == department_id, Conversation.status == "queued")
-            .limit(200)
-        )
-    ).all()
-    for other in waiting:
-        rt.publish(
-            uow,
-            chats.conv_topic(other.id),
-            {"type": "status", "conversation_id": other.id, "conversation": await chats.visitor_view(uow, other)},
-        )
+    for other in await chats.queued_in_department(uow, department_id):
+        await chats.publish_status(rt, uow, other)
 
 
 async def transfer(
@@ -286,7 +240,9 @@ async def transfer(
 ) -> Conversation:
     if (operator_id is None) == (department_id is None):
         raise Invalid("transfer to an operator or to a department")
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=not actor.is_admin)
+    conv = await access_conversation_by_id(
+        uow.session, actor, conversation_id, assigned=not actor.is_admin, for_update=True
+    )
     if conv.status == "closed":
         raise Conflict("this chat is closed")
     previous, old_department, was_queued = conv.operator_id, conv.department_id, conv.status == "queued"
@@ -296,17 +252,12 @@ async def transfer(
         target = await access_operator_by_id(uow.session, actor, operator_id)
         if target.disabled or target.id == previous:
             raise Invalid("choose another, active operator")
-        member = await uow.session.get(OperatorDepartment, (target.id, conv.department_id))
-        if member is None and target.role != "admin":
+        if not await users.is_member(uow, target.id, conv.department_id) and target.role != "admin":
             raise Invalid("that operator is not in this chat's department; transfer to their department instead")
-        if await active_chat_count(uow, target.id) >= target.max_chats:
+        await users.lock_operator(uow, target.id)  # their slots: counted and taken under the lock
+        if await chats.active_count(uow, target.id) >= target.max_chats:
             raise Conflict("that operator has no free slot")
-        await chats.add_system_message(rt, uow, conv, f"The chat was transferred to {target.name}.")
-        conv.status = "active"
-        conv.operator_id = target.id
-        conv.accepted_at = conv.accepted_at or clock.now()
-        conv.offered_to = None
-        await uow.session.flush()
+        await chats.assign(rt, uow, conv, target.id, f"The chat was transferred to {target.name}.")
         rt.publish(
             uow, operator_topic(target.id), {"type": "chat", "conversation": await chats.operator_view(rt, uow, conv)}
         )
@@ -314,14 +265,7 @@ async def transfer(
         dept = await access_department_by_id(uow.session, actor, department_id)
         if dept.site_id != conv.site_id:
             raise Invalid("that department belongs to another site")
-        await chats.add_system_message(rt, uow, conv, f"The chat was transferred to {dept.name}.")
-        conv.status = "queued"
-        conv.operator_id = None
-        conv.department_id = dept.id
-        conv.offered_to = None
-        conv.offer_expires_at = None
-        conv.offered_history = []
-        await uow.session.flush()
+        await chats.requeue(rt, uow, conv, dept.id, f"The chat was transferred to {dept.name}.")
         await route(rt, uow, conv)
         rt.publish(uow, dept_topic(dept.id), {"type": "queue_changed"})
     if previous:
@@ -336,66 +280,152 @@ async def transfer(
     return conv
 
 
-async def close_by_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> None:
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id, assigned=not actor.is_admin)
-    operator, department, was_queued = conv.operator_id, conv.department_id, conv.status == "queued"
+async def _close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str, line: str | None = None) -> None:
+    """Close a locked conversation: withdraw its offer, free its operator's slot, move its queue."""
+    operator, department, was = conv.operator_id, conv.department_id, conv.status
+    if was == "closed":
+        return
     if conv.offered_to:
         rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
-    await chats.close(rt, uow, conv, by="operator")
-    if operator:
+    await chats.close(rt, uow, conv, by=by, line=line)
+    if operator and was == "active":
         await route_for_operator(rt, uow, operator)
-    if was_queued:
+    if was == "queued":
         await _queue_moved(rt, uow, department)
+
+
+async def close_by_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> None:
+    conv = await access_conversation_by_id(
+        uow.session, actor, conversation_id, assigned=not actor.is_admin, for_update=True
+    )
+    await _close(rt, uow, conv, by="operator")
 
 
 async def close_by_visitor(rt: Runtime, uow: UnitOfWork, actor: VisitorActor, conversation_id: str) -> None:
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id)
-    operator, department = conv.operator_id, conv.department_id
-    if conv.offered_to:
-        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
-    await chats.close(rt, uow, conv, by="visitor")
-    if operator:
-        await route_for_operator(rt, uow, operator)
-    else:
-        await _queue_moved(rt, uow, department)
+    conv = await access_conversation_by_id(uow.session, actor, conversation_id, for_update=True)
+    await _close(rt, uow, conv, by="visitor")
 
 
 async def set_status(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, status: object) -> str:
-    if status not in STATUSES:
-        raise Invalid("status must be online, away or offline")
-    op = await uow.session.get(Operator, actor.operator_id)
-    if op is None:
-        raise NotFound("operator not found")
-    op.status = str(status)
-    await uow.session.flush()
+    op = await users.set_status(uow, actor.operator_id, status)
     rt.publish(uow, operator_topic(op.id), {"type": "status", "status": op.status})
     if op.status == "online":
         await route_for_operator(rt, uow, op.id)
     return op.status
 
 
+async def operator_arrived(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
+    """A console of this operator came alive (first heartbeat): if their chosen status is online,
+    waiting chats may be offered to them now."""
+    if await users.is_available(uow, operator_id):
+        await route_for_operator(rt, uow, operator_id)
+
+
+# ---------------------------------------------------------------- nobody to answer, visitors who left
+async def leave_message(
+    rt: Runtime,
+    uow: UnitOfWork,
+    actor: VisitorActor,
+    conversation_id: str,
+    *,
+    email: object = None,
+    phone: object = None,
+    message: object = None,
+) -> str:
+    """A waiting visitor gives up on the queue: what they wrote becomes an offline request, and the
+    chat is closed. Returns the offline request's id."""
+    conv = await access_conversation_by_id(uow.session, actor, conversation_id, for_update=True)
+    if conv.status != "queued":
+        raise Conflict(
+            "an operator has joined: write to them here" if conv.status == "active" else "this chat is closed"
+        )
+    if message is not None and (not isinstance(message, str) or len(message) > 4000):
+        raise Invalid("message must be text of at most 4000 characters")
+    site = await workspaces.get_site(uow, conv.site_id)
+    visitor = await visitors.get_visitor(uow, conv.visitor_id)
+    if site is None or visitor is None:
+        raise NotFound("conversation not found")
+    await visitors.add_contact(rt, uow, site, visitor, email=email, phone=phone)
+    text = "\n".join(t for t in (await chats.visitor_text(rt, uow, conv), (message or "").strip()) if t)
+    request = await offline.create_from_chat(
+        rt,
+        uow,
+        site,
+        visitor,
+        department_id=conv.department_id,
+        message=text or "(no message)",
+        page_url=await chats.page_url(rt, uow, conv),
+    )
+    await _close(rt, uow, conv, by="visitor", line="The visitor left a message instead of waiting.")
+    return request.id
+
+
+def _unanswered_reason(site: Site | None, available: int, conv: Conversation, wait_s: float) -> str | None:
+    if site is not None and not workspaces.is_open(site):
+        return "closed_hours"
+    if available == 0:
+        return "no_operator"
+    since = conv.queued_at or conv.created_at
+    if clock.now() - since >= timedelta(seconds=wait_s):
+        return "no_answer"
+    return None
+
+
+async def mark_unanswered(rt: Runtime, uow: UnitOfWork) -> int:
+    """Periodic: tell each waiting visitor whether anyone can answer (and why not); returns changes."""
+    changed = 0
+    sites: dict[str, Site | None] = {}
+    available: dict[str, int] = {}
+    for conv in await chats.queued_conversations(uow, lock=True):
+        if conv.site_id not in sites:
+            sites[conv.site_id] = await workspaces.get_site(uow, conv.site_id)
+        if conv.department_id not in available:
+            available[conv.department_id] = await users.count_available(uow, [conv.department_id])
+        reason = _unanswered_reason(
+            sites[conv.site_id], available[conv.department_id], conv, rt.settings.unanswered_after_s
+        )
+        if chats.set_unanswered(conv, reason):
+            changed += 1
+            await chats.publish_status(rt, uow, conv)
+    return changed
+
+
+async def close_abandoned(rt: Runtime, uow: UnitOfWork) -> int:
+    """Periodic: a visitor with no live socket on any node for ``visitor_abandon_s`` has left: a
+    waiting chat leaves the queue, an active one is closed and frees its operator's slot."""
+    since = clock.now() - timedelta(seconds=rt.settings.visitor_abandon_s)
+    candidates = await chats.open_created_before(uow, since)
+    seen = await users.visitors_seen_since(uow, candidates, since)
+    gone = [c for c in candidates if c not in seen]
+    closed = 0
+    for conv_id in gone:
+        conv = await chats.lock_conversation(uow, conv_id)
+        if conv is None or conv.status == "closed":
+            continue
+        line = "The visitor left the queue." if conv.status == "queued" else "The visitor left."
+        await _close(rt, uow, conv, by="abandoned", line=line)
+        closed += 1
+    return closed
+
+
+async def purge_presence(rt: Runtime, uow: UnitOfWork) -> int:
+    """Periodic: heartbeats expired long enough ago that nothing reads them any more."""
+    keep_s = rt.settings.visitor_abandon_s + rt.settings.presence_ttl_s
+    return await users.purge_presence(uow, clock.now() - timedelta(seconds=keep_s))
+
+
+# ---------------------------------------------------------------- console views
 async def queue_for(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> list[dict[str, Any]]:
-    stmt = select(Conversation).where(Conversation.workspace_id == actor.workspace_id, Conversation.status == "queued")
-    if not actor.is_admin:
-        stmt = stmt.where(Conversation.department_id.in_(actor.department_ids))
-    rows = (await uow.session.scalars(stmt.order_by(Conversation.created_at).limit(200))).all()
-    return [await chats.operator_view(rt, uow, conv) for conv in rows]
+    return [await chats.operator_view(rt, uow, conv) for conv in await chats.queue_of(uow, actor)]
 
 
 async def my_chats(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> list[dict[str, Any]]:
-    rows = (
-        await uow.session.scalars(
-            select(Conversation)
-            .where(Conversation.operator_id == actor.operator_id, Conversation.status == "active")
-            .order_by(Conversation.accepted_at)
-        )
-    ).all()
-    return [await chats.operator_view(rt, uow, conv) for conv in rows]
+    return [await chats.operator_view(rt, uow, conv) for conv in await chats.active_of(uow, actor.operator_id)]
 
 
 async def console_snapshot(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> dict[str, Any]:
     """Everything a console needs when it (re)connects."""
-    op = await uow.session.get(Operator, actor.operator_id)
+    op = await users.get_operator(uow, actor.operator_id)
     if op is None:
         raise NotFound("operator not found")
     return {

@@ -45,3 +45,17 @@ class OperatorSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class Presence(Base):
+    """Who is connected right now, per node: an operator's console sockets (``kind="operator"``,
+    subject = operator id) and a visitor's widget sockets (``kind="visitor"``, subject =
+    conversation id). Each node refreshes its rows every few seconds; a row whose ``expires_at``
+    has passed is a socket that is gone (closed, or its node crashed). See ADR 0005."""
+
+    __tablename__ = "presence"
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,12 +1,14 @@
-"""Operator accounts, sessions and presence status."""
+"""Operator accounts, sessions, chosen status and presence (live sockets across nodes, ADR 0005)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, case, delete, or_, select, update
+from sqlalchemy import CursorResult, case, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
@@ -14,7 +16,8 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Unauthorized
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
-from confide.users.models import Operator, OperatorDepartment, OperatorSession
+from confide.users.models import Operator as Operator  # re-exported: other domains hold operators, never query them
+from confide.users.models import OperatorDepartment, OperatorSession, Presence
 from confide.users.schemas import OperatorIn, OperatorPatch, check_email
 
 
@@ -294,3 +297,154 @@ async def revoke_sessions(uow: UnitOfWork, operator_id: str) -> None:
 
 async def get_operator(uow: UnitOfWork, operator_id: str) -> Operator | None:
     return await uow.session.get(Operator, operator_id)
+
+
+async def operator_names(uow: UnitOfWork, operator_ids: Iterable[str]) -> dict[str, str]:
+    ids = {i for i in operator_ids if i}
+    if not ids:
+        return {}
+    rows = await uow.session.execute(select(Operator.id, Operator.name).where(Operator.id.in_(ids)))
+    return {row.id: row.name for row in rows}
+
+
+async def operator_name(uow: UnitOfWork, operator_id: str | None) -> str | None:
+    return (await operator_names(uow, [operator_id] if operator_id else [])).get(operator_id or "")
+
+
+async def is_member(uow: UnitOfWork, operator_id: str, department_id: str) -> bool:
+    return await uow.session.get(OperatorDepartment, (operator_id, department_id)) is not None
+
+
+# ---------------------------------------------------------------- chosen status and availability
+STATUSES = ("online", "away", "offline")
+OPERATOR, VISITOR = "operator", "visitor"  # presence kinds
+
+
+async def lock_operator(uow: UnitOfWork, operator_id: str) -> Operator | None:
+    """The operator's row, read fresh and locked until the unit ends (``FOR UPDATE`` on PostgreSQL):
+    counting their slots and then taking one is then safe against another node doing the same."""
+    return await uow.session.scalar(
+        select(Operator).where(Operator.id == operator_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+async def lock_operators(uow: UnitOfWork, operator_ids: Iterable[str]) -> dict[str, Operator]:
+    """Those of these operators' rows that nobody else holds, locked (``SKIP LOCKED``): routing
+    never waits for a lock, so it can never be one side of a deadlock; an operator being given a
+    chat by another unit right now is simply not offered this one in this unit."""
+    ids = sorted(set(operator_ids))
+    if not ids:
+        return {}
+    rows = await uow.session.scalars(
+        select(Operator)
+        .where(Operator.id.in_(ids))
+        .order_by(Operator.id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return {op.id: op for op in rows}
+
+
+def _live_operator() -> Any:
+    """An operator with at least one console socket alive on some node (a heartbeat not expired)."""
+    return exists().where(
+        Presence.kind == OPERATOR, Presence.subject_id == Operator.id, Presence.expires_at > clock.now()
+    )
+
+
+def _available() -> Any:
+    return (Operator.status == "online") & Operator.disabled.is_(False) & _live_operator()
+
+
+async def available_operators(uow: UnitOfWork, department_id: str) -> list[Operator]:
+    """Members of the department whose chosen status is online and who have a live console."""
+    stmt = (
+        select(Operator)
+        .join(OperatorDepartment, OperatorDepartment.operator_id == Operator.id)
+        .where(OperatorDepartment.department_id == department_id, _available())
+        .order_by(Operator.id)
+    )
+    return list((await uow.session.scalars(stmt)).all())
+
+
+async def count_available(uow: UnitOfWork, department_ids: Iterable[str]) -> int:
+    ids = list(department_ids)
+    if not ids:
+        return 0
+    stmt = (
+        select(func.count(func.distinct(Operator.id)))
+        .join(OperatorDepartment, OperatorDepartment.operator_id == Operator.id)
+        .where(OperatorDepartment.department_id.in_(ids), _available())
+    )
+    return int(await uow.session.scalar(stmt) or 0)
+
+
+async def is_available(uow: UnitOfWork, operator_id: str) -> bool:
+    return bool(await uow.session.scalar(select(Operator.id).where(Operator.id == operator_id, _available())))
+
+
+def mark_assigned(op: Operator, at: datetime) -> None:
+    """When the operator was last offered or given a chat (least busy's tie-break)."""
+    op.last_assigned_at = at
+
+
+async def set_status(uow: UnitOfWork, operator_id: str, status: object) -> Operator:
+    """The operator's chosen status, kept on their row across visits and reconnects."""
+    if status not in STATUSES:
+        raise Invalid("status must be online, away or offline")
+    op = await lock_operator(uow, operator_id)
+    if op is None:
+        raise NotFound("operator not found")
+    op.status = str(status)
+    await uow.session.flush()
+    return op
+
+
+# ---------------------------------------------------------------- presence heartbeats (ADR 0005)
+async def beat(
+    uow: UnitOfWork, node_id: str, *, operators: Iterable[str] = (), visitors: Iterable[str] = (), ttl_s: float
+) -> None:
+    """This node's live sockets, in ONE statement: insert or push forward each row's expiry."""
+    expires_at = clock.now() + timedelta(seconds=ttl_s)
+    rows = [{"kind": OPERATOR, "subject_id": s, "node_id": node_id, "expires_at": expires_at} for s in operators]
+    rows += [{"kind": VISITOR, "subject_id": s, "node_id": node_id, "expires_at": expires_at} for s in visitors]
+    if not rows:
+        return
+    conn = await uow.session.connection()
+    table: Any = Presence.__table__
+    ins: Any = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+    await conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["kind", "subject_id", "node_id"], set_={"expires_at": ins.excluded.expires_at}
+        ),
+        rows,
+    )
+
+
+async def forget_node(uow: UnitOfWork, node_id: str) -> None:
+    """A node shutting down cleanly: its sockets are gone now, not in a TTL."""
+    await uow.session.execute(delete(Presence).where(Presence.node_id == node_id))
+
+
+async def forget_presence(uow: UnitOfWork, node_id: str, kind: str, subject_id: str) -> None:
+    await uow.session.execute(
+        delete(Presence).where(Presence.node_id == node_id, Presence.kind == kind, Presence.subject_id == subject_id)
+    )
+
+
+async def purge_presence(uow: UnitOfWork, before: datetime) -> int:
+    result: Any = await uow.session.execute(delete(Presence).where(Presence.expires_at < before))
+    return int(result.rowcount or 0)
+
+
+async def visitors_seen_since(uow: UnitOfWork, conversation_ids: Iterable[str], since: datetime) -> set[str]:
+    """Of these conversations, those whose visitor had a live socket on some node after ``since``."""
+    ids = list(conversation_ids)
+    if not ids:
+        return set()
+    rows = await uow.session.scalars(
+        select(Presence.subject_id).where(
+            Presence.kind == VISITOR, Presence.subject_id.in_(ids), Presence.expires_at > since
+        )
+    )
+    return set(rows.all())

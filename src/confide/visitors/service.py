@@ -13,8 +13,9 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
-from confide.visitors.models import Visitor, VisitorTerm
-from confide.workspaces.models import Site
+from confide.visitors.models import Visitor as Visitor  # re-exported: other domains hold visitors
+from confide.visitors.models import VisitorTerm
+from confide.workspaces.service import Site
 
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
 _MAX = {"textarea": 4000}
@@ -102,6 +103,39 @@ async def create_visitor(
         for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
             uow.session.add(VisitorTerm(visitor_id=visitor_id, term=term))
     return visitor
+
+
+async def add_contact(
+    rt: Runtime, uow: UnitOfWork, site: Site, visitor: Visitor, *, email: object = None, phone: object = None
+) -> None:
+    """A way to answer the visitor (leaving a message from the chat): an e-mail address or a phone
+    number given now replaces the one held; with neither given nor held, ``Invalid``."""
+    given: dict[str, Any] = {}
+    for key, value in (("email", email), ("phone", phone)):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not isinstance(value, str):
+            raise Invalid(f"{key} must be text")
+        value = value.strip()
+        if len(value) > _DEFAULT_MAX:
+            raise Invalid(f"{key} is too long")
+        if key == "email":
+            try:
+                value = validate_email(value, check_deliverability=False, test_environment=True).normalized
+            except EmailNotValidError:
+                raise Invalid("not a valid e-mail address") from None
+        elif not _PHONE.match(value):
+            raise Invalid("not a valid phone number")
+        given[key] = value
+    if not given and visitor.email_enc is None and visitor.phone_enc is None:
+        raise Invalid("an e-mail address or a phone number is needed so that we can answer")
+    data_key = await rt.keyring.get(uow.session, visitor.id)
+    if "email" in given:
+        visitor.email_enc = data_key.encrypt(given["email"], f"visitors.email:{visitor.id}")
+        visitor.email_bidx = rt.bidx.email(site.workspace_id, given["email"])
+    if "phone" in given:
+        visitor.phone_enc = data_key.encrypt(given["phone"], f"visitors.phone:{visitor.id}")
+    await uow.session.flush()
 
 
 async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from confide.core.runtime import Runtime
 from confide.realtime.hub import Hub
+from confide.realtime.presence import Presence
 from confide.realtime.writer import MessageWriter
 
 
@@ -15,4 +15,4 @@ class State:
     rt: Runtime
     hub: Hub
     writer: MessageWriter
-    operator_sockets: Counter[str] = field(default_factory=Counter)
+    presence: Presence

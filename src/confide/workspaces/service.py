@@ -22,7 +22,9 @@ from confide.permissions.access import (
     department_scope,
     require_admin,
 )
-from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
+from confide.workspaces.models import CannedReply, RefusedOrigin, Workspace
+from confide.workspaces.models import Department as Department  # re-exported: other domains hold departments
+from confide.workspaces.models import Site as Site  # re-exported: other domains hold sites, never query them
 from confide.workspaces.schemas import DAYS, CannedReplyIn, DepartmentIn, DepartmentPatch, SiteIn, SitePatch
 
 DEFAULT_PRECHAT = [
@@ -305,6 +307,38 @@ def canned_reply_view(reply: CannedReply) -> dict[str, Any]:
         "text": reply.text,
         "department_id": reply.department_id,
     }
+
+
+async def get_site(uow: UnitOfWork, site_id: str) -> Site | None:
+    return await uow.session.get(Site, site_id)
+
+
+async def get_department(uow: UnitOfWork, department_id: str) -> Department | None:
+    return await uow.session.get(Department, department_id)
+
+
+async def department_names(uow: UnitOfWork, department_ids: list[str]) -> dict[str, str]:
+    if not department_ids:
+        return {}
+    rows = await uow.session.execute(select(Department.id, Department.name).where(Department.id.in_(department_ids)))
+    return {row.id: row.name for row in rows}
+
+
+async def lock_department(uow: UnitOfWork, department_id: str) -> Department | None:
+    """The department locked until the unit ends (its round robin cursor is read, then moved);
+    ``None`` when it does not exist or another unit holds it right now (``SKIP LOCKED``)."""
+    found: Department | None = await uow.session.scalar(
+        select(Department)
+        .where(Department.id == department_id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return found
+
+
+def advance_round_robin(dept: Department, operator_id: str) -> None:
+    """The round robin cursor: the operator most recently offered a chat (department locked)."""
+    dept.rr_last_operator_id = operator_id
 
 
 def check_department_belongs(dept: Department | None, site: Site) -> Department:

@@ -33,7 +33,6 @@ from confide.workspaces import service as workspaces
 
 log = structlog.get_logger(__name__)
 SESSION_COOKIE = "confide_session"
-OFFLINE_GRACE_S = 15.0
 MAX_IN_FLIGHT = 64
 
 
@@ -165,8 +164,8 @@ async def operator_socket(ws: WebSocket) -> None:
     outbox = Outbox(ws.send_text, lambda code: close(ws, code), rt.settings.send_queue_frames)
     conn = OperatorConnection(state, ws, actor, outbox)
     state.hub.subscribe_soon(conn, operator_topic(actor.operator_id))
-    state.operator_sockets[actor.operator_id] += 1
     try:
+        await state.presence.operator_connected(actor.operator_id)
         async with rt.db.unit_of_work(readonly=True) as uow:
             welcome = await routing.console_snapshot(rt, uow, actor)
         conn._set_departments(welcome["departments"])
@@ -177,25 +176,7 @@ async def operator_socket(ws: WebSocket) -> None:
         await _serve(state, conn, FrameReader(ws, outbox, rt.settings.max_frame_bytes))
     finally:
         conn.shutdown()
-        state.operator_sockets[actor.operator_id] -= 1
-        if state.operator_sockets[actor.operator_id] <= 0:
-            del state.operator_sockets[actor.operator_id]
-            state.rt.tasks.append(asyncio.create_task(_offline_after_grace(state, actor)))
-
-
-async def _offline_after_grace(state: State, actor: OperatorActor) -> None:
-    """The console went away (closed tab): stop offering chats unless it comes back quickly."""
-    await asyncio.sleep(OFFLINE_GRACE_S)
-    if state.operator_sockets.get(actor.operator_id):
-        return
-    rt = state.rt
-    try:
-        async with rt.db.unit_of_work() as uow:
-            op = await users.get_operator(uow, actor.operator_id)
-            if op is not None and op.status != "offline":
-                await routing.set_status(rt, uow, actor, "offline")
-    except Exception:
-        log.exception("operator_offline_failed", operator_id=actor.operator_id)
+        state.presence.operator_disconnected(actor.operator_id)
 
 
 async def _serve(state: State, conn: OperatorConnection, reader: FrameReader) -> None:

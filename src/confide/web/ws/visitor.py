@@ -101,6 +101,7 @@ async def visitor_socket(ws: WebSocket) -> None:
     # Subscribe before reading history so nothing committed in between is missed (clients de-duplicate).
     await state.hub.subscribe(conn, topic)
     try:
+        await state.presence.visitor_connected(conn.conversation_id)
         try:
             async with rt.db.unit_of_work(readonly=True) as uow:
                 conv = await access_conversation_by_id(uow.session, actor, conversation_id)
@@ -124,6 +125,7 @@ async def visitor_socket(ws: WebSocket) -> None:
         log.info("visitor_connected", visitor_id=actor.visitor_id, conversation_id=conn.conversation_id)
         await _serve(state, ws, reader, conn)
     finally:
+        state.presence.visitor_disconnected(conn.conversation_id)
         await state.hub.unsubscribe(conn, topic)
         outbox.shutdown()
 
@@ -171,6 +173,18 @@ async def _serve(state: State, ws: WebSocket, reader: FrameReader, conn: Visitor
             elif kind == "end":
                 async with rt.db.unit_of_work() as uow:
                     await routing.close_by_visitor(rt, uow, actor, conv_id)
+            elif kind == "leave_message":
+                async with rt.db.unit_of_work() as uow:
+                    request_id = await routing.leave_message(
+                        rt,
+                        uow,
+                        actor,
+                        conv_id,
+                        email=frame.get("email"),
+                        phone=frame.get("phone"),
+                        message=frame.get("message"),
+                    )
+                outbox.put(encode({"type": "message_left", "offline_request_id": request_id}))
             elif kind == "rate":
                 async with rt.db.unit_of_work() as uow:
                     await chats.rate(rt, uow, actor, conv_id, frame.get("score"), frame.get("comment"))

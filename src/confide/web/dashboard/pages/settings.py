@@ -111,7 +111,9 @@ async def _settings_page(
             {
                 "site": s,
                 "form": pick(f"site-{s['id']}", _site_shape(s)),
-                "snippet": f'<script src="{base}/widget.js" data-site="{s["site_key"]}" async></script>',
+                # data-color: the launcher has the site's colour from the first paint, with no request.
+                "snippet": f'<script src="{base}/widget.js" data-site="{s["site_key"]}" data-color="{s["color"]}"'
+                ' async></script>',
                 "refused": data["refused"].get(s["id"], []),
             }
             for s in data["sites"]

@@ -1,7 +1,7 @@
 """refused widget origins per site (Settings -> Sites shows them)
 
-Revision ID: 0004_refused_origins
-Revises: 0001
+Revision ID: 0003_refused_origins
+Revises: 0002_presence
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_refused_origins"
-down_revision: str | None = "0001"
+revision: str = "0003_refused_origins"
+down_revision: str | None = "0002_presence"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
