@@ -47,6 +47,37 @@ def test_words_normalise_case_and_punctuation() -> None:
     assert crypto.words("Hello, WORLD! hello… Ünïcode x") == ["hello", "world", "ünïcode"]
 
 
+def test_words_split_on_everything_but_letters_and_digits() -> None:
+    # underscores, apostrophes and zero-width spaces split; NFKC folds ligatures and full-width digits
+    text = "snake_case don't ﬁne １２３ a\u200bb 日本語"
+    assert crypto.words(text) == ["snake", "case", "don", "fine", "123", "日本語"]
+    assert crypto.words("x" * 70 + " y") == ["x" * 64]
+    assert len(crypto.words(" ".join(f"w{i}" for i in range(300)))) == 200
+
+
+def test_blind_index_terms_are_hmac_sha256_of_kind_and_value() -> None:
+    """The stored index format: HMAC-SHA256(workspace key, kind NUL value), hex, 128 bits; the
+    workspace key is HMAC-SHA256(HKDF(master, "confide/blind-index/v1"), workspace id)."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    master = os.urandom(32)
+    root = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"confide/blind-index/v1").derive(master)
+    key = hmac.new(root, b"w1", hashlib.sha256).digest()
+
+    def expected(kind: str, value: str) -> str:
+        return hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    bidx = crypto.BlindIndex(master)
+    assert bidx.text_terms("w1", "msg", "Refund, REFUND a parcel") == [expected("msg", "refund"),
+                                                                      expected("msg", "parcel")]
+    assert bidx.term("w1", "name", "ünïcode") == expected("name", "ünïcode")
+    assert bidx.email("w1", " Ana@Example.com") == expected("email", "ana@example.com")
+
+
 def test_signer_rejects_forged_expired_and_malformed_tokens() -> None:
     signer = crypto.Signer(os.urandom(32), "visitor-token")
     token = signer.sign({"v": "visitor", "exp": 2000})

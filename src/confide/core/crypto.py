@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
 import unicodedata
@@ -163,50 +164,67 @@ def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFKC", email).strip().casefold()
 
 
+# A run of alphanumeric characters (``str.isalnum``): ``\w`` less the underscore.
+_WORD = re.compile(r"[^\W_]+")
+
+
 def words(text: str, *, min_len: int = 2, max_words: int = 200) -> list[str]:
     """Normalised distinct words of a text, for the keyed word index."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
     out: list[str] = []
     seen: set[str] = set()
-    current: list[str] = []
-    for ch in folded + " ":
-        if ch.isalnum():
-            current.append(ch)
-            continue
-        if current:
-            word = "".join(current)
-            current = []
-            if len(word) >= min_len and word not in seen:
-                seen.add(word)
-                out.append(word[:64])
-                if len(out) >= max_words:
-                    break
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if len(word) >= min_len and word not in seen:
+            seen.add(word)
+            out.append(word[:64])
+            if len(out) >= max_words:
+                break
     return out
 
 
 class BlindIndex:
-    """Keyed HMAC of normalised values, with a key per workspace."""
+    """Keyed HMAC-SHA256 of normalised values, with a key per workspace.
+
+    Hot path (every word of every message): HMAC is computed from its definition (RFC 2104),
+    ``H((K ^ opad) || H((K ^ ipad) || m))``, with the two keyed SHA-256 states built once per
+    workspace and copied per value. Same output as ``hmac.new(K, m, sha256)``, at a third of
+    its cost (keying an HMAC hashes two blocks and builds an OpenSSL context every time).
+    """
+
+    _BLOCK = 64  # SHA-256 block size; workspace keys are 32 bytes, so never hashed down first
 
     def __init__(self, master: bytes) -> None:
         self._root = _derive(master, "confide/blind-index/v1")
-        self._keys: dict[str, bytes] = {}
+        self._keyed: dict[str, tuple[Any, Any]] = {}  # workspace id -> (inner, outer) SHA-256 states
 
-    def _key(self, workspace_id: str) -> bytes:
-        key = self._keys.get(workspace_id)
-        if key is None:
-            key = hmac.new(self._root, workspace_id.encode(), hashlib.sha256).digest()
-            self._keys[workspace_id] = key
-        return key
+    def _states(self, workspace_id: str) -> tuple[Any, Any]:
+        states = self._keyed.get(workspace_id)
+        if states is None:
+            key = hmac.new(self._root, workspace_id.encode(), hashlib.sha256).digest().ljust(self._BLOCK, b"\0")
+            states = self._keyed[workspace_id] = (
+                hashlib.sha256(bytes(b ^ 0x36 for b in key)),
+                hashlib.sha256(bytes(b ^ 0x5C for b in key)),
+            )
+        return states
 
     def term(self, workspace_id: str, kind: str, value: str) -> str:
-        mac = hmac.new(self._key(workspace_id), f"{kind}\x00{value}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:32]
+        return self._terms(workspace_id, f"{kind}\x00".encode(), [value])[0]
 
     def email(self, workspace_id: str, email: str) -> str:
         return self.term(workspace_id, "email", normalise_email(email))
 
     def text_terms(self, workspace_id: str, kind: str, text: str) -> list[str]:
-        return [self.term(workspace_id, kind, w) for w in words(text)]
+        return self._terms(workspace_id, f"{kind}\x00".encode(), words(text))
+
+    def _terms(self, workspace_id: str, prefix: bytes, values: list[str]) -> list[str]:
+        inner, outer = self._states(workspace_id)
+        out = []
+        for value in values:
+            h = inner.copy()
+            h.update(prefix + value.encode())
+            o = outer.copy()
+            o.update(h.digest())
+            out.append(o.hexdigest()[:32])
+        return out
 
 
 # ---------------------------------------------------------------- signed tokens
