@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import stat
+import time
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,15 @@ def b64d(text: str) -> bytes:
 def new_id() -> str:
     """An opaque, random, URL-safe identifier of 128 bits."""
     return b64e(secrets.token_bytes(16))
+
+
+def new_ordered_id() -> str:
+    """An identifier that sorts by creation time: 48 bits of milliseconds then 80 random bits, as 32
+    hex characters. Rows keyed by it are appended at the end of their index instead of scattered
+    over it (for a table written many times a second, such as messages: a random key dirties a
+    different index page per row, so each commit writes, syncs and checkpoints far more pages).
+    It tells no more than the row's own creation time."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def random_token(nbytes: int = 32) -> str:
