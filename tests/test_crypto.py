@@ -112,3 +112,25 @@ def test_passwords_hash_and_verify() -> None:
     assert passwords.verify(hashed, "correct horse")
     assert not passwords.verify(hashed, "wrong horse")
     assert not passwords.verify("not-a-hash", "correct horse")
+
+
+def test_message_terms_are_the_same_from_the_word_cache_and_after_it_is_forgotten() -> None:
+    bidx = crypto.BlindIndex(os.urandom(32))
+    bidx.MESSAGE_WORDS = 5  # forget often
+    texts = ["refund my parcel please", "my parcel", "Refund the ORDER today", "a b c", "new words only here"]
+    for _ in range(3):
+        for text in texts:
+            expected = [bidx.term("w1", "msg", w) for w in crypto.words(text)]
+            assert bidx.text_terms("w1", "msg", text) == expected
+            assert bidx.text_terms("w2", "msg", text) != expected or not expected
+    assert bidx._remembered <= 5
+
+
+def test_ordered_ids_are_unique_hex_and_start_with_their_creation_millisecond() -> None:
+    import time
+
+    before = time.time_ns() // 1_000_000  # the ids' clock is the system's, not core.clock: they only order rows
+    ids = [*crypto.new_ordered_ids(500), crypto.new_ordered_id()]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 501
+    assert all(len(i) == 32 and before <= int(i[:12], 16) <= after and int(i[12:], 16) >= 0 for i in ids)

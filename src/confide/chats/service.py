@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.auth.actors import OperatorActor, VisitorActor
@@ -268,13 +268,18 @@ async def store_messages(
             )
         ).all()
     }
-    # Retries: messages already stored under the same client ids. The row-value IN seeks the unique
-    # index (conversation, sender, client_id) exactly, whatever the length of the conversations.
+    # Retries: messages already stored under the same client ids, sought in the unique index
+    # (conversation, sender, client_id), whatever the length of the conversations. PostgreSQL seeks
+    # it for a row-value IN; SQLite (3.40) scans the whole table for one, but seeks it per OR term.
     idents = list({(d.conversation_id, d.sender_id, d.client_id) for d in drafts})
-    key_columns = tuple_(_MSG.c.conversation_id, _MSG.c.sender_id, _MSG.c.client_id)
+    if conn.dialect.name == "sqlite":
+        found = or_(
+            *(and_(_MSG.c.conversation_id == c, _MSG.c.sender_id == s, _MSG.c.client_id == k) for c, s, k in idents)
+        )
+    else:
+        found = tuple_(_MSG.c.conversation_id, _MSG.c.sender_id, _MSG.c.client_id).in_(idents)
     stored = {
-        (m.conversation_id, m.sender_id, m.client_id): m
-        for m in (await conn.execute(select(_MSG).where(key_columns.in_(idents)))).all()
+        (m.conversation_id, m.sender_id, m.client_id): m for m in (await conn.execute(select(_MSG).where(found))).all()
     }
     keys = {vid: await rt.keyring.get(uow.session, vid) for vid in {c.visitor_id for c in convs.values()}}
     batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed)
@@ -303,7 +308,8 @@ async def store_messages_sqlite(
 ) -> list[dict[str, Any] | DomainError]:
     """``store_messages`` on the raw SQLite writer connection (``Database.raw_transaction``), for the
     message writer's batches: the same checks, rows and results, with plain ``sqlite3`` statements
-    instead of SQLAlchemy's (two calls into the writer thread: read, then write). ``keys_uow`` (a
+    instead of SQLAlchemy's: the reads now, the writes queued to run with the commit (two calls into
+    the writer thread in all), a few multi-row statements rather than one per row. ``keys_uow`` (a
     read-only unit) loads data keys the key ring has not cached. Events are published after commit
     by ``tx.release_events()``."""
     conv_ids = list({d.conversation_id for d in drafts})
@@ -314,7 +320,8 @@ async def store_messages_sqlite(
     now = _SQLITE_TIME(batch.now)
     seq_rows = [(seq, now, conv_id) for conv_id, seq in batch.seq_rows]
     message_rows = [(*row[:-1], now) for row in batch.message_rows]
-    await tx.run(lambda conn: _sqlite_write(conn, seq_rows, message_rows, batch.term_rows))
+    term_rows = batch.term_rows
+    tx.at_commit(lambda conn: _sqlite_write(conn, seq_rows, message_rows, term_rows))
     events = batch.events
     if events:
         broker = rt.broker
@@ -357,16 +364,20 @@ _SQLITE_READ_TIME = cast(
 )
 _SQLITE_CHUNK = 300  # row values per IN list (3 parameters each)
 _SQLITE_SELECT_CONVS = "SELECT id, status, visitor_id, operator_id, workspace_id, seq FROM conversations WHERE id IN "
+# a join with the list of client ids seeks the unique index per id (a row-value IN would scan the table)
 _SQLITE_SELECT_STORED = (
-    "SELECT id, conversation_id, seq, sender, sender_id, client_id, body_enc, created_at FROM messages"
-    " WHERE (conversation_id, sender_id, client_id) IN (VALUES "
+    "SELECT m.id, m.conversation_id, m.seq, m.sender, m.sender_id, m.client_id, m.body_enc, m.created_at"
+    " FROM messages AS m JOIN (VALUES "
+)
+_SQLITE_SELECT_STORED_ON = (
+    ") AS v ON m.conversation_id = v.column1 AND m.sender_id = v.column2 AND m.client_id = v.column3"
 )
 _SQLITE_UPDATE_SEQ = "UPDATE conversations SET seq = ?, last_message_at = ? WHERE id = ?"
-_SQLITE_INSERT_MESSAGE = (
-    "INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body_enc, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SQLITE_INSERT_MESSAGES = (
+    "INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body_enc, created_at) VALUES "
 )
-_SQLITE_INSERT_TERM = "INSERT INTO conversation_terms (term, conversation_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+_SQLITE_INSERT_TERMS = "INSERT INTO conversation_terms (term, conversation_id) VALUES "
+_SQLITE_ROWS = 250  # rows per multi-row INSERT: one statement step per chunk, not one per row
 
 
 def _sqlite_read(
@@ -381,7 +392,7 @@ def _sqlite_read(
     stored: dict[tuple[str, str, str], _StoredRow] = {}
     for i in range(0, len(idents), _SQLITE_CHUNK):
         chunk = idents[i : i + _SQLITE_CHUNK]
-        sql = _SQLITE_SELECT_STORED + ", ".join(["(?, ?, ?)"] * len(chunk)) + ")"
+        sql = _SQLITE_SELECT_STORED + ", ".join(["(?, ?, ?)"] * len(chunk)) + _SQLITE_SELECT_STORED_ON
         for r in conn.execute(sql, [value for ident in chunk for value in ident]):
             m = _StoredRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _SQLITE_READ_TIME(r[7]))
             stored[(m.conversation_id, m.sender_id, m.client_id)] = m
@@ -394,12 +405,19 @@ def _sqlite_write(
     message_rows: list[tuple[Any, ...]],
     term_rows: list[tuple[str, str]],
 ) -> None:
+    # Each statement step releases and takes back the GIL; taking it back waits while the event loop
+    # runs (up to the interpreter's switch interval), so few steps matter more than few rows.
     if seq_rows:
         conn.executemany(_SQLITE_UPDATE_SEQ, seq_rows)
-    if message_rows:
-        conn.executemany(_SQLITE_INSERT_MESSAGE, message_rows)
-    if term_rows:
-        conn.executemany(_SQLITE_INSERT_TERM, term_rows)
+    _insert_rows(conn, _SQLITE_INSERT_MESSAGES, "(?, ?, ?, ?, ?, ?, ?, ?)", "", message_rows)  # a conflict fails
+    _insert_rows(conn, _SQLITE_INSERT_TERMS, "(?, ?)", " ON CONFLICT DO NOTHING", term_rows)
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    for i in range(0, len(rows), _SQLITE_ROWS):
+        chunk = rows[i : i + _SQLITE_ROWS]
+        sql = head + ", ".join([row] * len(chunk)) + tail  # only placeholders are spliced in
+        conn.execute(sql, [value for r in chunk for value in r])
 
 
 class _MessageBatch:
@@ -461,6 +479,7 @@ class _MessageBatch:
         self.events: list[tuple[str, dict[str, Any]]] = []
         batch_terms: dict[str, set[str]] = defaultdict(set)
         text_terms = rt.bidx.text_terms
+        ids = iter(crypto.new_ordered_ids(sum(len(indexes) for indexes in accepted.values())))
         for conv_id, indexes in accepted.items():
             conv = convs[conv_id]
             self.seq_rows.append((conv_id, conv.seq + len(indexes)))
@@ -468,7 +487,7 @@ class _MessageBatch:
             topic = conv_topic(conv_id)
             for offset, i in enumerate(indexes):
                 d = drafts[i]
-                msg_id = crypto.new_ordered_id()
+                msg_id = next(ids)
                 seq = conv.seq + 1 + offset
                 body = key.encrypt(d.text, _aad("messages.body", msg_id))
                 self.message_rows.append((msg_id, conv_id, seq, d.sender, d.sender_id, d.client_id, body, now))

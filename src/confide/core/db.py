@@ -106,17 +106,48 @@ class UnitOfWork(AfterCommitHooks):
 
 class RawTransaction(AfterCommitHooks):
     """One transaction on the raw SQLite writer connection (``Database.raw_transaction``).
-    ``run(fn)`` calls ``fn(connection)`` in the writer thread; statements use ``?`` parameters
-    and must bind the values SQLAlchemy would (e.g. times in its SQLite text format)."""
 
-    __slots__ = ("_raw",)
+    ``await run(fn)`` calls ``fn(connection)`` in the writer thread now (the first call begins the
+    transaction); ``at_commit(fn)`` queues ``fn`` to run in the same thread call as the ``COMMIT``
+    that ends the block (one trip to the thread for the writes and the commit; the service that
+    queues writes still never commits). Statements use ``?`` parameters and must bind the values
+    SQLAlchemy would (e.g. times in its SQLite text format)."""
+
+    __slots__ = ("_at_commit", "_begun", "_raw")
 
     def __init__(self, raw: _RawSQLite) -> None:
         super().__init__()
         self._raw = raw
+        self._begun = False
+        self._at_commit: list[Callable[[sqlite3.Connection], object]] = []
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._raw.call(fn)
+        begin, self._begun = not self._begun, True
+
+        def call(conn: sqlite3.Connection) -> T:
+            if begin:
+                conn.execute("BEGIN IMMEDIATE")
+            return fn(conn)
+
+        return await self._raw.call(call)
+
+    def at_commit(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        self._at_commit.append(fn)
+
+    async def _commit(self) -> None:
+        if not self._begun and not self._at_commit:
+            return
+        begin, writes = not self._begun, self._at_commit
+        self._begun, self._at_commit = True, []
+
+        def call(conn: sqlite3.Connection) -> None:
+            if begin:
+                conn.execute("BEGIN IMMEDIATE")
+            for fn in writes:
+                fn(conn)
+            conn.execute("COMMIT")
+
+        await self._raw.call(call)
 
 
 class _RawSQLite:
@@ -151,14 +182,6 @@ class _RawSQLite:
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
-
-
-def _begin(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-
-
-def _commit(conn: sqlite3.Connection) -> None:
-    conn.execute("COMMIT")
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -232,14 +255,13 @@ class Database:
             raise RuntimeError("raw transactions need a SQLite file database")
         async with lock:
             tx = RawTransaction(raw)
-            await raw.call(_begin)
             try:
                 yield tx
+                await tx._commit()
             except BaseException:
                 # the writer thread runs calls in order: this rollback follows any statement still running
                 await asyncio.shield(raw.call(_rollback))
                 raise
-            await raw.call(_commit)
 
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file without blocking writers (SQLite only)."""
