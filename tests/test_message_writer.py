@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, select
+import pytest
+from sqlalchemy import create_engine, select, text
 
 from confide.chats import service as chats
 from confide.chats.models import Conversation, ConversationTerm, Message
@@ -102,3 +103,40 @@ def test_the_retry_lookup_seeks_the_unique_index(tmp_path: Path) -> None:
     conn.close()
     assert "SEARCH m USING INDEX" in plan, plan
     assert "SCAN m" not in plan, plan
+
+
+async def test_a_raw_transaction_commits_only_at_its_end_and_rolls_back_on_error(rt: Runtime, db_kind: str) -> None:
+    if db_kind != "sqlite":  # PostgreSQL has no raw writer: the writer uses a unit of work
+        assert not rt.db.has_raw_transactions
+        with pytest.raises(RuntimeError):
+            async with rt.db.raw_transaction():
+                pass
+        return
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('w-raw', 'Raw', '2026-12-01 00:00:00')")
+
+    def count(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT count(*) FROM workspaces WHERE id = 'w-raw'").fetchone()[0])
+
+    async def fails_inside() -> None:
+        async with rt.db.raw_transaction() as tx:
+            tx.at_commit(insert)
+            await tx.run(insert)  # visible inside the transaction
+            assert await tx.run(count) == 1
+            raise ValueError("boom")
+
+    async def fails_at_commit() -> None:  # a failing queued write fails the commit, and rolls back
+        async with rt.db.raw_transaction() as tx:
+            await tx.run(insert)
+            tx.at_commit(insert)
+
+    with pytest.raises(ValueError, match="boom"):
+        await fails_inside()
+    with pytest.raises(sqlite3.IntegrityError):
+        await fails_at_commit()
+    async with rt.db.raw_transaction() as tx:
+        assert await tx.run(count) == 0
+        tx.at_commit(insert)
+    async with rt.db.unit_of_work(readonly=True) as uow:  # committed, and visible to the pooled connections
+        assert (await uow.session.execute(text("SELECT name FROM workspaces WHERE id = 'w-raw'"))).scalar() == "Raw"

@@ -180,7 +180,8 @@ class _RawSQLite:
             self._conn = None
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        if self._conn is not None:  # never opened: no thread to start just to close nothing
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
 
