@@ -125,23 +125,29 @@ class Visitor:
         if b'"ack"' in p:
             gen.acks += 1
         elif b'"error"' in p:
-            d = json.loads(p)
-            if d.get("type") != "error":
-                gen.visitor_frames[str(d.get("type"))] += 1
-                return
-            gen.errors[f"visitor:{d.get('code')}"] += 1
-            ref = d.get("ref")
-            if isinstance(ref, str) and ref.count(".") == 2:
-                # the message was refused: it will never reach the operator
-                self.inflight -= 1
-                gen.inflight -= 1
-                gen.refused += 1
-                if gen.inflight <= 0:
-                    gen.drained.set()
-                if gen.saturating:
-                    asyncio.get_running_loop().call_later(0.05, self.send)
+            self._on_error(json.loads(p))
         else:
             gen.visitor_other += 1
+
+    def _on_error(self, d: dict[str, Any]) -> None:
+        gen = self.gen
+        if d.get("type") != "error":
+            gen.visitor_frames[str(d.get("type"))] += 1
+            return
+        gen.errors[f"visitor:{d.get('code')}"] += 1
+        ref = d.get("ref")
+        if isinstance(ref, str) and ref.count(".") == 2:
+            # the message was refused: it will never reach the operator
+            self.inflight -= 1
+            gen.inflight -= 1
+            gen.refused += 1
+            if gen.inflight <= 0:
+                gen.drained.set()
+            if gen.saturating:
+                asyncio.get_running_loop().call_later(0.05, self.send)
+
+    def frame(self, seq: int, t: int, text: str) -> str:
+        return f'{self.prefix}{seq}.{t}","text":"{text}"}}'
 
     def send(self) -> None:
         gen = self.gen
@@ -157,7 +163,7 @@ class Visitor:
         t = perf_ns()
         if gen.window_start <= t < gen.window_end:
             gen.sent_in_window += 1
-        self.ws.send_text(f'{self.prefix}{self.seq}.{t}","text":"{gen.next_text()}"}}')
+        self.ws.send_text(self.frame(self.seq, t, gen.next_text()))
 
 
 class Operator:
@@ -202,8 +208,10 @@ class Operator:
             self.gen.closes[f"operator:{ws.close_code}"] += 1
 
     def _on_text(self, p: bytes) -> None:
+        self._on_frame(json.loads(p))
+
+    def _on_frame(self, d: dict[str, Any]) -> None:
         gen = self.gen
-        d = json.loads(p)
         t = d.get("type")
         if t == "message":
             m = d.get("message") or {}
@@ -230,6 +238,116 @@ class Operator:
                 fut = gen.pending_accept.get(ref[4:])
                 if fut is not None and not fut.done():
                     fut.set_exception(AcceptError(f"{d.get('code')}: {d.get('message')}"))
+
+
+# -- Socket.IO (bench/socketio_relay.py) -------------------------------------------------------
+# Engine.IO v4 / Socket.IO v5 text packets over a plain WebSocket: the server opens with
+# ``0{...}``, the client connects the default namespace with ``40{auth}`` (answered ``40{...}``
+# or ``44{...}``), events are ``42["name",data]``, an event with an acknowledgement id N is
+# ``42N["name",data]`` and is answered ``43N[data]``; the server pings ``2``, the client
+# answers ``3``. No polling, no binary packets, no namespaces but ``/``.
+SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+
+
+def _sio_event(name: str, data: dict[str, Any]) -> str:
+    return "42" + json.dumps([name, data], separators=(",", ":"))
+
+
+class SioVisitor(Visitor):
+    __slots__ = ("eio_open",)
+
+    def __init__(self, gen: Generator, idx: int, conv_id: str, token: str) -> None:
+        super().__init__(gen, idx, conv_id, token)
+        self.prefix = f'["message",{{"client_id":"{idx}.'
+        self.eio_open = False  # the Engine.IO open packet came (it may come with the handshake)
+
+    def _connect_namespace(self) -> None:
+        if self.ws is not None:
+            self.ws.send_text("40" + json.dumps({"token": self.token, "conversation_id": self.conv_id}))
+
+    async def open(self) -> None:
+        gen = self.gen
+        self.welcome = asyncio.get_running_loop().create_future()
+        ws = await connect(gen.host, gen.port, SIO_PATH, {"Origin": gen.origin}, on_text=self._on_first)
+        self.ws = ws
+        ws.on_close = self._on_close
+        if self.eio_open:
+            self._connect_namespace()
+        try:
+            await asyncio.wait_for(self.welcome, 15)
+        except BaseException:
+            ws.close()
+            raise
+        ws.on_text = self._on_text
+        self.alive = True
+
+    def _on_first(self, payload: bytes) -> None:
+        fut = self.welcome
+        if fut is None or fut.done():
+            return
+        if payload[:1] == b"0":  # Engine.IO open
+            self.eio_open = True
+            self._connect_namespace()
+        elif payload[:2] == b"40":
+            fut.set_result({})
+        elif payload[:2] == b"44":
+            fut.set_exception(RuntimeError(f"connect refused: {payload[2:200]!r}"))
+
+    def _on_text(self, p: bytes) -> None:
+        gen = self.gen
+        head = p[:2]
+        if head == b"43":
+            gen.acks += 1
+        elif p == b"2":
+            if self.ws is not None:
+                self.ws.send_text("3")
+        elif head == b"42" and b'"error"' in p:
+            self._on_error(json.loads(p[2:])[1])
+        else:
+            gen.visitor_other += 1
+
+    def frame(self, seq: int, t: int, text: str) -> str:
+        return f'42{seq}{self.prefix}{seq}.{t}","text":"{text}"}}]'
+
+
+class SioOperator(Operator):
+    async def open(self) -> None:
+        gen = self.gen
+        loop = asyncio.get_running_loop()
+        self.welcome = loop.create_future()
+        self.status = loop.create_future()
+        self.eio_open = False
+        self.ws = await connect(gen.host, gen.port, SIO_PATH, {"Origin": gen.origin}, on_text=self._on_text)
+        self.ws.on_close = self._on_close
+        if self.eio_open:  # the open packet came with the handshake, before self.ws was set
+            self.ws.send_text('40{"role":"operator"}')
+        await asyncio.wait_for(self.welcome, 15)
+        self.ws.send_text(_sio_event("status", {"status": "online"}))
+        try:
+            await asyncio.wait_for(self.status, 5)
+        except TimeoutError:
+            log(f"operator {self.email}: no status event after going online; continuing")
+
+    def send_accept(self, conv_id: str) -> None:
+        if self.ws is not None:
+            self.ws.send_text(_sio_event("accept", {"conversation_id": conv_id, "client_id": f"acc:{conv_id}"}))
+
+    def _on_text(self, p: bytes) -> None:
+        head = p[:2]
+        if head == b"42":
+            self._on_frame(json.loads(p[2:])[1])
+        elif p == b"2":
+            if self.ws is not None:
+                self.ws.send_text("3")
+        elif head == b"40":
+            if self.welcome is not None and not self.welcome.done():
+                self.welcome.set_result({})
+        elif p[:1] == b"0":  # Engine.IO open: connect the namespace
+            self.eio_open = True
+            if self.ws is not None:
+                self.ws.send_text('40{"role":"operator"}')
+        elif head == b"44" and self.welcome is not None and not self.welcome.done():
+            self.welcome.set_exception(RuntimeError(f"connect refused: {p[2:200]!r}"))
 
 
 # Realistic chat text: distinct words from a vocabulary (the server indexes every word of every
@@ -264,6 +382,8 @@ class Generator:
         self.port = 0
         self.origin = ""
         self.site_key = ""
+        self.protocol = "confide"
+        self.visitor_cls: type[Visitor] = Visitor
         self.texts = chat_texts(80)
         self._text_index = 0
         self.http: httpx.AsyncClient = httpx.AsyncClient()
@@ -323,6 +443,11 @@ class Generator:
     # -- setup ---------------------------------------------------------------------------
     async def setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
         self.host, self.port = cmd["host"], int(cmd["port"])
+        self.protocol = str(cmd.get("protocol", "confide"))
+        if self.protocol not in ("confide", "socketio"):
+            raise ValueError(f"unknown protocol {self.protocol!r}")
+        sio = self.protocol == "socketio"
+        self.visitor_cls, operator_cls = (SioVisitor, SioOperator) if sio else (Visitor, Operator)
         self.origin, self.site_key = cmd["origin"], cmd["site_key"]
         self.texts = chat_texts(int(cmd.get("text_bytes", 80)))
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -330,7 +455,7 @@ class Generator:
         r = await self.http.get(f"/api/v1/widget/{self.site_key}/config", headers={"Origin": self.origin})
         self.prechat = r.json() if r.status_code == 200 else {}
         for op in cmd.get("operators", []):
-            o = Operator(self, op["email"], op["password"])
+            o = operator_cls(self, op["email"], op["password"])
             await o.open()
             self.operators.append(o)
         return {"operators": len(self.operators), "nofile": raise_nofile()}
@@ -418,7 +543,7 @@ class Generator:
 
         async def one(conv_id: str, token: str) -> None:
             async with sem:
-                v = Visitor(self, len(self.visitors), conv_id, token)
+                v = self.visitor_cls(self, len(self.visitors), conv_id, token)
                 self.visitors.append(v)
                 try:
                     await v.open()

@@ -58,7 +58,8 @@ class RelayTarget:
             self.gens.append(await LoadgenProcess.start(f"loadgen-{self.server.name}-{i}", log))
         base = {"cmd": "setup", "host": "127.0.0.1", "port": self.server.port,
                 "origin": self.server.origin, "site_key": self.server.site_key,
-                "text_bytes": self.p.text_bytes}
+                "text_bytes": self.p.text_bytes,
+                "protocol": "socketio" if self.server.name == "socketio" else "confide"}
         await call_all(self.gens, [{**base, "operators": self.logins[i::self.n_gen]}
                                    for i in range(self.n_gen)], limit_s=120)
         counts = _split(self.p.visitors, self.n_gen)

@@ -34,11 +34,13 @@ from bench.servers import (
     ROOT,
     Server,
     machine_cpu,
+    prefill_confide,
     prepare_confide,
     raise_nofile,
     set_boost,
     start_confide,
     start_raw_relay,
+    start_socketio_relay,
     uvicorn_options,
 )
 
@@ -47,8 +49,10 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 # name, description, comparison, threshold
 TARGETS: list[tuple[str, str, str, float]] = [
     ("relay_ratio", "Confide/raw throughput at saturation", ">=", 0.5),
-    ("relay_p99_ms_at_500", "p99 latency at 500 msg/s (ms)", "<=", 20.0),
-    ("bytes_per_idle_socket", "memory per idle visitor socket (bytes)", "<=", 32768),
+    ("relay_over_socketio", "Confide/python-socketio throughput at saturation", ">=", 1.3),
+    ("relay_200k_over_fresh", "relay_ratio_at_200k / relay_ratio (within 15 % of fresh)", ">=", 0.85),
+    ("relay_p99_over_raw_at_500", "Confide p99 / raw p99 at 500 msg/s", "<=", 10.0),
+    ("bytes_per_idle_socket", "memory per idle visitor socket at 5k (bytes)", "<=", 28672),
     ("launcher_gz_bytes", "widget.js gzip -9 (bytes)", "<=", 5120),
     ("widget_gz_bytes", "widget.js + app.js gzip -9 (bytes)", "<=", 20480),
 ]
@@ -121,9 +125,13 @@ def busy_cores(seconds: float) -> float:
 
 # -- relay ------------------------------------------------------------------------------
 async def relay_suite(servers: list[Server], logins: dict[str, list[dict[str, str]]], params: RelayParams,
-                      generators: int, workdir: Path, errors: list[str]) -> dict[str, Any]:
+                      generators: int, workdir: Path, errors: list[str], prefill: int = 0) -> dict[str, Any]:
     """Set up every server, then run the phases in turns. A server that fails is dropped (its error is
-    recorded) and the others go on."""
+    recorded) and the others go on.
+
+    With ``prefill``, Confide's database is then topped up to that many stored messages (the server
+    idle, its sockets open) and Confide's saturation rounds are run again, interleaved with the raw
+    relay's (which count towards the raw relay's best)."""
     targets = [RelayTarget(s, logins[s.name], params, generators, workdir) for s in servers]
     out: dict[str, Any] = {"generators": generators}
     live: list[RelayTarget] = []
@@ -147,12 +155,12 @@ async def relay_suite(servers: list[Server], logins: dict[str, list[dict[str, st
             await attempt(t, "setup", t.start)
             out[t.server.name] = {"setup": t.setup_info}
 
-        async def phase(t: RelayTarget, kind: str) -> None:
+        async def phase(t: RelayTarget, kind: str, key: str = "saturation_rounds") -> None:
             res = await t.phase(kind)
             if kind == "rate":
                 out[t.server.name]["rate"] = res
             else:
-                out[t.server.name].setdefault("saturation_rounds", []).append(res)
+                out[t.server.name].setdefault(key, []).append(res)
 
         for t in targets:  # not `live`: attempt() removes a failed target from it
             if t in live:
@@ -163,6 +171,29 @@ async def relay_suite(servers: list[Server], logins: dict[str, list[dict[str, st
                 if t in live:
                     log(f"relay: {t.server.name}: saturation round {r + 1}/{params.rounds}")
                     await attempt(t, "saturation", functools.partial(phase, t, "saturate"))
+        confide = next((t for t in live if t.server.name == "confide"), None)
+        if prefill and confide is not None:
+            log(f"relay: confide: filling the database up to {prefill:,} messages")
+            info: dict[str, Any] = {}
+
+            async def fill() -> None:
+                info.update(await asyncio.to_thread(prefill_confide, confide.server, prefill))
+
+            await attempt(confide, "prefill", fill)
+            out["confide"]["prefill"] = info
+            if info.get("complete"):
+                for r in range(params.rounds):
+                    for t in (confide, *[x for x in targets if x.server.name == "raw"]):
+                        if t in live:
+                            held = f" ({info['messages_after']:,} messages stored)" if t is confide else ""
+                            log(f"relay: {t.server.name}: saturation round {r + 1}/{params.rounds} after the "
+                                f"prefill{held}")
+                            key = "saturation_rounds_prefilled" if t is confide else "saturation_rounds"
+                            await attempt(t, "saturation after prefill",
+                                          functools.partial(phase, t, "saturate", key))
+            elif info:
+                errors.append(f"relay, confide, prefill: stopped at {info.get('messages_after')} of {prefill} "
+                              "messages (time limit)")
         for t in live:
             stats = await t.stats()
             out[t.server.name]["loadgen_stats"] = [{k: v for k, v in s.items() if k not in ("event", "cmd")}
@@ -174,6 +205,9 @@ async def relay_suite(servers: list[Server], logins: dict[str, list[dict[str, st
         rounds = out[t.server.name].get("saturation_rounds")
         if rounds and "rate" in out[t.server.name]:
             out[t.server.name]["saturation"] = max(rounds, key=lambda x: x["msgs_per_s"])
+        prefilled = out[t.server.name].get("saturation_rounds_prefilled")
+        if prefilled:
+            out[t.server.name]["saturation_prefilled"] = max(prefilled, key=lambda x: x["msgs_per_s"])
     for name in [n for n, v in out.items() if isinstance(v, dict) and "saturation" not in v]:
         out[name]["incomplete"] = True
     return out
@@ -195,6 +229,15 @@ async def run_relay(args: argparse.Namespace, params: RelayParams, workdir: Path
     started.append(raw)
     servers.append(raw)
     logins["raw"] = [{"email": f"op{i}@raw.test", "password": "-"} for i in range(params.operators)]
+    if not args.raw_only and not args.no_socketio:
+        try:
+            sio = start_socketio_relay(workdir)
+            started.append(sio)
+            servers.append(sio)
+            logins["socketio"] = [{"email": f"op{i}@sio.test", "password": "-"} for i in range(params.operators)]
+        except HARNESS_ERRORS as exc:  # report it and still measure the others
+            results["errors"].append(f"python-socketio could not be started for the relay benchmark: {exc}")
+            log(results["errors"][-1])
     if not args.raw_only:
         try:
             confide = start_confide(workdir)
@@ -205,14 +248,14 @@ async def run_relay(args: argparse.Namespace, params: RelayParams, workdir: Path
             results["errors"].append(f"Confide could not be started for the relay benchmark: {exc}")
             log(results["errors"][-1])
     generators = 1 if args.generators == "auto" else int(args.generators)
-    rel = await relay_suite(servers, logins, params, generators, workdir, results["errors"])
+    rel = await relay_suite(servers, logins, params, generators, workdir, results["errors"], args.prefill)
     if args.generators == "auto" and generators == 1 and generator_bound(rel):
         note = ("one load-generator process saturated its core before the raw relay did; "
                 "the relay benchmark was repeated with 2 generator processes (results merged)")
         results["notes"].append(note)
         log(note)
         results["relay_first_attempt_1_generator"] = rel
-        rel = await relay_suite(servers, logins, params, 2, workdir, results["errors"])
+        rel = await relay_suite(servers, logins, params, 2, workdir, results["errors"], args.prefill)
     results["relay"] = rel
     for s in servers:
         s.stop()
@@ -220,7 +263,7 @@ async def run_relay(args: argparse.Namespace, params: RelayParams, workdir: Path
 
 def summarize_relay(results: dict[str, Any]) -> None:
     rel = results.get("relay") or {}
-    for name, prefix in (("confide", "relay"), ("raw", "raw")):
+    for name, prefix in (("confide", "relay"), ("raw", "raw"), ("socketio", "socketio")):
         r = rel.get(name)
         if not r or r.get("incomplete"):
             continue
@@ -235,17 +278,37 @@ def summarize_relay(results: dict[str, Any]) -> None:
         results[f"{prefix}_other_cpu_util_at_saturation"] = sat["other_cpu_util"]
         cpu = sat["server_cpu_util"]
         results[f"{prefix}_msgs_per_cpu_s_at_saturation"] = round(sat["msgs_per_s"] / cpu) if cpu else None
-        busy = max((ph["other_cpu_util"] or 0) for ph in [rate, *r["saturation_rounds"]])
+        busy = max((ph["other_cpu_util"] or 0)
+                   for ph in [rate, *r["saturation_rounds"], *r.get("saturation_rounds_prefilled", [])])
         if busy > BUSY_MACHINE:
             results["notes"].append(
                 f"{name}: processes outside the benchmark used up to {busy:.2f} CPU cores during a measured "
                 "phase: the machine was not quiet, the figures are pessimistic and noisy")
-    if results.get("relay_msgs_per_s") and results.get("raw_msgs_per_s"):
-        results["relay_ratio"] = round(results["relay_msgs_per_s"] / results["raw_msgs_per_s"], 3)
-    if results.get("relay_msgs_per_cpu_s_at_saturation") and results.get("raw_msgs_per_cpu_s_at_saturation"):
-        # less sensitive to a busy machine: messages per CPU-second of the server process
-        results["relay_ratio_per_cpu"] = round(
-            results["relay_msgs_per_cpu_s_at_saturation"] / results["raw_msgs_per_cpu_s_at_saturation"], 3)
+    def ratio(key: str, a: str, b: str) -> None:
+        if results.get(a) and results.get(b):
+            results[key] = round(results[a] / results[b], 3)
+
+    ratio("relay_ratio", "relay_msgs_per_s", "raw_msgs_per_s")
+    # less sensitive to a busy machine: messages per CPU-second of the server process
+    ratio("relay_ratio_per_cpu", "relay_msgs_per_cpu_s_at_saturation", "raw_msgs_per_cpu_s_at_saturation")
+    ratio("relay_over_socketio", "relay_msgs_per_s", "socketio_msgs_per_s")
+    ratio("relay_over_socketio_per_cpu", "relay_msgs_per_cpu_s_at_saturation",
+          "socketio_msgs_per_cpu_s_at_saturation")
+    ratio("socketio_ratio", "socketio_msgs_per_s", "raw_msgs_per_s")
+    ratio("relay_p99_over_raw_at_500", "relay_p99_ms_at_500", "raw_p99_ms_at_500")
+    pre = (rel.get("confide") or {}).get("saturation_prefilled")
+    if pre:
+        held = rel["confide"]["prefill"]["messages_after"]
+        results["relay_prefill_messages"] = held
+        results["relay_msgs_per_s_at_200k"] = pre["msgs_per_s"]
+        results["relay_p99_ms_at_saturation_at_200k"] = pre["latency"]["p99_ms"]
+        results["relay_server_cpu_util_at_saturation_at_200k"] = pre["server_cpu_util"]
+        cpu = pre["server_cpu_util"]
+        results["relay_msgs_per_cpu_s_at_200k"] = round(pre["msgs_per_s"] / cpu) if cpu else None
+        ratio("relay_ratio_at_200k", "relay_msgs_per_s_at_200k", "raw_msgs_per_s")
+        ratio("relay_ratio_per_cpu_at_200k", "relay_msgs_per_cpu_s_at_200k", "raw_msgs_per_cpu_s_at_saturation")
+        ratio("relay_200k_over_fresh", "relay_ratio_at_200k", "relay_ratio")
+        ratio("relay_200k_over_fresh_per_cpu", "relay_msgs_per_cpu_s_at_200k", "relay_msgs_per_cpu_s_at_saturation")
     raw = rel.get("raw", {}).get("saturation")
     if raw:
         us = raw["loadgen_cpu_us_per_msg"]
@@ -330,26 +393,41 @@ def render(results: dict[str, Any]) -> str:
         (f"Relay: {p['visitors']} visitor sockets, {p['operators']} operator sockets, {p['text_bytes']}-byte "
          f"messages, {p['warmup']:g}s warm-up + {p['duration']:g}s measured per phase; visitor rate limit "
          "lifted (CONFIDE_VISITOR_MSG_RATE/BURST=100000)"),
-        f"{'':38}{'Confide':>14}{'raw relay':>14}",
+        f"{'':38}{'Confide':>14}{'raw relay':>14}{'socketio':>14}",
     ]
     rows = [
-        (f"delivered/s at {p['rate']:g} msg/s", "relay_msgs_per_s_at_500", "raw_msgs_per_s_at_500", ""),
-        ("  p50 latency", "relay_p50_ms_at_500", "raw_p50_ms_at_500", " ms"),
-        ("  p99 latency", "relay_p99_ms_at_500", "raw_p99_ms_at_500", " ms"),
-        (f"saturation (window {p['window']}/visitor) msg/s", "relay_msgs_per_s", "raw_msgs_per_s", ""),
-        ("  p50 latency", "relay_p50_ms_at_saturation", "raw_p50_ms_at_saturation", " ms"),
-        ("  p99 latency", "relay_p99_ms_at_saturation", "raw_p99_ms_at_saturation", " ms"),
-        ("  server CPU (cores)", "relay_server_cpu_util_at_saturation",
-         "raw_server_cpu_util_at_saturation", ""),
-        ("  other processes' CPU (cores)", "relay_other_cpu_util_at_saturation",
-         "raw_other_cpu_util_at_saturation", ""),
-        ("  msg per server CPU-second", "relay_msgs_per_cpu_s_at_saturation",
-         "raw_msgs_per_cpu_s_at_saturation", ""),
+        (f"delivered/s at {p['rate']:g} msg/s", "msgs_per_s_at_500", ""),
+        ("  p50 latency", "p50_ms_at_500", " ms"),
+        ("  p99 latency", "p99_ms_at_500", " ms"),
+        (f"saturation (window {p['window']}/visitor) msg/s", "msgs_per_s", ""),
+        ("  p50 latency", "p50_ms_at_saturation", " ms"),
+        ("  p99 latency", "p99_ms_at_saturation", " ms"),
+        ("  server CPU (cores)", "server_cpu_util_at_saturation", ""),
+        ("  other processes' CPU (cores)", "other_cpu_util_at_saturation", ""),
+        ("  msg per server CPU-second", "msgs_per_cpu_s_at_saturation", ""),
     ]
-    if results.get("relay_ratio_per_cpu") is not None:
-        rows.append(("relay_ratio per CPU-second", "relay_ratio_per_cpu", "relay_ratio_per_cpu", ""))
-    for label, a, b, unit in rows:
-        lines.append(f"{label:<38}{_fmt(results.get(a), unit):>14}{_fmt(results.get(b), unit):>14}")
+    for label, key, unit in rows:
+        lines.append(f"{label:<38}" + "".join(f"{_fmt(results.get(f'{prefix}_{key}'), unit):>14}"
+                                              for prefix in ("relay", "raw", "socketio")))
+    if results.get("relay_prefill_messages"):
+        lines += [
+            f"saturation with {results['relay_prefill_messages']:,} messages stored",
+            f"{'  msg/s':<38}{_fmt(results.get('relay_msgs_per_s_at_200k')):>14}",
+            f"{'  p99 latency':<38}{_fmt(results.get('relay_p99_ms_at_saturation_at_200k'), ' ms'):>14}",
+            f"{'  server CPU (cores)':<38}{_fmt(results.get('relay_server_cpu_util_at_saturation_at_200k')):>14}",
+            f"{'  msg per server CPU-second':<38}{_fmt(results.get('relay_msgs_per_cpu_s_at_200k')):>14}",
+        ]
+    lines.append("")
+    for label, key, key_cpu in (
+        ("Confide / raw relay", "relay_ratio", "relay_ratio_per_cpu"),
+        ("Confide / python-socketio", "relay_over_socketio", "relay_over_socketio_per_cpu"),
+        ("python-socketio / raw relay", "socketio_ratio", None),
+        ("Confide / raw relay, 200k stored", "relay_ratio_at_200k", "relay_ratio_per_cpu_at_200k"),
+        ("200k stored / fresh", "relay_200k_over_fresh", "relay_200k_over_fresh_per_cpu"),
+        ("p99 at 500 msg/s, Confide / raw", "relay_p99_over_raw_at_500", None),
+    ):
+        per_cpu = f"   per CPU-second {_fmt(results.get(key_cpu))}" if key_cpu else ""
+        lines.append(f"{label:<38}{_fmt(results.get(key)):>14}{per_cpu}")
     lg = results.get("loadgen")
     if lg:
         utils = ", ".join(f"{u:.0%}" for u in lg["cpu_util_at_raw_saturation"])
@@ -398,6 +476,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = RelayParams()
     ap.add_argument("--quick", action="store_true", help="short phases and small counts (smoke test)")
     ap.add_argument("--raw-only", action="store_true", help="benchmark only the raw relay")
+    ap.add_argument("--no-socketio", action="store_true", help="leave out the python-socketio peer")
+    ap.add_argument("--prefill", type=int, default=None,
+                    help="after the fresh rounds, fill Confide's database up to this many messages and measure "
+                         "again (default 200000; 0 with --quick)")
     ap.add_argument("--skip-relay", action="store_true")
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--visitors", type=int, default=d.visitors)
@@ -422,6 +504,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                          warmup=args.warmup, duration=args.duration, rounds=args.rounds,
                          text_bytes=args.text_bytes)
     counts = [int(x) for x in args.idle_counts.split(",") if x.strip()]
+    if args.prefill is None:
+        args.prefill = 0 if args.quick else 200_000
     if args.quick:
         params.warmup, params.duration, params.rounds = 1.0, 3.0, 1
         counts = [200, 1000]
@@ -439,7 +523,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "git_dirty": bool(_git("status", "--porcelain")),
         "machine": machine_info(),
         "params": {"relay": params.as_dict(), "idle_counts": counts, "uvicorn_options": uvicorn_options(),
-                   "generators": args.generators, "quick": args.quick,
+                   "generators": args.generators, "quick": args.quick, "prefill_messages": args.prefill,
                    "confide_env": {"CONFIDE_VISITOR_MSG_RATE": "100000",
                                    "CONFIDE_VISITOR_MSG_BURST": "100000", "CONFIDE_LOG_LEVEL": "warning"}},
         "notes": [("the per-visitor message rate limit is lifted for the benchmark "

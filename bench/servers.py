@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import resource
@@ -182,6 +183,7 @@ class Server:
     admin_password: str = ""
     pid: int = 0  # the process serving the port
     notes: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # Confide: its environment (data folder, settings)
 
     @property
     def origin(self) -> str:
@@ -238,12 +240,21 @@ def _spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> su
 
 
 def start_raw_relay(workdir: Path) -> Server:
+    return _start_uvicorn_app("raw", "bench.raw_relay:app", workdir)
+
+
+def start_socketio_relay(workdir: Path) -> Server:
+    """The python-socketio peer (bench/socketio_relay.py), with the same uvicorn options."""
+    return _start_uvicorn_app("socketio", "bench.socketio_relay:app", workdir)
+
+
+def _start_uvicorn_app(name: str, app: str, workdir: Path) -> Server:
     port = free_port()
-    log_path = workdir / "raw_relay.log"
-    cmd = [sys.executable, "-m", "uvicorn", "bench.raw_relay:app", "--host", HOST, "--port", str(port),
+    log_path = workdir / f"{name}_relay.log"
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
            *uvicorn_options(), "--log-level", "warning", "--no-access-log"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = Server("raw", port, _spawn(cmd, env, log_path, ROOT), log_path, workdir)
+    server = Server(name, port, _spawn(cmd, env, log_path, ROOT), log_path, workdir)
     try:
         server.wait_ready()
     except BaseException:
@@ -294,13 +305,27 @@ def start_confide(workdir: Path) -> Server:
                 raise RuntimeError(f"confide demo printed no 'site_key:' line:\n{r.stdout}")
             site_key = m.group(1)
     server = Server("confide", port, _spawn([exe, "serve"], env, log_path, ROOT), log_path, workdir,
-                    site_key=site_key, admin_password=password)
+                    site_key=site_key, admin_password=password, env=env)
     try:
         server.wait_ready()
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def prefill_confide(server: Server, messages: int, limit_s: float = 240.0) -> dict[str, Any]:
+    """Top the running (idle) server's database up to ``messages`` stored messages (bench/prefill.py)."""
+    env = {**server.env, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "bench.prefill", "--messages", str(messages), "--site", server.site_key,
+           "--limit-s", str(limit_s)]
+    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=limit_s + 120, check=False)
+    with server.log_path.open("a") as log:
+        log.write(f"$ python -m bench.prefill --messages {messages}\n{r.stdout}{r.stderr}\n")
+    if r.returncode != 0:
+        raise RuntimeError(f"prefill failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
 
 
 # -- Confide preparation through the admin API ---------------------------------------------

@@ -47,6 +47,37 @@ def test_words_normalise_case_and_punctuation() -> None:
     assert crypto.words("Hello, WORLD! hello… Ünïcode x") == ["hello", "world", "ünïcode"]
 
 
+def test_words_split_on_everything_but_letters_and_digits() -> None:
+    # underscores, apostrophes and zero-width spaces split; NFKC folds ligatures and full-width digits
+    text = "snake_case don't ﬁne １２３ a\u200bb 日本語"
+    assert crypto.words(text) == ["snake", "case", "don", "fine", "123", "日本語"]
+    assert crypto.words("x" * 70 + " y") == ["x" * 64]
+    assert len(crypto.words(" ".join(f"w{i}" for i in range(300)))) == 200
+
+
+def test_blind_index_terms_are_hmac_sha256_of_kind_and_value() -> None:
+    """The stored index format: HMAC-SHA256(workspace key, kind NUL value), hex, 128 bits; the
+    workspace key is HMAC-SHA256(HKDF(master, "confide/blind-index/v1"), workspace id)."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    master = os.urandom(32)
+    root = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"confide/blind-index/v1").derive(master)
+    key = hmac.new(root, b"w1", hashlib.sha256).digest()
+
+    def expected(kind: str, value: str) -> str:
+        return hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    bidx = crypto.BlindIndex(master)
+    assert bidx.text_terms("w1", "msg", "Refund, REFUND a parcel") == [expected("msg", "refund"),
+                                                                      expected("msg", "parcel")]
+    assert bidx.term("w1", "name", "ünïcode") == expected("name", "ünïcode")
+    assert bidx.email("w1", " Ana@Example.com") == expected("email", "ana@example.com")
+
+
 def test_signer_rejects_forged_expired_and_malformed_tokens() -> None:
     signer = crypto.Signer(os.urandom(32), "visitor-token")
     token = signer.sign({"v": "visitor", "exp": 2000})
@@ -81,3 +112,34 @@ def test_passwords_hash_and_verify() -> None:
     assert passwords.verify(hashed, "correct horse")
     assert not passwords.verify(hashed, "wrong horse")
     assert not passwords.verify("not-a-hash", "correct horse")
+
+
+def test_message_terms_are_the_same_from_the_word_cache_and_after_it_is_forgotten() -> None:
+    bidx = crypto.BlindIndex(os.urandom(32))
+    bidx.MESSAGE_WORDS = 5  # forget often
+    texts = ["refund my parcel please", "my parcel", "Refund the ORDER today", "a b c", "new words only here"]
+    for _ in range(3):
+        for text in texts:
+            expected = [bidx.term("w1", "msg", w) for w in crypto.words(text)]
+            assert bidx.text_terms("w1", "msg", text) == expected
+            assert bidx.text_terms("w2", "msg", text) != expected or not expected
+    assert bidx._remembered <= 5
+
+
+def test_ordered_ids_are_unique_random_and_sort_by_their_creation_millisecond() -> None:
+    from datetime import timedelta
+
+    from confide.core import clock
+
+    first = crypto.new_ordered_ids(500)
+    clock.advance(timedelta(milliseconds=3))
+    later = crypto.new_ordered_id()
+    ids = [*first, later]
+    assert len(set(ids)) == 501
+    assert all(len(i) == 32 and i[:10] == first[0][:10] for i in first)
+    assert later[:10] > first[0][:10]  # the time prefix sorts as the clock does
+    assert all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUV" for i in ids for c in i[:10])
+    # 22 base64url characters after the prefix: 132 random bits, more than new_id()'s 128
+    b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    assert all(c in b64url for i in ids for c in i[10:])
+    assert len({i[10:] for i in ids}) == 501

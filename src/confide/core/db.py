@@ -3,15 +3,22 @@ and the unit of work that every edge (request, frame, job, command) opens exactl
 
 Services never commit. ``UnitOfWork.after_commit`` callbacks (event fan-out, job release) run
 only after a successful commit and are dropped on rollback.
+
+On SQLite, ``Database.raw_transaction`` is the hot path's way around SQLAlchemy and aiosqlite: a
+dedicated ``sqlite3`` connection driven from one thread of its own (the message writer's batches).
+Same file, same PRAGMAs (``synchronous`` included), one transaction per block, serialised with
+every other write transaction of the process by the same lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import DateTime, MetaData, event
@@ -60,13 +67,15 @@ class Base(DeclarativeBase):
 
 
 AfterCommit = Callable[[], Awaitable[None] | None]
+T = TypeVar("T")
 
 
-class UnitOfWork:
-    __slots__ = ("_after", "session")
+class AfterCommitHooks:
+    """Callbacks run once a transaction has committed (dropped on rollback)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ("_after",)
+
+    def __init__(self) -> None:
         self._after: list[AfterCommit] = []
 
     def after_commit(self, callback: AfterCommit) -> None:
@@ -87,6 +96,100 @@ class UnitOfWork:
         self._after.clear()
 
 
+class UnitOfWork(AfterCommitHooks):
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self.session = session
+
+
+class RawTransaction(AfterCommitHooks):
+    """One transaction on the raw SQLite writer connection (``Database.raw_transaction``).
+
+    ``await run(fn)`` calls ``fn(connection)`` in the writer thread now (the first call begins the
+    transaction); ``at_commit(fn)`` queues ``fn`` to run in the same thread call as the ``COMMIT``
+    that ends the block (one trip to the thread for the writes and the commit; the service that
+    queues writes still never commits). Statements use ``?`` parameters and must bind the values
+    SQLAlchemy would (e.g. times in its SQLite text format)."""
+
+    __slots__ = ("_at_commit", "_begun", "_raw")
+
+    def __init__(self, raw: _RawSQLite) -> None:
+        super().__init__()
+        self._raw = raw
+        self._begun = False
+        self._at_commit: list[Callable[[sqlite3.Connection], object]] = []
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        begin, self._begun = not self._begun, True
+
+        def call(conn: sqlite3.Connection) -> T:
+            if begin:
+                conn.execute("BEGIN IMMEDIATE")
+            return fn(conn)
+
+        return await self._raw.call(call)
+
+    def at_commit(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        self._at_commit.append(fn)
+
+    async def _commit(self) -> None:
+        if not self._begun and not self._at_commit:
+            return
+        begin, writes = not self._begun, self._at_commit
+        self._begun, self._at_commit = True, []
+
+        def call(conn: sqlite3.Connection) -> None:
+            if begin:
+                conn.execute("BEGIN IMMEDIATE")
+            for fn in writes:
+                fn(conn)
+            conn.execute("COMMIT")
+
+        await self._raw.call(call)
+
+
+class _RawSQLite:
+    """A ``sqlite3`` connection opened and used in one dedicated thread only."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+            cursor = conn.cursor()
+            _sqlite_pragmas(cursor, self._synchronous)
+            cursor.close()
+            self._conn = conn
+        return self._conn
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._connection())
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        if self._conn is not None:  # never opened: no thread to start just to close nothing
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class Database:
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
         self.url = url
@@ -99,6 +202,8 @@ class Database:
         else:
             self.engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        path = self.engine.url.database if self.is_sqlite else None
+        self._raw = _RawSQLite(path, sqlite_synchronous) if path and path != ":memory:" else None
         # SQLite has one writer at a time: serialise write transactions in-process instead of
         # letting them collide on the file lock (busy_timeout covers other processes, e.g. the CLI).
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -135,6 +240,30 @@ class Database:
         if pending is not None:
             raise pending
 
+    @property
+    def has_raw_transactions(self) -> bool:
+        """True on a SQLite file database: ``raw_transaction`` is available."""
+        return self._raw is not None
+
+    @contextlib.asynccontextmanager
+    async def raw_transaction(self) -> AsyncIterator[RawTransaction]:
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) on the dedicated SQLite writer
+        connection, serialised with the process's other write transactions. The block's
+        ``after_commit`` callbacks are left to the caller (``tx.release_events()``), like
+        ``unit_of_work(release_events=False)``."""
+        raw, lock = self._raw, self._write_lock
+        if raw is None or lock is None:
+            raise RuntimeError("raw transactions need a SQLite file database")
+        async with lock:
+            tx = RawTransaction(raw)
+            try:
+                yield tx
+                await tx._commit()
+            except BaseException:
+                # the writer thread runs calls in order: this rollback follows any statement still running
+                await asyncio.shield(raw.call(_rollback))
+                raise
+
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file without blocking writers (SQLite only)."""
         if self.is_sqlite:
@@ -152,6 +281,9 @@ class Database:
                 log.exception("wal_checkpoint_failed")
 
     async def dispose(self) -> None:
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
         await self.engine.dispose()
 
 
@@ -161,15 +293,20 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
         # Let SQLAlchemy (not the driver) decide where transactions begin, so reads are consistent.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        # No checkpoint inside a commit (it would stall that commit for the whole copy and fsync):
-        # the server checkpoints in the background instead (Database.checkpoint_forever).
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        _sqlite_pragmas(cursor, synchronous)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def _sqlite_pragmas(cursor: Any, synchronous: str) -> None:
+    """Every SQLite connection of the process, pooled or raw, runs with these."""
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # No checkpoint inside a commit (it would stall that commit for the whole copy and fsync):
+    # the server checkpoints in the background instead (Database.checkpoint_forever).
+    cursor.execute("PRAGMA wal_autocheckpoint=0")

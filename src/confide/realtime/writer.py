@@ -5,6 +5,10 @@ a commit for anyone but the senders of that batch.
 Two stages: the writer stores and commits batch N+1 while the releaser fans batch N out and
 acknowledges it, so the database and the event loop work at the same time instead of in turn.
 Batches are released in commit order.
+
+On a SQLite file the batch goes through the raw writer connection (``Database.raw_transaction``,
+``chats.store_messages_sqlite``): the same transaction per batch and the same ``synchronous``
+setting, without SQLAlchemy's and aiosqlite's cost per statement. PostgreSQL uses the unit of work.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import structlog
 
 from confide.chats import service as chats
 from confide.chats.schemas import Draft
-from confide.core.db import UnitOfWork
+from confide.core.db import AfterCommitHooks
 from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
 from confide.realtime.outbox import Outbox
@@ -33,7 +37,9 @@ class MessageWriter:
         self._rt = rt
         self._queue: asyncio.Queue[tuple[Draft, asyncio.Future[Result]]] = asyncio.Queue()
         self._indexed = chats.IndexedTerms()
-        self._committed: asyncio.Queue[tuple[UnitOfWork, list[asyncio.Future[Result]], list[Result]]] = asyncio.Queue()
+        self._committed: asyncio.Queue[tuple[AfterCommitHooks, list[asyncio.Future[Result]], list[Result]]] = (
+            asyncio.Queue()
+        )
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -56,16 +62,24 @@ class MessageWriter:
 
     async def _release(self) -> None:
         while True:
-            uow, futures, results = await self._committed.get()
-            await uow.release_events()
+            unit, futures, results = await self._committed.get()
+            await unit.release_events()
             for future, result in zip(futures, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
     async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Result]]]) -> None:
+        rt, drafts = self._rt, [draft for draft, _ in batch]
+        unit: AfterCommitHooks
         try:
-            async with self._rt.db.unit_of_work(release_events=False) as uow:
-                results = await chats.store_messages(self._rt, uow, [draft for draft, _ in batch], self._indexed)
+            if rt.db.has_raw_transactions:
+                async with rt.db.unit_of_work(readonly=True) as keys_uow, rt.db.raw_transaction() as tx:
+                    results = await chats.store_messages_sqlite(rt, tx, keys_uow, drafts, self._indexed)
+                unit = tx
+            else:
+                async with rt.db.unit_of_work(release_events=False) as uow:
+                    results = await chats.store_messages(rt, uow, drafts, self._indexed)
+                unit = uow
         except Exception:
             if len(batch) > 1:  # isolate the failing message; the others still go through
                 for item in batch:
@@ -76,7 +90,7 @@ class MessageWriter:
             if not future.done():
                 future.set_exception(RuntimeError("message could not be stored"))
             return
-        self._committed.put_nowait((uow, [future for _, future in batch], results))
+        self._committed.put_nowait((unit, [future for _, future in batch], results))
 
 
 def acknowledge(
