@@ -283,3 +283,25 @@ async def test_the_waiting_visitor_gets_a_status_frame_when_nobody_can_answer(
     assert status["conversation"]["unanswered"] == {"reason": "no_operator", "since": clock.iso(clock.now())}
     assert status["conversation"]["status"] == "queued"
     await ws.close()
+
+
+async def test_the_last_operator_going_offline_tells_the_waiting_visitor_at_once(
+    rt: Runtime, world: World
+) -> None:
+    """No sweep needed: the status change itself re-examines the operator's departments."""
+    team = await make_team(rt, world, size=1, online=False)
+    (op_id,) = team.ops
+    await Presence(rt).operator_connected(op_id)
+    async with rt.db.unit_of_work() as uow:
+        await routing.set_status(rt, uow, await actor(rt, op_id), "online")
+    chat = await new_chat(rt, team)
+    await watch(rt, team, chat)
+    async with rt.db.unit_of_work() as uow:
+        await routing.set_status(rt, uow, await actor(rt, op_id), "away")
+    assert (await conv(rt, chat)).unanswered_reason == "no_operator"
+    told = [s["unanswered"] for s in statuses(team, chat)]
+    assert told == [{"reason": "no_operator", "since": clock.iso(clock.now())}]
+    async with rt.db.unit_of_work() as uow:
+        await routing.set_status(rt, uow, await actor(rt, op_id), "online")
+    assert (await conv(rt, chat)).unanswered_reason is None
+    assert statuses(team, chat)[-1]["unanswered"] is None

@@ -719,8 +719,12 @@ async def expired_offers(uow: UnitOfWork, limit: int = 200) -> list[Conversation
     return list((await uow.session.scalars(_locked(stmt, skip_locked=True))).all())
 
 
-async def queued_conversations(uow: UnitOfWork, *, limit: int = 500, lock: bool = False) -> list[Conversation]:
+async def queued_conversations(
+    uow: UnitOfWork, *, limit: int = 500, lock: bool = False, department_ids: list[str] | None = None
+) -> list[Conversation]:
     stmt = select(Conversation).where(Conversation.status == "queued").order_by(Conversation.created_at).limit(limit)
+    if department_ids is not None:
+        stmt = stmt.where(Conversation.department_id.in_(department_ids))
     return list((await uow.session.scalars(_locked(stmt, skip_locked=True) if lock else stmt)).all())
 
 

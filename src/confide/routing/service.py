@@ -311,6 +311,8 @@ async def set_status(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, status:
     rt.publish(uow, operator_topic(op.id), {"type": "status", "status": op.status})
     if op.status == "online":
         await route_for_operator(rt, uow, op.id)
+    # Waiting visitors learn at once whether anyone can still answer (not only at the next sweep).
+    await mark_unanswered(rt, uow, department_ids=await users.department_ids_of(uow, op.id))
     return op.status
 
 
@@ -371,12 +373,13 @@ def _unanswered_reason(site: Site | None, available: int, conv: Conversation, wa
     return None
 
 
-async def mark_unanswered(rt: Runtime, uow: UnitOfWork) -> int:
-    """Periodic: tell each waiting visitor whether anyone can answer (and why not); returns changes."""
+async def mark_unanswered(rt: Runtime, uow: UnitOfWork, *, department_ids: list[str] | None = None) -> int:
+    """Tell each waiting visitor (of these departments; periodically: all) whether anyone can answer,
+    and why not; returns the number of changes."""
     changed = 0
     sites: dict[str, Site | None] = {}
     available: dict[str, int] = {}
-    for conv in await chats.queued_conversations(uow, lock=True):
+    for conv in await chats.queued_conversations(uow, lock=True, department_ids=department_ids):
         if conv.site_id not in sites:
             sites[conv.site_id] = await workspaces.get_site(uow, conv.site_id)
         if conv.department_id not in available:
