@@ -284,6 +284,9 @@ async def store_messages(
                     _CONV.c.seq,
                 )
                 .where(_CONV.c.id.in_(conv_ids))
+                # Locked in id order (PostgreSQL locks rows as the sorted scan returns them), so two
+                # nodes' writers storing batches for the same conversations can never deadlock.
+                .order_by(_CONV.c.id)
                 .with_for_update()
             )
         ).all()
