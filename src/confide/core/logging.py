@@ -143,5 +143,7 @@ def configure(level: str = "info", *, json: bool = False, stream: TextIO | None 
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        cache_logger_on_first_use=True,
+        # Not cached: a module-level logger used before a later configure() (tests, the CLI's serve)
+        # would keep the old level for ever. The cost is a few µs per line; frames are not logged.
+        cache_logger_on_first_use=False,
     )
