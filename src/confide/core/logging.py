@@ -43,7 +43,12 @@ SAFE_TEMPLATES = frozenset(
 )
 _DROPPED_LOGGERS = ("uvicorn.access",)
 _CHATTY_OK = frozenset({"uvicorn", "uvicorn.error"})  # their info lines are start-up and shutdown
-_DROPPED_TEMPLATES = ('%s - "WebSocket %s" [accepted]', '%s - "WebSocket %s" 403', '%s - "WebSocket %s" %d')
+_DROPPED_TEMPLATES = (
+    '%s - "WebSocket %s" [accepted]',
+    '%s - "WebSocket %s" 403',
+    '%s - "WebSocket %s" %d',
+    "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)",  # `confide serve` prints where it listens
+)
 
 
 _CONVERSION = re.compile(r"%%|%(\([^)]*\))?[#0 +-]*(\*|\d+)?(\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
