@@ -16,7 +16,9 @@ from confide.users.models import Operator
 from tests import wsclient as wc
 from tests.conftest import Live, World
 
-ROUND_TRIP_BOUND_S = 0.25  # one production check costs ~0.3 s here: a blocked loop cannot stay under it
+# One production check costs ~0.3 s here, and a round trip crosses the loop four times: a blocked
+# loop cannot keep the median under this bound, even on a machine busy with other work.
+ROUND_TRIP_BOUND_S = 0.25
 MAX_ATTEMPTS = 30
 MAX_SECONDS = 20.0
 
@@ -85,8 +87,8 @@ async def test_chats_keep_flowing_while_logins_are_attempted(rt: Runtime, world:
     # The median is the claim (a blocked loop puts a whole check, ~0.3 s, in most round trips); the
     # maximum only guards against stalls, with room for a machine shared with other work.
     shown = [round(t, 3) for t in trips]
-    assert sorted(trips)[len(trips) // 2] < ROUND_TRIP_BOUND_S / 2, shown
-    assert max(trips) < 3 * ROUND_TRIP_BOUND_S, shown
+    assert sorted(trips)[len(trips) // 2] < ROUND_TRIP_BOUND_S, shown
+    assert max(trips) < 4 * ROUND_TRIP_BOUND_S, shown
 
 
 async def test_concurrent_wrong_passwords_all_count_and_lock_the_account(rt: Runtime, world: World) -> None:

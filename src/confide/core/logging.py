@@ -43,7 +43,12 @@ SAFE_TEMPLATES = frozenset(
 )
 _DROPPED_LOGGERS = ("uvicorn.access",)
 _CHATTY_OK = frozenset({"uvicorn", "uvicorn.error"})  # their info lines are start-up and shutdown
-_DROPPED_TEMPLATES = ('%s - "WebSocket %s" [accepted]', '%s - "WebSocket %s" 403', '%s - "WebSocket %s" %d')
+_DROPPED_TEMPLATES = (
+    '%s - "WebSocket %s" [accepted]',
+    '%s - "WebSocket %s" 403',
+    '%s - "WebSocket %s" %d',
+    "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)",  # `confide serve` prints where it listens
+)
 
 
 _CONVERSION = re.compile(r"%%|%(\([^)]*\))?[#0 +-]*(\*|\d+)?(\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
@@ -143,5 +148,7 @@ def configure(level: str = "info", *, json: bool = False, stream: TextIO | None 
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        cache_logger_on_first_use=True,
+        # Not cached: a module-level logger used before a later configure() (tests, the CLI's serve)
+        # would keep the old level for ever. The cost is a few µs per line; frames are not logged.
+        cache_logger_on_first_use=False,
     )
