@@ -143,3 +143,17 @@ def test_ordered_ids_are_unique_random_and_sort_by_their_creation_millisecond() 
     b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     assert all(c in b64url for i in ids for c in i[10:])
     assert len({i[10:] for i in ids}) == 501
+
+
+def test_sealed_tokens_open_only_for_their_context_and_before_they_expire() -> None:
+    sealer = crypto.Sealer(b"s" * 32, "filters")
+    token = sealer.seal({"text": "zebrafish"}, context="op-1", ttl_s=60, now_epoch=1000.0)
+    assert crypto.b64d(token).find(b"zebrafish") == -1  # encrypted, not just encoded
+    assert sealer.open(token, context="op-1", now_epoch=1059.0) == {"text": "zebrafish"}
+    assert sealer.open(token, context="op-2", now_epoch=1000.0) is None  # another operator's
+    assert sealer.open(token, context="op-1", now_epoch=1061.0) is None  # expired
+    assert crypto.Sealer(b"s" * 32, "other").open(token, context="op-1", now_epoch=1000.0) is None
+    assert crypto.Sealer(b"t" * 32, "filters").open(token, context="op-1", now_epoch=1000.0) is None
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    for bad in (forged, "", "!!", "x" * 5000, None, 7):
+        assert sealer.open(bad, context="op-1", now_epoch=1000.0) is None

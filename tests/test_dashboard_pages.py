@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 
+from confide.core import clock
 from confide.core.runtime import Runtime
 from confide.users import service as users
 from confide.workspaces import service as workspaces
@@ -120,3 +122,10 @@ async def test_personal_filters_never_travel_in_urls(client: httpx.AsyncClient, 
     assert theirs.status_code == 200
     assert "zebrafish" not in theirs.text
     assert "This search has expired" in theirs.text
+    # The sealed value needs no memory of the node that made it (any node opens it) and expires.
+    again = await client.get(location)
+    assert 'value="zebrafish refund"' in again.text
+    clock.advance(timedelta(hours=5))
+    stale = await client.get(location)
+    assert "This search has expired" in stale.text
+    assert "zebrafish" not in stale.text

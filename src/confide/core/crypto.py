@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -350,6 +351,30 @@ class Signer:
         if claims["exp"] < now_epoch:
             return None
         return claims
+
+
+class Sealer:
+    """Short-lived encrypted tokens: a JSON value sealed with AES-256-GCM under a key of one purpose,
+    bound to a context (the associated data, e.g. an operator id) and expiring. For what a URL must
+    carry without showing it: any node with the same secret opens it, none keeps state for it."""
+
+    def __init__(self, secret: bytes, purpose: str) -> None:
+        self._key = DataKey(_derive(secret, f"confide/sealer/{purpose}"))
+
+    def seal(self, value: Any, *, context: str, ttl_s: float, now_epoch: float) -> str:
+        return b64e(self._key.encrypt_json({"v": value, "exp": now_epoch + ttl_s}, context))
+
+    def open(self, token: object, *, context: str, now_epoch: float, max_len: int = 4096) -> Any | None:
+        """The value, or None when the token is malformed, forged, for another context or expired."""
+        if not isinstance(token, str) or not token or len(token) > max_len:
+            return None
+        try:
+            sealed = self._key.decrypt_json(b64d(token), context)
+        except (ValueError, InvalidTag, UnicodeDecodeError):
+            return None
+        if not isinstance(sealed, dict) or not isinstance(sealed.get("exp"), int | float):
+            return None
+        return sealed.get("v") if sealed["exp"] >= now_epoch else None
 
 
 def derive_secret(master: bytes, configured: str | None) -> bytes:

@@ -22,6 +22,7 @@ class Runtime:
     bidx: crypto.BlindIndex
     passwords: crypto.Passwords
     visitor_tokens: crypto.Signer
+    filter_tokens: crypto.Sealer  # the dashboard's personal search filters, sealed into its URLs
     broker: Broker
     # Background tasks owned by the runtime (writer, scheduler); cancelled on close.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -58,5 +59,6 @@ def build_runtime(settings: Settings, *, broker: Broker | None = None) -> Runtim
         bidx=crypto.BlindIndex(master),
         passwords=crypto.Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
         visitor_tokens=crypto.Signer(secret, "visitor-token"),
+        filter_tokens=crypto.Sealer(secret, "dashboard-filters"),
         broker=broker or create_broker(settings.redis_url),
     )

@@ -3,18 +3,17 @@ filters that hold personal data out of URLs.
 
 A visitor's name or e-mail and words of a conversation must not travel in a query string (it
 lands in access logs, proxies and browser history). The filter form is POSTed; its personal
-fields (``PERSONAL``) are kept server-side under an opaque random id (``q``) for the operator who
-searched, and only that id and the non-personal filters (dates, site, rating, page…) appear in
-the list's URLs, its pages and its "back" links. An old link that still carries personal fields
-in its query is rewritten the same way (303). The store is in memory, bounded and expiring: on
-another node or after expiry the page says so and asks for the words again.
+fields (``PERSONAL``) are sealed (AES-GCM, ``crypto.Sealer``) into one opaque value (``q``) bound
+to the operator who searched and expiring after a few hours, and only that value and the
+non-personal filters (dates, site, rating, page…) appear in the list's URLs, its pages and its
+"back" links. An old link that still carries personal fields in its query is rewritten the same
+way (303). Any node opens the value (no state is kept, so paging works behind any load balancer);
+another operator's or an expired one is refused and the page asks for the words again.
 """
 
 from __future__ import annotations
 
 import math
-import time as monotonic
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -25,10 +24,11 @@ from pydantic import BaseModel, ValidationError
 
 from confide import directory
 from confide.auth.actors import OperatorActor
-from confide.core import crypto
+from confide.core import clock
 from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
+from confide.web.api.deps import get_state
 from confide.web.dashboard.forms import LABELS, messages, sentence
 from confide.web.state import State
 
@@ -47,42 +47,27 @@ CHAT_FILTERS = (
 OFFLINE_FILTERS = ("date_from", "date_to", "site_id", "department_id", "visitor", "state")
 PERSONAL = frozenset({"visitor", "text"})  # never in a URL
 STORE_KEY = "q"
-EXPIRED = "This search has expired (or was made on another server); enter the visitor or the words again."
+EXPIRED = "This search has expired; enter the visitor or the words again."
 Search = Callable[[Runtime, UnitOfWork, OperatorActor, Any], Awaitable[tuple[list[dict[str, Any]], int]]]
 
 
-class FilterStore:
-    """Personal filter values by (operator, opaque id): bounded, expiring, in memory."""
-
-    def __init__(self, *, max_entries: int = 5000, ttl_s: float = 4 * 3600) -> None:
-        self._items: OrderedDict[tuple[str, str], tuple[float, dict[str, str]]] = OrderedDict()
-        self._max = max_entries
-        self._ttl = ttl_s
-
-    def put(self, operator_id: str, values: Mapping[str, str]) -> str:
-        ref = crypto.new_id()
-        self._items[(operator_id, ref)] = (monotonic.monotonic() + self._ttl, dict(values))
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
-        return ref
-
-    def get(self, operator_id: str, ref: str) -> dict[str, str] | None:
-        """Another operator's id finds nothing: a shared link does not leak someone's search."""
-        hit = self._items.get((operator_id, ref))
-        if hit is None:
-            return None
-        if hit[0] < monotonic.monotonic():
-            del self._items[(operator_id, ref)]
-            return None
-        return dict(hit[1])
+FILTER_TTL_S = 4 * 3600
 
 
-def store_of(request: Request) -> FilterStore:
-    store = getattr(request.app.state, "dashboard_filters", None)
-    if not isinstance(store, FilterStore):
-        store = FilterStore()
-        request.app.state.dashboard_filters = store
-    return store
+def seal_personal(rt: Runtime, actor: OperatorActor, values: Mapping[str, str]) -> str:
+    return rt.filter_tokens.seal(dict(values), context=actor.operator_id, ttl_s=FILTER_TTL_S, now_epoch=_epoch())
+
+
+def open_personal(rt: Runtime, actor: OperatorActor, ref: str) -> dict[str, str] | None:
+    """Another operator's value opens to nothing: a shared link does not leak someone's search."""
+    values = rt.filter_tokens.open(ref, context=actor.operator_id, now_epoch=_epoch())
+    if not isinstance(values, dict):
+        return None
+    return {str(k): str(v) for k, v in values.items() if k in PERSONAL}
+
+
+def _epoch() -> float:
+    return clock.now().timestamp()
 
 
 def clean_query(
@@ -94,7 +79,7 @@ def clean_query(
     personal = {k: str(params.get(k, "")).strip() for k in keys if k in PERSONAL}
     pairs = {k: v for k, v in public.items() if v}
     if any(personal.values()):
-        pairs[STORE_KEY] = store_of(request).put(actor.operator_id, {k: v for k, v in personal.items() if v})
+        pairs[STORE_KEY] = seal_personal(get_state(request).rt, actor, {k: v for k, v in personal.items() if v})
     return urlencode(pairs)
 
 
@@ -187,7 +172,7 @@ async def filtered_list(
     errors: list[str] = []
     ref = params.get(STORE_KEY, "")
     if ref:
-        stored = store_of(request).get(actor.operator_id, ref[:64])
+        stored = open_personal(rt, actor, ref)
         if stored is None:
             errors.append(EXPIRED)
             ref = ""
