@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-SLOW_CONSUMER = 1013
+from confide.realtime.wire import SLOW_CONSUMER
 
 
 class Outbox:
