@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confide.core.errors import DomainError
 from confide.permissions.access import site_by_key
+from confide.web.origins import origin_allowed, origin_of_url, same_origin, server_origin
 from confide.web.state import State
 
 WIDGET_PREFIX = "/api/v1/widget/"
@@ -37,13 +37,13 @@ class SecurityMiddleware:
         method = scope["method"]
         cors_origin: str | None = None
         if path.startswith(WIDGET_PREFIX):
-            if origin and origin.rstrip("/").lower() in await self._allowed(scope, path):
+            if origin and origin_allowed(origin, await self._allowed(scope, path)):
                 cors_origin = origin
         elif method in UNSAFE and "confide_session=" in headers.get("cookie", ""):
             # Cookie-authenticated writes must come from our own pages (SameSite is the first line).
-            host = headers.get("host", "")
-            source = origin or headers.get("referer")
-            if not source or urlsplit(source).netloc.lower() != host.lower():
+            state: State = scope["app"].state.confide
+            own = server_origin(scope["scheme"], headers.get("host"), state.rt.settings.public_url)
+            if not same_origin(origin or origin_of_url(headers.get("referer")), own):
                 await _refuse(send)
                 return
         is_page = not path.startswith(("/api/", "/widget", "/static/", "/healthz", "/openapi.json", "/docs"))

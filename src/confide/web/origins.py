@@ -56,8 +56,22 @@ def origin_allowed(origin: str | None, allowed: Iterable[str]) -> bool:
     return mine is not None and any(mine == normalize_origin(entry) for entry in allowed)
 
 
-def server_origin(scheme: str, host: str | None) -> str | None:
-    """Our own origin as a browser sees it, from the request's scheme (http/https/ws/wss) and Host."""
+def origin_of_url(url: str | None) -> str | None:
+    """The origin of a full URL (a ``Referer``), or None."""
+    if not url or len(url) > 4096:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return normalize_origin(f"{parts.scheme}://{parts.netloc}") if parts.scheme and parts.netloc else None
+
+
+def server_origin(scheme: str, host: str | None, public_url: str = "") -> str | None:
+    """Our own origin as a browser sees it: ``public_url``'s when it is set (behind a TLS proxy the
+    request's scheme is not the browser's), else the request's scheme (http/https/ws/wss) and Host."""
+    if public_url:
+        return origin_of_url(public_url)
     if not host:
         return None
     scheme = _WS_SCHEMES.get(scheme, scheme)

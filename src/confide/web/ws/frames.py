@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -142,6 +143,31 @@ class FrameReader(Generic[F]):
             return True
         self._outbox.put(refused.frame())
         return False
+
+
+class ClientNoiseFilter(logging.Filter):
+    """uvicorn logs a text frame that is not UTF-8 as an exception, with a traceback, then closes
+    the socket with 1007. That is a client's bad input with a documented answer, not a server
+    fault: keep one warning line, without the traceback."""
+
+    NOISE = ("Invalid UTF-8 sequence received from client.",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self.NOISE:
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_client_noise() -> None:
+    """Install ``ClientNoiseFilter`` on uvicorn's error logger once (imported with the sockets)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientNoiseFilter) for f in logger.filters):
+        logger.addFilter(ClientNoiseFilter())
+
+
+quiet_client_noise()
 
 
 async def close(ws: WebSocket, code: int) -> None:

@@ -104,7 +104,8 @@ operator.check_covers(OperatorFrame)
 async def operator_socket(ws: WebSocket) -> None:
     state: State = ws.app.state.confide
     rt = state.rt
-    if not same_origin(ws.headers.get("origin"), server_origin(ws.url.scheme, ws.headers.get("host"))):
+    own = server_origin(ws.url.scheme, ws.headers.get("host"), rt.settings.public_url)
+    if not same_origin(ws.headers.get("origin"), own):
         await ws.close(1008)  # before accept: HTTP 403
         return
     try:
