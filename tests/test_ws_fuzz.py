@@ -384,7 +384,8 @@ async def test_fuzz_operator_protocol(fuzz_operator: tuple[Socket, list[str]], s
 # ---------------------------------------------------------------- every nasty value in every field
 def _every_field_nasty(templates: list[dict[str, Any]]) -> list[Send]:
     """Each template with each field (and one unknown field) set to each nasty value in turn."""
-    values: list[Any] = [*NASTY, None, True, 1.5, -1, 2**63, [], {}, [[["deep"]]], {"a": {"b": None}}]
+    values: list[Any] = [*NASTY, None, True, 1.5, -1, 2**31 - 1, 2**31, 2**53, 2**63, [], {}, [[["deep"]]],
+                         {"a": {"b": None}}]
     return [Send("json", {**t, key: value}) for t in templates for key in [*t, "unknown"] if key != "type"
             for value in values]
 

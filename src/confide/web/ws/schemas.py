@@ -6,7 +6,7 @@ pass (``validate_json``: no intermediate dict). The limits are those of docs/pro
 - ids (``conversation_id``, ``operator_id``, ``department_id``): 1–64 URL-safe characters;
 - ``client_id``: 1–64 characters, no control characters (every frame may carry one);
 - ``text``: 1–4000 characters, not only white space; ``comment``: at most 1000;
-- sequence numbers: integers from 0 to 2^53 − 1 (``hello``'s ``last_seq``: anything else counts
+- sequence numbers: integers from 0 to 2^31 − 1 (``hello``'s ``last_seq``: anything else counts
   as 0); ``score``: an integer from 1 to 5;
 - booleans are JSON ``true``/``false`` only, integers JSON integers only (no ``"5"``, ``5.0``, ``true``);
 - unknown fields are ignored.
@@ -33,7 +33,7 @@ from pydantic import (
 
 MAX_TEXT = 4000
 MAX_COMMENT = 1000
-MAX_SEQ = 2**53 - 1
+MAX_SEQ = 2**31 - 1  # sequence numbers are 32-bit integer columns
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
