@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -91,16 +91,17 @@ class FrameReader(Generic[F]):
         self._adapter = adapter
         self._bad = 0
 
-    async def next(self) -> F | None:
-        """The next valid frame, or None when the socket is gone (or was closed here)."""
-        while True:
-            result = await self.next_or_refused()
-            if not isinstance(result, Refused):
-                return result
-            self._outbox.put(result.frame())
+    @overload
+    async def read(self, *, answer: Literal[True]) -> F | None: ...
 
-    async def next_or_refused(self) -> F | Refused | None:
-        """The next frame that is at least a JSON object with a string ``type``: valid, or why not."""
+    @overload
+    async def read(self, *, answer: Literal[False]) -> F | Refused | None: ...
+
+    async def read(self, *, answer: bool) -> F | Refused | None:
+        """The next valid frame, or None when the socket is gone (or was closed here). A frame that
+        is a JSON object with a string ``type`` but fails its schema is answered here and skipped
+        (``answer=True``) or returned as ``Refused`` (``answer=False``, for the ``hello``). One
+        coroutine, not two nested ones: an idle socket waits in it for its whole life."""
         while True:
             try:
                 message = await self._ws.receive()
@@ -117,7 +118,8 @@ class FrameReader(Generic[F]):
                 if await self._bad_frame(Refused("bad_frame", "binary frames are not supported; send JSON text")):
                     return None
                 continue
-            if len(text) > self._max or len(text.encode("utf-8", "surrogatepass")) > self._max:
+            size = len(text)  # characters; bytes only when that could matter (at most 4 per character)
+            if size > self._max or (size * 4 > self._max and len(text.encode("utf-8", "surrogatepass")) > self._max):
                 await close(self._ws, TOO_LARGE)
                 return None
             try:
@@ -129,7 +131,10 @@ class FrameReader(Generic[F]):
                         return None
                     continue
                 self._bad = 0
-                return refused
+                if not answer:
+                    return refused
+                self._outbox.put(refused.frame())
+                continue
             self._bad = 0
             return frame
 

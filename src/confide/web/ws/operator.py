@@ -127,7 +127,7 @@ async def operator_socket(ws: WebSocket) -> None:
             await conn.open()
             log.info("operator_connected", operator_id=actor.operator_id)
             reader = FrameReader(ws, outbox, rt.settings.max_frame_bytes, OPERATOR_FRAMES)
-            while (frame := await reader.next()) is not None:
+            while (frame := await reader.read(answer=True)) is not None:
                 expires = conn.actor.session_expires_at  # current: refreshed by events
                 if expires is not None and expires <= clock.now():
                     await close(ws, REVOKED)  # the console session has expired

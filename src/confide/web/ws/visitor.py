@@ -98,7 +98,7 @@ async def visitor_socket(ws: WebSocket) -> None:
                 return
             try:
                 log.info("visitor_connected", **conn.log_id())
-                while (frame := await reader.next()) is not None:
+                while (frame := await reader.read(answer=True)) is not None:
                     await visitor.dispatch(conn, frame)
             finally:
                 await state.hub.unsubscribe(conn, conn.topic)
@@ -138,7 +138,7 @@ async def _handshake(
     welcomed, or None (the socket is closed). Nothing loaded here outlives this call."""
     rt = state.rt
     try:
-        first = await asyncio.wait_for(reader.next_or_refused(), rt.settings.ws_hello_timeout_s)
+        first = await asyncio.wait_for(reader.read(answer=False), rt.settings.ws_hello_timeout_s)
     except TimeoutError:
         await close(ws, NO_HELLO)
         return None
