@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from confide.realtime.outbox import Outbox
@@ -173,6 +174,13 @@ def quiet_client_noise() -> None:
 
 
 quiet_client_noise()
+
+
+def too_many_connections() -> JSONResponse:
+    """The answer to an upgrade from a client address that holds its maximum of open sockets."""
+    return JSONResponse(
+        {"detail": "too many open connections from your address", "code": "rate_limited"}, status_code=429
+    )
 
 
 async def close(ws: WebSocket, code: int) -> None:

@@ -22,7 +22,7 @@ from confide.users import service as users
 from confide.web.origins import same_origin, server_origin
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
-from confide.web.ws.frames import FrameReader, close
+from confide.web.ws.frames import FrameReader, close, too_many_connections
 from confide.web.ws.schemas import (
     OPERATOR_FRAMES,
     Accept,
@@ -36,7 +36,6 @@ from confide.web.ws.schemas import (
     Status,
     Transfer,
 )
-from confide.web.ws.visitor import _too_many
 
 log = structlog.get_logger(__name__)
 SESSION_COOKIE = "confide_session"
@@ -116,7 +115,7 @@ async def operator_socket(ws: WebSocket) -> None:
         return
     address = ws.client.host if ws.client else None  # never logged
     if address is not None and not state.limits.address_sockets.acquire(address):
-        await ws.send_denial_response(_too_many())
+        await ws.send_denial_response(too_many_connections())
         return
     try:
         await ws.accept()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from confide.auth import visitor_tokens
@@ -21,7 +20,7 @@ from confide.routing import service as routing
 from confide.web.origins import origin_allowed
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
-from confide.web.ws.frames import FrameReader, Refused, close
+from confide.web.ws.frames import FrameReader, Refused, close, too_many_connections
 from confide.web.ws.schemas import (
     VISITOR_FRAMES,
     End,
@@ -86,7 +85,7 @@ async def visitor_socket(ws: WebSocket) -> None:
         return
     address = ws.client.host if ws.client else None  # never logged
     if address is not None and not state.limits.address_sockets.acquire(address):
-        await ws.send_denial_response(_too_many())
+        await ws.send_denial_response(too_many_connections())
         return
     try:
         await ws.accept()
@@ -108,12 +107,6 @@ async def visitor_socket(ws: WebSocket) -> None:
     finally:
         if address is not None:
             state.limits.address_sockets.release(address)
-
-
-def _too_many() -> JSONResponse:
-    return JSONResponse(
-        {"detail": "too many open connections from your address", "code": "rate_limited"}, status_code=429
-    )
 
 
 async def _allowed_site(state: State, ws: WebSocket) -> str | None:
