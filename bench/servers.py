@@ -269,6 +269,8 @@ def confide_env(data_dir: Path, port: int, password: str) -> dict[str, str]:
         "CONFIDE_DATA_DIR": str(data_dir), "CONFIDE_PORT": str(port), "CONFIDE_HOST": HOST,
         "CONFIDE_ADMIN_EMAIL": ADMIN_EMAIL, "CONFIDE_ADMIN_PASSWORD": password,
         "CONFIDE_VISITOR_MSG_RATE": "100000", "CONFIDE_VISITOR_MSG_BURST": "100000",
+        # Every generated client comes from 127.0.0.1: no per-address caps in the benchmark.
+        "CONFIDE_MAX_SOCKETS_PER_ADDRESS": "0", "CONFIDE_CONVERSATIONS_PER_ADDRESS_PER_HOUR": "0",
         "CONFIDE_LOG_LEVEL": "warning", "CONFIDE_ARGON2_FAST": "1",
     })
     return env

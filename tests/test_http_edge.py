@@ -34,14 +34,21 @@ def test_cookie_and_csrf_rules_live_in_security_only() -> None:
 
 
 def test_same_origin_rule() -> None:
-    assert security.same_origin("http://testserver", "testserver")
-    assert security.same_origin("http://TestServer/app", "testserver")
-    assert not security.same_origin("http://testserver.evil", "testserver")
-    assert not security.same_origin(None, "testserver")
-    assert not security.same_origin("http://[bad", "testserver")
-    assert security.cookie_write_allowed("POST", {"cookie": "x=1"})  # no session: nothing to abuse
-    assert not security.cookie_write_allowed("POST", {"cookie": "confide_session=t", "host": "a"})
-    assert security.cookie_write_allowed("GET", {"cookie": "confide_session=t", "host": "a"})
+    """Cookie writes and the log-in form must come from our own origin: scheme, host and port."""
+    own = "http://testserver"
+    assert security.from_own_site({"origin": "http://testserver"}, own)
+    assert security.from_own_site({"referer": "http://TestServer/app"}, own)
+    assert not security.from_own_site({"origin": "https://testserver"}, own)  # another scheme
+    assert not security.from_own_site({"origin": "http://testserver:8080"}, own)  # another port
+    assert not security.from_own_site({"origin": "http://testserver.evil"}, own)
+    assert not security.from_own_site({}, own)
+    assert not security.from_own_site({"origin": "http://[bad"}, own)
+    assert security.cookie_write_allowed("POST", {"cookie": "x=1"}, own)  # no session: nothing to abuse
+    assert not security.cookie_write_allowed("POST", {"cookie": "confide_session=t", "origin": "https://testserver"}, own)
+    assert security.cookie_write_allowed("POST", {"cookie": "confide_session=t", "origin": "http://testserver"}, own)
+    assert security.cookie_write_allowed("GET", {"cookie": "confide_session=t"}, own)
+    assert security.form_from_own_site({}, own)  # non-browser clients send neither header
+    assert not security.form_from_own_site({"origin": "https://evil.example"}, own)
 
 
 async def test_write_units_commit_and_roll_back_with_the_request(client: httpx.AsyncClient, world: World) -> None:

@@ -17,7 +17,6 @@ from confide.chats import service as chats
 from confide.chats.models import Conversation, Message
 from confide.core import clock
 from confide.core.runtime import Runtime
-from confide.web.ws import visitor as visitor_ws
 from tests import factories
 from tests import wsclient as wc
 from tests.conftest import Live, World
@@ -85,7 +84,7 @@ async def test_unknown_site_key_is_refused(rt: Runtime, world: World, live: Live
 
 async def test_no_hello_in_time_closes_4408(rt: Runtime, world: World, live: Live,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(visitor_ws, "HELLO_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(rt.settings, "ws_hello_timeout_s", 0.2)
     ws = await wc.visitor_socket(live=live, site_key=world.site_key, origin=world.origin)
     code, frames = await wc.expect_close(ws=ws, timeout=3)
     assert (code, frames) == (4408, [])

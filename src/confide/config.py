@@ -36,10 +36,20 @@ class Settings(BaseSettings):
     session_ttl_s: int = 12 * 3600
     visitor_token_ttl_s: int = 12 * 3600
     cookie_secure: bool = False  # set true behind TLS
-    visitor_msg_rate: float = 1.0  # sustained messages per second per visitor socket
+    # Rates per visitor / per operator across all its sockets (token buckets: burst, then rate per second).
+    visitor_msg_rate: float = 1.0  # 10 messages in any 10 s
     visitor_msg_burst: float = 10.0
-    operator_msg_rate: float = 5.0
+    visitor_typing_rate: float = 3.0  # 30 typing frames per 10 s
+    visitor_typing_burst: float = 30.0
+    operator_msg_rate: float = 5.0  # 30 at once, then 5 per second
     operator_msg_burst: float = 30.0
+    operator_typing_rate: float = 3.0
+    operator_typing_burst: float = 30.0
+    # Caps per node (0: none): open sockets per visitor and per client address, chats started per address.
+    max_sockets_per_visitor: int = Field(default=8, ge=0)
+    max_sockets_per_address: int = Field(default=100, ge=0)
+    conversations_per_address_per_hour: int = Field(default=30, ge=0)
+    ws_hello_timeout_s: float = Field(default=10.0, gt=0)  # a visitor socket must say hello within this
     max_frame_bytes: int = 16 * 1024
     send_queue_frames: int = 256  # frames buffered per socket before it is dropped as a slow consumer
     argon2_time_cost: int = 3

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats.models import Conversation as Conversation  # re-exported: routing holds conversations
 from confide.chats.models import ConversationTerm, Message
-from confide.chats.schemas import MAX_TEXT, Draft, StoredChatFilters
+from confide.chats.schemas import Draft, StoredChatFilters
 from confide.core import clock, crypto
 from confide.core.crypto import DataKey
 from confide.core.db import AfterCommitHooks, RawTransaction, UnitOfWork
@@ -243,20 +243,6 @@ async def messages_after(
 
 
 # ---------------------------------------------------------------- the write path
-def check_text(text: object) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise Invalid("a message needs text")
-    if len(text) > MAX_TEXT:
-        raise Invalid(f"a message holds at most {MAX_TEXT} characters")
-    return text
-
-
-def check_client_id(client_id: object) -> str:
-    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
-        raise Invalid("client_id must be 1 to 64 characters")
-    return client_id
-
-
 async def store_messages(
     rt: Runtime, uow: UnitOfWork, drafts: list[Draft], indexed: IndexedTerms | None = None
 ) -> list[dict[str, Any] | DomainError]:

@@ -7,11 +7,11 @@ encoded to JSON once and the same text is handed to every local socket that list
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from confide.core.broker import Broker
+from confide.realtime.wire import encode
 
 
 class Listener(Protocol):
@@ -70,6 +70,6 @@ class Hub:
         members = self._topics.get(topic)
         if not members:
             return
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = encode(payload)
         for listener in list(members):
             listener.deliver(topic, payload, text)

@@ -1,6 +1,7 @@
 """A socket's bounded send queue. A consumer too slow to keep up is dropped, not buffered forever.
 
-No task exists while the queue is empty, so an idle socket costs no more than its buffers.
+No task and no queue exist while nothing waits to be sent, so an idle socket costs no more than
+its buffers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-SLOW_CONSUMER = 1013
+from confide.realtime.wire import SLOW_CONSUMER
 
 
 class Outbox:
@@ -23,31 +24,34 @@ class Outbox:
         self._send = send
         self._close = close
         self._limit = limit
-        self._queue: deque[str] = deque()
+        self._queue: deque[str] | None = None  # exists only while frames wait (an empty deque is ~600 B)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     def put(self, text: str) -> None:
         if self._closed:
             return
-        if len(self._queue) >= self._limit:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self._limit:
             self._closed = True
-            self._queue.clear()
+            self._queue = None
             asyncio.get_running_loop().create_task(self._close(SLOW_CONSUMER))
             return
-        self._queue.append(text)
+        queue.append(text)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
-            while self._queue and not self._closed:
-                await self._send(self._queue.popleft())
+            while (queue := self._queue) and not self._closed:
+                await self._send(queue.popleft())
         except Exception:
             self._closed = True
-            self._queue.clear()
         finally:
             self._task = None
+            self._queue = None  # nothing is left to send, or nothing will be sent
 
     async def flush(self) -> None:
         task = self._task
@@ -57,6 +61,6 @@ class Outbox:
 
     def shutdown(self) -> None:
         self._closed = True
-        self._queue.clear()
+        self._queue = None
         if self._task is not None:
             self._task.cancel()

@@ -11,7 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confide.core.errors import DomainError
 from confide.permissions.access import site_by_key
-from confide.web.security import add_security_headers, cookie_write_allowed
+from confide.web.origins import origin_allowed, server_origin
+from confide.web.security import UNSAFE_METHODS, add_security_headers, cookie_write_allowed
 from confide.web.state import State
 from confide.workspaces import service as workspaces
 
@@ -69,13 +70,16 @@ class SecurityMiddleware:
         refused_site: str | None = None
         if path.startswith(WIDGET_PREFIX):
             site_id, allowed = await self._site(scope, path)
-            if origin and origin.rstrip("/").lower() in allowed:
+            if origin and origin_allowed(origin, allowed):
                 cors_origin = origin
             elif origin and site_id is not None:
                 refused_site = site_id  # the handler refuses it (403); the owner is told in Settings
-        elif not cookie_write_allowed(method, headers):
-            await _refuse(send)
-            return
+        elif method in UNSAFE_METHODS:
+            state: State = scope["app"].state.confide
+            own = server_origin(scope["scheme"], headers.get("host"), state.rt.settings.public_url)
+            if not cookie_write_allowed(method, headers, own):
+                await _refuse(send)
+                return
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

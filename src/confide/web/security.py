@@ -1,17 +1,18 @@
 """The HTTP edge's security rules, in one place: the session cookie (name and flags), the CSRF
 same-origin rule for cookie-authenticated writes, and the security headers (CSP and friends).
 
-Origin comparison for widget sites (scheme, host and port against a site's allowlist) lives with
-the sites (``workspaces.service.origin_allowed``); this module decides what *our own* origin is.
+Origins themselves (scheme, host and port, canonical form, our own origin behind a proxy) are
+compared by ``web/origins.py``, the one place that does; these rules call it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
+
+from confide.web import origins
 
 SESSION_COOKIE = "confide_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -40,30 +41,26 @@ def has_session_cookie(cookie_header: str) -> bool:
 
 
 # ---------------------------------------------------------------- CSRF: same origin
-def same_origin(source: str | None, host: str) -> bool:
-    """Whether ``source`` (an Origin or Referer) names this server (``host``: the Host header)."""
-    if not source:
-        return False
-    try:
-        netloc = urlsplit(source).netloc
-    except ValueError:
-        return False
-    return bool(host) and netloc.lower() == host.lower()
+def from_own_site(headers: Mapping[str, str], own_origin: str | None) -> bool:
+    """Whether the request's Origin (or, without one, its Referer) is our own origin: scheme,
+    host and port (``own_origin``: ``origins.server_origin`` of the request)."""
+    return origins.same_origin(headers.get("origin") or origins.origin_of_url(headers.get("referer")), own_origin)
 
 
-def cookie_write_allowed(method: str, headers: Mapping[str, str]) -> bool:
+def cookie_write_allowed(method: str, headers: Mapping[str, str], own_origin: str | None) -> bool:
     """A cookie-authenticated write must come from our own pages (SameSite is the first line);
     a request without the session cookie carries no authority to abuse and passes."""
     if method not in UNSAFE_METHODS or not has_session_cookie(headers.get("cookie", "")):
         return True
-    return same_origin(headers.get("origin") or headers.get("referer"), headers.get("host", ""))
+    return from_own_site(headers, own_origin)
 
 
-def form_from_own_site(headers: Mapping[str, str]) -> bool:
+def form_from_own_site(headers: Mapping[str, str], own_origin: str | None) -> bool:
     """The log-in form (no cookie yet): refused when a browser says it came from another site.
     Non-browser clients send neither header; browsers always send Origin on a form POST."""
-    source = headers.get("origin") or headers.get("referer")
-    return not source or same_origin(source, headers.get("host", ""))
+    if not (headers.get("origin") or headers.get("referer")):
+        return True
+    return from_own_site(headers, own_origin)
 
 
 # ---------------------------------------------------------------- headers

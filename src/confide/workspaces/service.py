@@ -117,12 +117,6 @@ def is_open(site: Site, at: datetime | None = None) -> bool:
     return any(start <= hhmm < end for start, end in spans)
 
 
-def origin_allowed(site: Site, origin: str | None) -> bool:
-    if not origin:
-        return False
-    return origin.strip().rstrip("/").lower() in site.allowed_origins
-
-
 # ---------------------------------------------------------------- refused origins
 REFUSED_ORIGINS_KEPT = 20  # per site: the most recently seen distinct origins
 

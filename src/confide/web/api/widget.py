@@ -12,15 +12,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from confide.chats.schemas import StartConversationIn
-from confide.core.errors import Forbidden
+from confide.core.errors import Forbidden, RateLimited
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineRequestIn
 from confide.permissions.access import site_by_key
 from confide.routing import service as routing
 from confide.web.api.deps import AnonymousRead, AnonymousWrite, StateDep
 from confide.web.api.docs import errors
+from confide.web.origins import origin_allowed
 from confide.workspaces.models import Site
-from confide.workspaces.service import origin_allowed
 
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"], responses=errors(400, 403, 404, 409, 422, 429))
 
@@ -37,7 +37,7 @@ def request_origin(request: Request) -> str | None:
 
 
 def _check_origin(site: Site, request: Request) -> None:
-    if not origin_allowed(site, request_origin(request)):
+    if not origin_allowed(request_origin(request), site.allowed_origins):
         raise Forbidden("origin not allowed")
 
 
@@ -65,12 +65,18 @@ async def widget_config(site_key: str, request: Request, uow: AnonymousRead) -> 
 async def start_conversation(
     site_key: str, body: StartConversationIn, request: Request, state: StateDep
 ) -> JSONResponse:
-    """The visitor submitted the pre-chat form: returns a visitor token and the conversation."""
+    """The visitor submitted the pre-chat form: returns a visitor token and the conversation.
+    ``429`` when this client address started too many chats in the last hour."""
     rt = state.rt
+    address = request.client.host if request.client else None  # held in memory only, never logged
+    if address is not None and not state.limits.conversations.allowed(address):
+        raise RateLimited("too many chats were started from your address; try again later")
     async with rt.db.unit_of_work() as uow:
         site = await site_by_key(uow.session, site_key)
         _check_origin(site, request)
         result = await routing.start_chat(rt, uow, site, body)
+    if address is not None:
+        state.limits.conversations.record(address)
     return JSONResponse(result, status_code=201)
 
 

@@ -18,6 +18,7 @@ from confide.web.api.auth import password_login
 from confide.web.api.deps import StateDep, current_operator
 from confide.web.dashboard.forms import sentence, text
 from confide.web.dashboard.templating import error_page, render
+from confide.web.origins import server_origin
 from confide.web.security import clear_session_cookie, form_from_own_site, set_session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -75,7 +76,8 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     form = await request.form()
     email, password = text(form, "email").strip(), text(form, "password")
     target = safe_next(text(form, "next"))
-    if not form_from_own_site(request.headers):
+    own = server_origin(request.url.scheme, request.headers.get("host"), state.rt.settings.public_url)
+    if not form_from_own_site(request.headers, own):
         return error_page(request, None, 403, "This log-in form was sent from another site.", title="Refused")
     rt = state.rt
     try:

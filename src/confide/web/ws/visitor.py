@@ -1,201 +1,194 @@
-"""The visitor socket: Origin checked before upgrade, token on hello, then one service call per frame."""
+"""The visitor socket: Origin and caps checked before the upgrade, the token on ``hello``, then one
+dispatched handler per frame (docs/protocol.md, "WebSocket /ws/visitor")."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from typing import Any
 
 import structlog
 from starlette.websockets import WebSocket
 
 from confide.auth import visitor_tokens
-from confide.auth.actors import VisitorActor
 from confide.chats import service as chats
-from confide.chats.schemas import Draft
-from confide.core.errors import DomainError, Invalid, RateLimited
-from confide.permissions.access import access_conversation_by_id, site_by_key
+from confide.core.db import UnitOfWork
+from confide.core.errors import DomainError, Invalid
+from confide.permissions.access import site_by_key
+from confide.realtime.connections import VisitorConnection, authorize_visitor, resume_visitor
 from confide.realtime.outbox import Outbox
-from confide.realtime.ratelimit import TokenBucket
-from confide.realtime.writer import Result, acknowledge
-from confide.routing import service as routing
-from confide.web.state import State
-from confide.web.ws.frames import (
+from confide.realtime.wire import (
     BAD_TOKEN,
     NO_HELLO,
-    FrameReader,
-    close,
+    PONG,
+    TOO_MANY_SOCKETS,
     domain_error_frame,
-    encode,
     error_frame,
+    message_left,
 )
-from confide.workspaces.service import origin_allowed
+from confide.routing import service as routing
+from confide.web.origins import origin_allowed
+from confide.web.state import State
+from confide.web.ws.dispatch import Dispatcher
+from confide.web.ws.frames import FrameReader, Refused, close, too_many_connections
+from confide.web.ws.schemas import (
+    VISITOR_FRAMES,
+    End,
+    Hello,
+    LeaveMessage,
+    Ping,
+    Rate,
+    VisitorFrame,
+    VisitorMessage,
+    VisitorRead,
+    VisitorTyping,
+)
 
 log = structlog.get_logger(__name__)
-HELLO_TIMEOUT_S = 10.0
-MAX_IN_FLIGHT = 64
-_FORWARD = {"message", "status", "typing", "read"}
+visitor = Dispatcher[VisitorConnection]("visitor")
 
 
-class VisitorConnection:
-    __slots__ = ("actor", "conversation_id", "outbox")
-
-    def __init__(self, actor: VisitorActor, conversation_id: str, outbox: Outbox) -> None:
-        self.actor = actor
-        self.conversation_id = conversation_id
-        self.outbox = outbox
-
-    def deliver(self, topic: str, payload: dict[str, Any], text: str) -> None:
-        kind = payload.get("type")
-        if kind not in _FORWARD:
-            return
-        if kind in ("typing", "read") and payload.get("from") != "operator":
-            return
-        self.outbox.put(text)
+# ---------------------------------------------------------------- one handler per frame type
+@visitor.plain(VisitorMessage)
+async def _message(conn: VisitorConnection, frame: VisitorMessage) -> None:
+    conn.say(frame.client_id, frame.text)  # acknowledged by the writer after its commit
 
 
+@visitor.plain(VisitorTyping)
+async def _typing(conn: VisitorConnection, frame: VisitorTyping) -> None:
+    await conn.typing(frame.on)
+
+
+@visitor.unit(VisitorRead, "write")
+async def _read(conn: VisitorConnection, uow: UnitOfWork, frame: VisitorRead) -> None:
+    await chats.mark_read(conn.rt, uow, conn.actor, conn.conversation_id, frame.seq)
+
+
+@visitor.unit(End, "write")
+async def _end(conn: VisitorConnection, uow: UnitOfWork, frame: End) -> None:
+    await routing.close_by_visitor(conn.rt, uow, conn.actor, conn.conversation_id)
+
+
+@visitor.unit(Rate, "write")
+async def _rate(conn: VisitorConnection, uow: UnitOfWork, frame: Rate) -> None:
+    await chats.rate(conn.rt, uow, conn.actor, conn.conversation_id, frame.score, frame.comment)
+
+
+@visitor.unit(LeaveMessage, "write")
+async def _leave_message(conn: VisitorConnection, uow: UnitOfWork, frame: LeaveMessage) -> None:
+    request_id = await routing.leave_message(
+        conn.rt, uow, conn.actor, conn.conversation_id, email=frame.email, phone=frame.phone, message=frame.message
+    )
+    conn.outbox.put(message_left(request_id))
+
+
+@visitor.plain(Ping)
+async def _ping(conn: VisitorConnection, frame: Ping) -> None:
+    conn.outbox.put(PONG)
+
+
+@visitor.plain(Hello)
+async def _hello_again(conn: VisitorConnection, frame: Hello) -> None:
+    raise Invalid("already authenticated")
+
+
+visitor.check_covers(VisitorFrame)
+
+
+# ---------------------------------------------------------------- the socket
 async def visitor_socket(ws: WebSocket) -> None:
     state: State = ws.app.state.confide
-    rt = state.rt
-    async with rt.db.unit_of_work(readonly=True) as uow:
+    site_id = await _allowed_site(state, ws)
+    if site_id is None:
+        await ws.close(1008)  # before accept: the client gets HTTP 403, no socket
+        return
+    address = ws.client.host if ws.client else None  # never logged
+    if address is not None and not state.limits.address_sockets.acquire(address):
+        await ws.send_denial_response(too_many_connections())
+        return
+    try:
+        await ws.accept()
+        outbox = Outbox(ws.send_text, lambda code: close(ws, code), state.rt.settings.send_queue_frames)
+        reader = FrameReader(ws, outbox, state.rt.settings.max_frame_bytes, VISITOR_FRAMES)
+        try:
+            conn = await _handshake(state, ws, reader, outbox, site_id)
+            if conn is None:
+                return
+            try:
+                await state.presence.visitor_connected(conn.conversation_id)
+                log.info("visitor_connected", **conn.log_id())
+                while (frame := await reader.read(answer=True)) is not None:
+                    await visitor.dispatch(conn, frame)
+            finally:
+                state.presence.visitor_disconnected(conn.conversation_id)
+                await state.hub.unsubscribe(conn, conn.topic)
+                state.limits.visitor_sockets.release(conn.actor.visitor_id)
+        finally:
+            outbox.shutdown()
+    finally:
+        if address is not None:
+            state.limits.address_sockets.release(address)
+
+
+async def _allowed_site(state: State, ws: WebSocket) -> str | None:
+    """The site's id when the key names a site and the Origin is on its allowlist."""
+    async with state.rt.db.unit_of_work(readonly=True) as uow:
         try:
             site = await site_by_key(uow.session, ws.query_params.get("site"))
         except DomainError:
-            site = None
-    if site is None or not origin_allowed(site, ws.headers.get("origin")):
-        await ws.close(1008)  # before accept: the client gets HTTP 403, no socket
-        return
-    await ws.accept()
-    outbox = Outbox(ws.send_text, lambda code: close(ws, code), rt.settings.send_queue_frames)
-    reader = FrameReader(ws, outbox, rt.settings.max_frame_bytes)
+            return None
+        return site.id if origin_allowed(ws.headers.get("origin"), site.allowed_origins) else None
+
+
+async def _refuse(ws: WebSocket, text: str, code: int) -> None:
+    await ws.send_text(text)
+    await close(ws, code)
+
+
+async def _handshake(
+    state: State, ws: WebSocket, reader: FrameReader[VisitorFrame], outbox: Outbox, site_id: str
+) -> VisitorConnection | None:
+    """``hello`` in time, a genuine token, the cap, the conversation: the connection, subscribed and
+    welcomed, or None (the socket is closed). Nothing loaded here outlives this call."""
+    rt = state.rt
     try:
-        hello = await asyncio.wait_for(reader.next(), HELLO_TIMEOUT_S)
+        first = await asyncio.wait_for(reader.read(answer=False), rt.settings.ws_hello_timeout_s)
     except TimeoutError:
         await close(ws, NO_HELLO)
-        return
-    if hello is None:
-        return
-    if hello.get("type") != "hello":
-        await ws.send_text(error_frame("unauthorized", "the first frame must be hello"))
-        await close(ws, BAD_TOKEN)
-        return
+        return None
+    if first is None:
+        return None
+    if isinstance(first, Refused) and first.type == "hello":
+        await _refuse(ws, first.frame(), BAD_TOKEN)
+        return None
+    if not isinstance(first, Hello):
+        await _refuse(ws, error_frame("unauthorized", "the first frame must be hello"), BAD_TOKEN)
+        return None
     try:
-        actor = visitor_tokens.verify(rt.visitor_tokens, hello.get("token"), site_id=site.id)
+        actor = visitor_tokens.verify(rt.visitor_tokens, first.token, site_id=site_id)
     except DomainError as exc:
-        await ws.send_text(domain_error_frame(exc))
-        await close(ws, BAD_TOKEN)
-        return
-    conversation_id = hello.get("conversation_id")
-    last_seq = hello.get("last_seq", 0)
-    if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
-        last_seq = 0
-    conn = VisitorConnection(actor, str(conversation_id), outbox)
-    topic = chats.conv_topic(conn.conversation_id)
-    try:  # only the visitor's own conversation: checked before listening to it, so nothing of another leaks
+        await _refuse(ws, domain_error_frame(exc), BAD_TOKEN)
+        return None
+    if not state.limits.visitor_sockets.acquire(actor.visitor_id):
+        await _refuse(ws, error_frame("rate_limited", "too many open chat windows; close one"), TOO_MANY_SOCKETS)
+        return None
+    conn = VisitorConnection(state.node, actor, first.conversation_id, outbox)
+    subscribed = False
+    try:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            await access_conversation_by_id(uow.session, actor, conversation_id)
+            await authorize_visitor(uow, actor, conn.conversation_id)
+        # Subscribe before reading history so nothing committed in between is missed.
+        await state.hub.subscribe(conn, conn.topic)
+        subscribed = True
+        async with rt.db.unit_of_work(readonly=True) as uow:
+            outbox.put(await resume_visitor(rt, uow, actor, conn.conversation_id, first.last_seq))
     except DomainError as exc:
-        await ws.send_text(domain_error_frame(exc))
-        await close(ws, BAD_TOKEN)
-        return
-    # Subscribe before reading history so nothing committed in between is missed (clients de-duplicate).
-    await state.hub.subscribe(conn, topic)
-    try:
-        await state.presence.visitor_connected(conn.conversation_id)
-        try:
-            async with rt.db.unit_of_work(readonly=True) as uow:
-                conv = await access_conversation_by_id(uow.session, actor, conversation_id)
-                view = await chats.visitor_view(uow, conv)
-                resync = last_seq > conv.seq
-                messages = await chats.messages_after(rt, uow, conv, 0 if resync else last_seq)
-        except DomainError as exc:
-            await ws.send_text(domain_error_frame(exc))
-            await close(ws, BAD_TOKEN)
-            return
-        outbox.put(
-            encode(
-                {
-                    "type": "resync" if resync else "welcome",
-                    "conversation": view,
-                    "messages": messages,
-                    "seq": view["seq"],
-                }
-            )
-        )
-        log.info("visitor_connected", visitor_id=actor.visitor_id, conversation_id=conn.conversation_id)
-        await _serve(state, ws, reader, conn)
-    finally:
-        state.presence.visitor_disconnected(conn.conversation_id)
-        await state.hub.unsubscribe(conn, topic)
-        outbox.shutdown()
-
-
-async def _serve(state: State, ws: WebSocket, reader: FrameReader, conn: VisitorConnection) -> None:
-    rt = state.rt
-    settings = rt.settings
-    messages = TokenBucket(settings.visitor_msg_rate, settings.visitor_msg_burst)
-    typing = TokenBucket(3.0, 30.0)
-    actor, conv_id, outbox = conn.actor, conn.conversation_id, conn.outbox
-    pending: set[asyncio.Future[Result]] = set()
-    while True:
-        frame = await reader.next()
-        if frame is None:
-            return
-        kind = frame["type"]
-        ref = frame.get("client_id")
-        try:
-            if kind == "message":
-                if not messages.take():
-                    raise RateLimited("You are sending messages too fast; slow down.")
-                draft = Draft(
-                    conversation_id=conv_id,
-                    sender="visitor",
-                    sender_id=actor.visitor_id,
-                    sender_name=None,
-                    client_id=chats.check_client_id(ref),
-                    text=chats.check_text(frame.get("text")),
-                )
-                if len(pending) >= MAX_IN_FLIGHT:
-                    raise RateLimited("Too many messages waiting to be stored; slow down.")
-                future = state.writer.enqueue(draft)
-                pending.add(future)
-                future.add_done_callback(functools.partial(acknowledge, outbox, pending, draft.client_id))
-            elif kind == "typing":
-                if not typing.take():
-                    raise RateLimited("You are sending typing notices too fast; slow down.")
-                await rt.broker.publish(
-                    chats.conv_topic(conv_id),
-                    {"type": "typing", "conversation_id": conv_id, "from": "visitor", "on": bool(frame.get("on"))},
-                )
-            elif kind == "read":
-                async with rt.db.unit_of_work() as uow:
-                    await chats.mark_read(rt, uow, actor, conv_id, frame.get("seq"))
-            elif kind == "end":
-                async with rt.db.unit_of_work() as uow:
-                    await routing.close_by_visitor(rt, uow, actor, conv_id)
-            elif kind == "leave_message":
-                async with rt.db.unit_of_work() as uow:
-                    request_id = await routing.leave_message(
-                        rt,
-                        uow,
-                        actor,
-                        conv_id,
-                        email=frame.get("email"),
-                        phone=frame.get("phone"),
-                        message=frame.get("message"),
-                    )
-                outbox.put(encode({"type": "message_left", "offline_request_id": request_id}))
-            elif kind == "rate":
-                async with rt.db.unit_of_work() as uow:
-                    await chats.rate(rt, uow, actor, conv_id, frame.get("score"), frame.get("comment"))
-            elif kind == "ping":
-                outbox.put('{"type":"pong"}')
-            elif kind == "hello":
-                raise Invalid("already authenticated")
-            else:
-                reader.unknown(frame)
-        except DomainError as exc:
-            outbox.put(domain_error_frame(exc, ref))
-        except Exception:
-            log.exception("visitor_frame_failed", visitor_id=actor.visitor_id, frame_type=str(kind)[:20])
-            outbox.put(error_frame("internal", "something went wrong; try again", ref))
+        if subscribed:
+            await state.hub.unsubscribe(conn, conn.topic)
+        state.limits.visitor_sockets.release(actor.visitor_id)
+        await _refuse(ws, domain_error_frame(exc), BAD_TOKEN)
+        return None
+    except BaseException:
+        if subscribed:
+            await state.hub.unsubscribe(conn, conn.topic)
+        state.limits.visitor_sockets.release(actor.visitor_id)
+        raise
+    return conn
