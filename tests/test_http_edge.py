@@ -44,8 +44,9 @@ def test_same_origin_rule() -> None:
     assert not security.from_own_site({}, own)
     assert not security.from_own_site({"origin": "http://[bad"}, own)
     assert security.cookie_write_allowed("POST", {"cookie": "x=1"}, own)  # no session: nothing to abuse
-    assert not security.cookie_write_allowed("POST", {"cookie": "confide_session=t", "origin": "https://testserver"}, own)
-    assert security.cookie_write_allowed("POST", {"cookie": "confide_session=t", "origin": "http://testserver"}, own)
+    cookie = "confide_session=t"
+    assert not security.cookie_write_allowed("POST", {"cookie": cookie, "origin": "https://testserver"}, own)
+    assert security.cookie_write_allowed("POST", {"cookie": cookie, "origin": "http://testserver"}, own)
     assert security.cookie_write_allowed("GET", {"cookie": "confide_session=t"}, own)
     assert security.form_from_own_site({}, own)  # non-browser clients send neither header
     assert not security.form_from_own_site({"origin": "https://evil.example"}, own)
