@@ -39,6 +39,10 @@ system-deps:
 ## axe-core (npm) for the accessibility checks of the browser tests, installed only when missing.
 AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 $(AXE):
+	@if ! command -v npm >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; \
+	fi
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4
 axe: $(AXE)
 

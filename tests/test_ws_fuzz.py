@@ -184,7 +184,7 @@ class _Records(logging.Handler):
 
 @pytest.fixture
 def server_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
-    """Everything the in-process server logs: structlog (Confide) on stdout, uvicorn's loggers (their
+    """Everything the in-process server logs: structlog (Confide, through the root logger), uvicorn's loggers (their
     handlers replaced by a collector for the test), anything else through the root logger or on
     stderr. Canaries through each channel prove the capture sees them before the fuzzing starts."""
     caplog.set_level(logging.WARNING)
@@ -196,7 +196,7 @@ def server_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixtu
     logging.getLogger("uvicorn.error").warning("fuzz_canary_uvicorn")
     logging.getLogger("asyncio").warning("fuzz_canary_root")
     out, err = capfd.readouterr()
-    assert "fuzz_canary_structlog" in out + err
+    assert "fuzz_canary_structlog" in out + err + caplog.text  # structlog renders through the root logger
     assert [r.getMessage() for r in uvicorn_records.records] == ["fuzz_canary_uvicorn"]
     assert "fuzz_canary_root" in caplog.text
     uvicorn_records.records.clear()

@@ -17,6 +17,7 @@ from confide.core.runtime import Runtime
 from confide.realtime.limits import Limits
 from confide.routing import service as routing
 from confide.users import service as users
+from tests import factories
 from tests import wsclient as wc
 from tests.conftest import Live, World
 
@@ -45,6 +46,7 @@ async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 
 async def _online(rt: Runtime, world: World) -> None:
     async with rt.db.unit_of_work() as uow:
+        await factories.present(uow, world.operator_id)  # a console of hers is open (presence)
         await routing.set_status(rt, uow, await users.actor_for(uow, world.operator_id), "online")
 
 

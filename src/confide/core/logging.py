@@ -115,6 +115,19 @@ def _safe_exc_info(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
     return event
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the one of the moment
+    ``configure`` ran (test runners and the CLI swap it; a stale one may be closed by then)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure(level: str = "info", *, json: bool = False, stream: TextIO | None = None) -> None:
     """Idempotent: replaces Confide's handler on the root logger (others, e.g. pytest's, stay)."""
     numeric = logging.getLevelName(level.upper())
@@ -123,7 +136,7 @@ def configure(level: str = "info", *, json: bool = False, stream: TextIO | None 
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_FLAG, False)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     setattr(handler, _HANDLER_FLAG, True)
     handler.addFilter(PrivacyFilter())
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -77,7 +77,7 @@ async def _leave_message(conn: VisitorConnection, uow: UnitOfWork, frame: LeaveM
     request_id = await routing.leave_message(
         conn.rt, uow, conn.actor, conn.conversation_id, email=frame.email, phone=frame.phone, message=frame.message
     )
-    conn.outbox.put(message_left(request_id))
+    uow.after_commit(lambda: conn.outbox.put(message_left(request_id)))  # answered only once it is stored
 
 
 @visitor.plain(Ping)
