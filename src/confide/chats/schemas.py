@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from confide.core import clock
 
 MAX_TEXT = 4000
 
@@ -19,8 +20,8 @@ class StartConversationIn(BaseModel):
 
 class StoredChatFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    date_from: datetime | None = None
-    date_to: datetime | None = None
+    date_from: clock.UTCInput | None = None
+    date_to: clock.UTCInput | None = None
     site_id: str | None = None
     department_id: str | None = None
     operator_id: str | None = None
@@ -30,18 +31,6 @@ class StoredChatFilters(BaseModel):
     status: Literal["queued", "active", "closed"] | None = None
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
     per_page: Annotated[int, Field(ge=1, le=100)] = 25
-
-    @field_validator("date_from", "date_to")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        """A date or time without a zone (a date picker's value) is UTC, not a server error; one that
-        leaves the calendar once moved to UTC (9999-12-31T23:59-23:59) is refused."""
-        if value is None:
-            return None
-        try:
-            return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).astimezone(UTC)
-        except OverflowError:
-            raise ValueError("the date is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)

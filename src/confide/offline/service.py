@@ -27,22 +27,7 @@ async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestI
         dept = await workspaces.get_department(uow, data.department_id)
         dept_id = workspaces.check_department_belongs(dept, site).id
     visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
-    key = await rt.keyring.get(uow.session, visitor.id)
-    req_id = crypto.new_id()
-    row = OfflineRequest(
-        id=req_id,
-        workspace_id=site.workspace_id,
-        site_id=site.id,
-        department_id=dept_id,
-        visitor_id=visitor.id,
-        message_enc=key.encrypt(data.message, f"offline_requests.message:{req_id}"),
-        page_url_enc=key.encrypt(data.page_url, f"offline_requests.page_url:{req_id}") if data.page_url else None,
-        created_at=clock.now(),
-    )
-    uow.session.add(row)
-    await uow.session.flush()
-    rt.publish(uow, f"ws:{site.workspace_id}", {"type": "offline_request", "id": req_id})
-    return row
+    return await _store(rt, uow, site, visitor, department_id=dept_id, message=data.message, page_url=data.page_url)
 
 
 async def create_from_chat(
@@ -57,6 +42,20 @@ async def create_from_chat(
 ) -> OfflineRequest:
     """A waiting visitor leaves a message instead (their chat becomes an offline request): the same
     data subject, under the same data key."""
+    return await _store(rt, uow, site, visitor, department_id=department_id, message=message, page_url=page_url)
+
+
+async def _store(
+    rt: Runtime,
+    uow: UnitOfWork,
+    site: Site,
+    visitor: Visitor,
+    *,
+    department_id: str | None,
+    message: str,
+    page_url: str | None,
+) -> OfflineRequest:
+    """The request row, its message and page encrypted under the visitor's data key."""
     key = await rt.keyring.get(uow.session, visitor.id)
     req_id = crypto.new_id()
     row = OfflineRequest(
