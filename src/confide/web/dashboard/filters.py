@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ValidationError
 
 from confide import directory
@@ -81,6 +82,14 @@ def clean_query(
     if any(personal.values()):
         pairs[STORE_KEY] = seal_personal(get_state(request).rt, actor, {k: v for k, v in personal.items() if v})
     return urlencode(pairs)
+
+
+def list_redirect(
+    request: Request, actor: OperatorActor, params: Mapping[str, str], keys: Iterable[str], path: str
+) -> RedirectResponse:
+    """303 to the list at ``path`` with the filters of ``params``, personal ones sealed (``clean_query``)."""
+    query = clean_query(request, actor, params, keys)
+    return RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
 
 
 def has_personal(params: Mapping[str, str]) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
-from confide.web.dashboard.filters import CHAT_FILTERS, clean_query, filtered_list, has_personal, query_back
+from confide.web.dashboard.filters import CHAT_FILTERS, filtered_list, has_personal, list_redirect, query_back
 from confide.web.dashboard.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -19,8 +19,7 @@ PATH = "/app/chats"
 @router.get(PATH)
 async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -> Response:
     if has_personal(request.query_params):  # an old link: move its personal fields out of the URL
-        query = clean_query(request, actor, request.query_params, CHAT_FILTERS)
-        return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
+        return list_redirect(request, actor, request.query_params, CHAT_FILTERS, PATH)
     context = await filtered_list(
         request, actor, state, path=PATH, schema=StoredChatFilters, keys=CHAT_FILTERS, search=chats.search
     )
@@ -31,8 +30,7 @@ async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -
 async def stored_chats_search(request: Request, actor: PageOperator) -> Response:
     """The filter form: personal fields are kept server-side, the rest goes into the URL."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    query = clean_query(request, actor, form, CHAT_FILTERS)
-    return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
+    return list_redirect(request, actor, form, CHAT_FILTERS, PATH)
 
 
 @router.get(PATH + "/{conversation_id}")

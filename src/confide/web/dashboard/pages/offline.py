@@ -11,7 +11,7 @@ from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
-from confide.web.dashboard.filters import OFFLINE_FILTERS, clean_query, filtered_list, has_personal, query_back
+from confide.web.dashboard.filters import OFFLINE_FILTERS, filtered_list, has_personal, list_redirect, query_back
 from confide.web.dashboard.forms import text
 from confide.web.dashboard.templating import render
 
@@ -22,8 +22,7 @@ PATH = "/app/offline"
 @router.get(PATH)
 async def offline_requests(request: Request, actor: PageOperator, state: StateDep) -> Response:
     if has_personal(request.query_params):  # an old link: move its personal fields out of the URL
-        query = clean_query(request, actor, request.query_params, OFFLINE_FILTERS)
-        return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
+        return list_redirect(request, actor, request.query_params, OFFLINE_FILTERS, PATH)
     context = await filtered_list(
         request,
         actor,
@@ -41,8 +40,7 @@ async def offline_requests(request: Request, actor: PageOperator, state: StateDe
 @router.post(PATH)
 async def offline_requests_search(request: Request, actor: PageOperator) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    query = clean_query(request, actor, form, OFFLINE_FILTERS)
-    return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
+    return list_redirect(request, actor, form, OFFLINE_FILTERS, PATH)
 
 
 @router.post(PATH + "/{request_id}/handled")
