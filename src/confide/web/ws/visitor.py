@@ -113,7 +113,6 @@ async def visitor_socket(ws: WebSocket) -> None:
             if conn is None:
                 return
             try:
-                await state.presence.visitor_connected(conn.conversation_id)
                 log.info("visitor_connected", **conn.log_id())
                 while (frame := await reader.read(answer=True)) is not None:
                     await visitor.dispatch(conn, frame)
@@ -171,24 +170,26 @@ async def _handshake(
         await _refuse(ws, error_frame("rate_limited", "too many open chat windows; close one"), TOO_MANY_SOCKETS)
         return None
     conn = VisitorConnection(state.node, actor, first.conversation_id, outbox)
-    subscribed = False
+    subscribed = present = False
     try:
         async with rt.db.unit_of_work(readonly=True) as uow:
             await authorize_visitor(uow, actor, conn.conversation_id)
         # Subscribe before reading history so nothing committed in between is missed.
         await state.hub.subscribe(conn, conn.topic)
         subscribed = True
+        # Present (a heartbeat on every node's view) before the welcome: the visitor is here now.
+        await state.presence.visitor_connected(conn.conversation_id)
+        present = True
         async with rt.db.unit_of_work(readonly=True) as uow:
             outbox.put(await resume_visitor(rt, uow, actor, conn.conversation_id, first.last_seq))
-    except DomainError as exc:
+    except BaseException as exc:
+        if present:
+            state.presence.visitor_disconnected(conn.conversation_id)
         if subscribed:
             await state.hub.unsubscribe(conn, conn.topic)
         state.limits.visitor_sockets.release(actor.visitor_id)
+        if not isinstance(exc, DomainError):
+            raise
         await _refuse(ws, domain_error_frame(exc), BAD_TOKEN)
         return None
-    except BaseException:
-        if subscribed:
-            await state.hub.unsubscribe(conn, conn.topic)
-        state.limits.visitor_sockets.release(actor.visitor_id)
-        raise
     return conn
