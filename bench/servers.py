@@ -272,6 +272,10 @@ def confide_env(data_dir: Path, port: int, password: str) -> dict[str, str]:
         # Every generated client comes from 127.0.0.1: no per-address caps in the benchmark.
         "CONFIDE_MAX_SOCKETS_PER_ADDRESS": "0", "CONFIDE_CONVERSATIONS_PER_ADDRESS_PER_HOUR": "0",
         "CONFIDE_LOG_LEVEL": "warning", "CONFIDE_ARGON2_FAST": "1",
+        # The idle phase creates thousands of queued chats minutes before their sockets open: the
+        # periodic sweeps must not close them as abandoned or tell them "unanswered" meanwhile
+        # (each such change republishes queue positions to the other waiting visitors).
+        "CONFIDE_VISITOR_ABANDON_S": "86400", "CONFIDE_UNANSWERED_AFTER_S": "86400",
     })
     return env
 
