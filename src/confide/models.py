@@ -1,5 +1,6 @@
 """Imports every ORM model so that ``Base.metadata`` knows every table (migrations, registry test)."""
 
+from confide.audit.models import AuditEvent, AuditHead
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
@@ -8,6 +9,8 @@ from confide.visitors.models import Visitor, VisitorTerm
 from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
 
 __all__ = [
+    "AuditEvent",
+    "AuditHead",
     "CannedReply",
     "Conversation",
     "ConversationTerm",

@@ -10,9 +10,12 @@ from datetime import datetime
 class OperatorActor:
     operator_id: str
     workspace_id: str
-    role: str  # admin | operator
+    role: str  # the role's key (a built-in role, or a workspace's custom role)
     department_ids: frozenset[str]
     name: str
+    # Filled by authentication from the role (permissions.policy); only permissions/ reads them.
+    permissions: frozenset[str] = frozenset()
+    scope: str = "workspace"  # permissions.policy.Scope
     session_id: str | None = None
     session_expires_at: datetime | None = None  # when the console session ends (sockets check each frame)
 

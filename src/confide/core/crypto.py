@@ -383,6 +383,18 @@ def derive_secret(master: bytes, configured: str | None) -> bytes:
     return _derive(master, "confide/secret/v1")
 
 
+# ---------------------------------------------------------------- the audit log's chain
+def derive_audit_key(master: bytes) -> bytes:
+    """The key of the audit log's hash chain: kept outside the database (derived from the master
+    key), so that someone who can write to the database cannot recompute a chain they changed."""
+    return _derive(master, "confide/audit-chain/v1")
+
+
+def chain_hash(key: bytes, prev_hash: str, record: str) -> str:
+    """One link of the audit chain: HMAC-SHA256 over the previous link and this row's canonical form."""
+    return hmac.new(key, prev_hash.encode("ascii") + b"\n" + record.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 # ---------------------------------------------------------------- pseudonyms for logs
 def random_key() -> bytes:
     return secrets.token_bytes(32)

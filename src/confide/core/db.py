@@ -96,12 +96,30 @@ class AfterCommitHooks:
         self._after.clear()
 
 
-class UnitOfWork(AfterCommitHooks):
-    __slots__ = ("session",)
+BeforeCommit = Callable[[], Awaitable[None]]
 
-    def __init__(self, session: AsyncSession) -> None:
+
+class UnitOfWork(AfterCommitHooks):
+    __slots__ = ("_before", "readonly", "session")
+
+    def __init__(self, session: AsyncSession, *, readonly: bool = False) -> None:
         super().__init__()
         self.session = session
+        self.readonly = readonly
+        self._before: list[BeforeCommit] = []
+
+    def before_commit(self, callback: BeforeCommit) -> None:
+        """Run ``callback`` inside the transaction, just before it commits (the audit log chains
+        its rows there, so that the chain head is always the last lock a transaction takes).
+        Registered once per key by the caller; refused in a read-only unit, which never commits."""
+        if self.readonly:
+            raise RuntimeError("a read-only unit of work cannot write (before_commit)")
+        if callback not in self._before:
+            self._before.append(callback)
+
+    async def _run_before_commit(self) -> None:
+        while self._before:
+            await self._before.pop(0)()
 
 
 class RawTransaction(AfterCommitHooks):
@@ -218,11 +236,14 @@ class Database:
             await lock.acquire()
         try:
             async with self.sessions() as session:
-                uow = UnitOfWork(session)
+                uow = UnitOfWork(session, readonly=readonly)
                 try:
                     yield uow
+                    if not readonly:
+                        await uow._run_before_commit()
                 except CommitAndRaise as signal:
                     pending = signal.error
+                    await uow._run_before_commit()
                     await session.commit()
                 except BaseException:
                     await session.rollback()

@@ -174,6 +174,28 @@ REGISTRY: dict[str, Table] = {
     ),
     "operator_departments": Table(None, {"operator_id": _N, "department_id": _N}),
     # Pseudonymous ids and a time a few seconds ahead; rows are deleted once expired (ADR 0005).
+    # The audit log names actors and targets by id only (audit.service refuses free text).
+    "audit_events": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "seq",
+                "at",
+                "workspace_id",
+                "actor_type",
+                "actor_id",
+                "action",
+                "outcome",
+                "target_type",
+                "target_id",
+                "detail",
+                "prev_hash",
+                "hash",
+            )
+        },
+    ),
+    "audit_head": Table(None, {c: _N for c in ("id", "seq", "hash")}),
     "presence": Table(None, {c: _N for c in ("kind", "subject_id", "node_id", "expires_at")}),
     "operator_sessions": Table(
         None, {c: _N for c in ("id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at")}

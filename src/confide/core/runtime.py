@@ -24,6 +24,7 @@ class Runtime:
     visitor_tokens: crypto.Signer
     filter_tokens: crypto.Sealer  # the dashboard's personal search filters, sealed into its URLs
     broker: Broker
+    audit_key: bytes  # the audit log's chain key (audit/), derived from the master key
     # Background tasks owned by the runtime (writer, scheduler); cancelled on close.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -61,4 +62,5 @@ def build_runtime(settings: Settings, *, broker: Broker | None = None) -> Runtim
         visitor_tokens=crypto.Signer(secret, "visitor-token"),
         filter_tokens=crypto.Sealer(secret, "dashboard-filters"),
         broker=broker or create_broker(settings.redis_url),
+        audit_key=crypto.derive_audit_key(master),
     )

@@ -15,6 +15,7 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Unauthorized
 from confide.core.runtime import Runtime
+from confide.permissions import policy
 from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
 from confide.users.models import Operator as Operator  # re-exported: other domains hold operators, never query them
 from confide.users.models import OperatorDepartment, OperatorSession, Presence
@@ -268,12 +269,15 @@ async def actor_for(uow: UnitOfWork, operator_id: str, *, session_id: str | None
         if sess is None or sess.revoked_at is not None or sess.expires_at <= clock.now():
             raise Unauthorized("not logged in")
         expires_at = sess.expires_at
+    role = policy.built_in(op.role)
     return OperatorActor(
         operator_id=op.id,
         workspace_id=op.workspace_id,
         role=op.role,
         department_ids=frozenset(await department_ids_of(uow, op.id)),
         name=op.name,
+        permissions=frozenset(p.value for p in role.permissions),
+        scope=role.scope.value,
         session_id=session_id,
         session_expires_at=expires_at,
     )

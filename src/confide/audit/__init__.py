@@ -1,0 +1,1 @@
+"""The audit log: append-only, hash-chained, written in the same transaction as what it records."""
