@@ -72,10 +72,16 @@ async def test_chats_keep_flowing_while_logins_are_attempted(rt: Runtime, world:
             t0 = time.perf_counter()
             await wc.send(ws=chat.visitor, frame={"type": "message", "client_id": f"v-{i}", "text": f"ping {i}"})
             await wc.recv_until(ws=chat.operator, type="message", where=lambda f: f["message"]["sender"] == "visitor")
-            await wc.send(ws=chat.operator, frame={"type": "message", "conversation_id": chat.chat.conversation_id,
-                                                   "client_id": f"o-{i}", "text": f"pong {i}"})
-            await wc.recv_until(ws=chat.visitor, type="message",
-                                where=lambda f: f["message"]["sender"] == "operator")
+            await wc.send(
+                ws=chat.operator,
+                frame={
+                    "type": "message",
+                    "conversation_id": chat.chat.conversation_id,
+                    "client_id": f"o-{i}",
+                    "text": f"pong {i}",
+                },
+            )
+            await wc.recv_until(ws=chat.visitor, type="message", where=lambda f: f["message"]["sender"] == "operator")
             trips.append(time.perf_counter() - t0)
     finally:
         stop.set()
@@ -96,13 +102,15 @@ async def test_concurrent_wrong_passwords_all_count_and_lock_the_account(rt: Run
     them on separate connections at once), and the account locks at exactly the limit."""
     from confide.core.errors import Unauthorized
     from confide.users import service as users
-    from confide.web.api.auth import password_login
+    from confide.web.login_flow import LoginClient, password_login
 
     limit = rt.settings.login_max_failures
 
     async def wrong() -> None:
         with pytest.raises(Unauthorized):
-            await password_login(rt, email=world.operator_email, password="wrong password, sorry")
+            await password_login(
+                rt, email=world.operator_email, password="wrong password, sorry", client=LoginClient(None)
+            )
 
     await asyncio.gather(*(wrong() for _ in range(limit - 1)))
     async with rt.db.unit_of_work(readonly=True) as uow:
@@ -118,7 +126,7 @@ async def test_concurrent_wrong_passwords_all_count_and_lock_the_account(rt: Run
         attempt = await users.login_attempt(uow, email=world.operator_email)
     assert attempt.password_hash is None  # locked: the right password is not even checked
     with pytest.raises(Unauthorized):
-        await password_login(rt, email=world.operator_email, password=wc.PASSWORD)
+        await password_login(rt, email=world.operator_email, password=wc.PASSWORD, client=LoginClient(None))
 
 
 async def test_a_password_changed_during_the_check_does_not_let_the_old_one_in(rt: Runtime, world: World) -> None:

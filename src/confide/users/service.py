@@ -176,10 +176,12 @@ async def check_password(rt: Runtime, attempt: LoginAttempt, password: str) -> b
     return await rt.passwords.verify_async(attempt.password_hash, password)
 
 
-async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, ok: bool) -> tuple[str, Operator]:
-    """Step 3, in a short write unit: a failure counts (and may lock the account); a success opens a
-    session. Both are single conditional UPDATEs, so racing attempts neither lose a failure nor let a
-    password in that was changed, or an account that was locked or disabled, while it was checked."""
+async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, ok: bool) -> Operator:
+    """Step 3, in a short write unit: a failure counts (and may lock the account); a success clears
+    the counter and returns the operator (``open_session`` follows once every other step of the
+    log-in has passed). Both are single conditional UPDATEs, so racing attempts neither lose a
+    failure nor let a password in that was changed, or an account that was locked or disabled,
+    while it was checked."""
     now = clock.now()
     wrong = Unauthorized("wrong e-mail or password")
     if attempt.operator_id is None:
@@ -215,6 +217,15 @@ async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, o
     op = await uow.session.get(Operator, attempt.operator_id, populate_existing=True)
     if op is None:
         raise wrong
+    return op
+
+
+async def open_session(rt: Runtime, uow: UnitOfWork, operator_id: str, *, method: str) -> str:
+    """The last step of every log-in (whatever its first factor): a new session, a new token."""
+    op = await uow.session.get(Operator, operator_id, populate_existing=True)
+    if op is None or op.disabled:
+        raise Unauthorized("wrong e-mail or password")
+    now = clock.now()
     token = crypto.random_token()
     uow.session.add(
         OperatorSession(
@@ -226,7 +237,7 @@ async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, o
         )
     )
     await uow.session.flush()
-    return token, op
+    return token
 
 
 async def reset_password(rt: Runtime, uow: UnitOfWork, *, email: str, password_hash: str) -> Operator:

@@ -14,10 +14,10 @@ from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError, Unauthorized
 from confide.users import service as users
 from confide.users.schemas import LoginIn
-from confide.web.api.auth import password_login
 from confide.web.api.deps import StateDep, current_operator
 from confide.web.dashboard.forms import sentence, text
 from confide.web.dashboard.templating import error_page, render
+from confide.web.login_flow import LoginClient, password_login
 from confide.web.origins import server_origin
 from confide.web.security import clear_session_cookie, form_from_own_site, set_session_cookie
 
@@ -82,7 +82,8 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     rt = state.rt
     try:
         body = LoginIn(email=email, password=password)
-        token, _op = await password_login(rt, email=body.email, password=body.password)
+        client = LoginClient(address=request.client.host if request.client else None)
+        result = await password_login(rt, email=body.email, password=body.password, client=client)
     except ValidationError:
         return render(
             request,
@@ -98,7 +99,7 @@ async def login_submit(request: Request, state: StateDep) -> Response:
             request, "login.html", None, status_code=exc.status, next=target, email=email, error=sentence(exc.message)
         )
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(response, token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
+    set_session_cookie(response, result.token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
     return response
 
 
