@@ -86,6 +86,8 @@ async def main(sockets: int, chats_per_visitor: int) -> None:
         op = await factories.operator(rt, uow, workspace_id=ws_row.id, email="mia@shop.example",
                                       department_ids=[dept.id], name="Mia")
         await routing.set_status(rt, uow, await users.actor_for(uow, op.id), "online")
+        # a live console somewhere (presence, ADR 0005): the site is staffed, the chats stay queued
+        await users.beat(uow, "bench-console", operators=[op.id], ttl_s=24 * 3600)
         site_key = site.site_key
     total = sockets + 20
     chats: list[dict[str, Any]] = []
