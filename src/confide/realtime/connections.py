@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats import service as chats
 from confide.chats.schemas import Draft
@@ -49,6 +51,7 @@ from confide.routing import service as routing
 from confide.users import service as users
 from confide.workspaces import service as workspaces
 
+log = structlog.get_logger(__name__)
 MAX_IN_FLIGHT = 64  # messages of one socket stored but not yet acknowledged
 # A waiting visitor whose place in the queue moved re-reads its view after a random pause in this
 # range: one read per socket for a burst of moves, and thousands of sockets not all at once.
@@ -81,7 +84,7 @@ class VisitorConnection:
     so that one ``QueueMoved`` event tells every waiting visitor of it that the queue moved; only
     the sockets behind the chat that left re-read their view (``QUEUE_REFRESH_S``)."""
 
-    __slots__ = ("_refresh", "actor", "conversation_id", "node", "outbox", "pending", "queue")
+    __slots__ = ("_refresh", "_statuses", "actor", "conversation_id", "node", "outbox", "pending", "queue")
 
     def __init__(self, node: Node, actor: VisitorActor, conversation_id: str, outbox: Outbox) -> None:
         self.node = node
@@ -91,6 +94,7 @@ class VisitorConnection:
         self.pending: set[asyncio.Future[Result]] | None = None  # created with the first message
         self.queue: QueueSpot | None = None  # where the chat waits (its department topic is heard)
         self._refresh: asyncio.Task[None] | None = None  # exists only while a re-read is due
+        self._statuses = 0  # status events delivered (a re-read racing one is read again)
 
     @property
     def rt(self) -> Runtime:
@@ -108,6 +112,7 @@ class VisitorConnection:
             self.outbox.put(text)
         elif isinstance(event, VisitorStatus):
             if event.conversation_id == self.conversation_id:
+                self._statuses += 1
                 self.follow_queue(event.queue)
                 self.outbox.put(text)
         elif isinstance(event, Typing):
@@ -139,20 +144,26 @@ class VisitorConnection:
 
     async def _send_status(self) -> None:
         """The queue moved ahead of this chat: its new view (position), read in a unit of its own,
-        outside every write; a burst of moves is one read."""
+        outside every write; a burst of moves is one read. A ``status`` event delivered while
+        reading may be fresher than the read: then the view is read again rather than sent."""
+        await asyncio.sleep(random.uniform(*QUEUE_REFRESH_S))  # noqa: S311 - spreading load, not a secret
+        self._refresh = None  # a move from now on is read again
+        seen = self._statuses
         try:
-            await asyncio.sleep(random.uniform(*QUEUE_REFRESH_S))  # noqa: S311 - spreading load, not a secret
-            self._refresh = None
             rt = self.node.rt
             async with rt.db.unit_of_work(readonly=True) as uow:
                 conv = await access_conversation_by_id(uow.session, self.actor, self.conversation_id)
                 event = await chats.visitor_status(uow, conv)
-            self.follow_queue(event.queue)
-            self.outbox.put(encode(event.wire()))
         except DomainError:
             return  # the chat is gone: nothing to tell
-        finally:
-            self._refresh = None
+        except Exception:
+            log.warning("queue_position_not_read", conversation_id=self.conversation_id)
+            return
+        if self._statuses != seen:
+            self._refresh_soon()
+            return
+        self.follow_queue(event.queue)
+        self.outbox.put(encode(event.wire()))
 
     def say(self, client_id: str, text: str) -> None:
         """Hand a message to the writer; the ack (or the reason) follows its commit."""

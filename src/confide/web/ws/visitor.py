@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from urllib.parse import parse_qs
 
 import structlog
@@ -151,18 +152,41 @@ async def visitor_socket(ws: WebSocket) -> None:
             state.limits.address_sockets.release(address)
 
 
+# Site key -> (good until, site id, allowed origins): one read unit less per handshake when many
+# visitors of a site connect. An allowlist change takes effect within SITE_CACHE_S on every node,
+# as for the widget's HTTP calls (web/middleware.py).
+SITE_CACHE_S = 5.0
+SITE_CACHE_MAX = 10_000
+_sites: dict[str, tuple[float, str, tuple[str, ...]]] = {}
+
+
+async def _site(state: State, site_key: str | None) -> tuple[str, tuple[str, ...]] | None:
+    now = time.monotonic()
+    hit = _sites.get(site_key) if site_key is not None else None
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+    async with state.rt.db.unit_of_work(readonly=True) as uow:
+        try:
+            site = await site_by_key(uow.session, site_key)
+        except DomainError:
+            return None
+        found = site.id, tuple(site.allowed_origins)
+    if len(_sites) >= SITE_CACHE_MAX:
+        _sites.clear()
+    _sites[site.site_key] = (now + SITE_CACHE_S, *found)
+    return found
+
+
 async def _allowed_site(state: State, ws: WebSocket) -> str | None:
     """The site's id when the key names a site and the Origin is on its allowlist. A refused
     origin of a known site is recorded for its owner (rate-limited)."""
     origin = _scope_header(ws, b"origin")
-    async with state.rt.db.unit_of_work(readonly=True) as uow:
-        try:
-            site = await site_by_key(uow.session, _site_key(ws))
-        except DomainError:
-            return None
-        if origin_allowed(origin, site.allowed_origins):
-            return site.id
-        refused = site.id
+    site = await _site(state, _site_key(ws))
+    if site is None:
+        return None
+    refused, allowed = site
+    if origin_allowed(origin, allowed):
+        return refused
     if origin and _refusals.admit(refused, origin):
         try:
             async with state.rt.db.unit_of_work() as uow:
