@@ -159,3 +159,54 @@ def test_every_module_of_realtime_is_in_the_layers_contract() -> None:
     named = {part.strip() for layer in layers for part in layer.replace("|", ":").split(":")}
     modules = {f"realtime.{m.name}" for m in pkgutil.iter_modules(confide.realtime.__path__)}
     assert modules <= named, sorted(modules - named)
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def put(self, text: str) -> None:
+        self.frames.append(text)
+
+
+async def test_a_waiting_visitor_socket_follows_its_queue_and_re_reads_only_when_someone_ahead_left() -> None:
+    from confide.auth.actors import VisitorActor
+    from confide.realtime.connections import Node, VisitorConnection
+
+    hub = Hub(MemoryBroker())
+    node = Node(rt=None, hub=hub, writer=None, limits=None)  # type: ignore[arg-type]  # only the hub is used
+    sent = Sent()
+    conn = VisitorConnection(node, VisitorActor("v1", "s1", "w1"), "c1", sent)  # type: ignore[arg-type]
+    mine = QueueSpot("d1", "2026-12-01T10:00:05.000000Z")
+    await conn.listen(mine)
+    assert (hub.listeners("conv:c1"), hub.listeners("dept:d1")) == (1, 1)
+
+    # A chat that joined after mine left: nothing moved for me, nothing is read.
+    conn.deliver(QueueMoved("d1", "2026-12-01T10:00:09.000000Z"), "")
+    assert conn._refresh is None
+    # Another department's queue: not mine.
+    conn.deliver(QueueMoved("d2", "2026-12-01T10:00:01.000000Z"), "")
+    assert conn._refresh is None
+    # One ahead of me left, three times in a burst: one re-read is due.
+    for _ in range(3):
+        conn.deliver(QueueMoved("d1", "2026-12-01T10:00:01.000000Z"), "")
+    task = conn._refresh
+    assert task is not None
+    task.cancel()
+    conn._refresh = None
+
+    # Transferred to another department's queue: the socket listens there now, and only there.
+    moved = VisitorStatus("c1", VIEW, QueueSpot("d2", mine.since))
+    conn.deliver(moved, "status-frame")
+    assert sent.frames == ["status-frame"]  # the frame goes out as the hub encoded it
+    assert (hub.listeners("dept:d1"), hub.listeners("dept:d2")) == (0, 1)
+    # Accepted: no queue to follow any more.
+    conn.deliver(VisitorStatus("c1", {**VIEW, "status": "active"}), "active-frame")
+    assert hub.listeners("dept:d2") == 0
+    assert conn.queue is None
+    # The operator's typing reaches the visitor, the visitor's own does not come back.
+    conn.deliver(Typing("c1", "operator", True), "t-op")
+    conn.deliver(Typing("c1", "visitor", True), "t-me")
+    assert sent.frames[-1] == "t-op"
+    await conn.shutdown()
+    assert hub.listeners("conv:c1") == 0

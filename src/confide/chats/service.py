@@ -32,6 +32,7 @@ from confide.visitors.service import Visitor
 from confide.workspaces import service as workspaces
 from confide.workspaces.service import Department, Site
 
+conv_topic = events.conversation_topic  # kept for callers not yet moved to realtime.events (ADR 17)
 _CONV = cast(Table, Conversation.__table__)
 _MSG = cast(Table, Message.__table__)
 _TERMS = cast(Table, ConversationTerm.__table__)

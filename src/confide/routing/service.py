@@ -47,6 +47,7 @@ from confide.visitors import service as visitors
 from confide.workspaces import service as workspaces
 from confide.workspaces.service import Department, Site
 
+dept_topic = events.department_topic  # kept for callers not yet moved to realtime.events (ADR 17)
 STATUSES = users.STATUSES
 UNANSWERED_REASONS = ("no_operator", "no_answer", "closed_hours")
 

@@ -19,6 +19,7 @@ from confide.permissions import policy
 from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
 from confide.realtime import events
 from confide.realtime.events import Refresh, Revoke
+from confide.realtime.events import operator_topic as operator_topic  # kept for callers not yet moved (ADR 17)
 from confide.users.models import Operator as Operator  # re-exported: other domains hold operators, never query them
 from confide.users.models import OperatorDepartment, OperatorSession, Presence
 from confide.users.schemas import OperatorIn, OperatorPatch, check_email
