@@ -17,8 +17,8 @@ from confide.core import clock
 from confide.core.broker import MemoryBroker
 from confide.core.errors import Conflict, DomainError, NotFound
 from confide.core.runtime import Runtime, build_runtime
+from confide.realtime.events import operator_topic
 from confide.routing import service as routing
-from confide.users.service import operator_topic
 from confide.worker import scheduler
 from tests import factories
 from tests.conftest import World

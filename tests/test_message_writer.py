@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from confide.chats import messages
 from confide.chats import service as chats
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.chats.schemas import Draft
@@ -98,7 +99,7 @@ def test_the_retry_lookup_seeks_the_unique_index(tmp_path: Path) -> None:
     Base.metadata.create_all(engine)
     engine.dispose()
     conn = sqlite3.connect(path)
-    sql = chats._SQLITE_SELECT_STORED + ", ".join(["(?, ?, ?)"] * 3) + chats._SQLITE_SELECT_STORED_ON
+    sql = messages._SQLITE_SELECT_STORED + ", ".join(["(?, ?, ?)"] * 3) + messages._SQLITE_SELECT_STORED_ON
     plan = " | ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * 9))
     conn.close()
     assert "SEARCH m USING INDEX" in plan, plan

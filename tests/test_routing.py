@@ -16,10 +16,11 @@ from confide.chats.schemas import StartConversationIn
 from confide.core import clock
 from confide.core.errors import Conflict, Invalid, NotFound
 from confide.core.runtime import Runtime
+from confide.realtime import events
+from confide.realtime.events import operator_topic
 from confide.routing import service as routing
 from confide.users import service as users
 from confide.users.schemas import OperatorPatch
-from confide.users.service import operator_topic
 from confide.workspaces import service as workspaces
 from confide.workspaces.models import Site
 from confide.workspaces.schemas import DepartmentPatch
@@ -537,6 +538,16 @@ async def positions(rt: Runtime, started: list[dict[str, Any]]) -> list[int | No
     return out
 
 
+def queue_moves(team: Team) -> list[str]:
+    """The ``since`` of every ``queue_moved`` event of the team's department (who left the queue)."""
+    topic = events.department_topic(team.department_id)
+    return [p["since"] for t, p in team.events if t == topic and p["type"] == "queue_moved"]
+
+
+async def rank(rt: Runtime, started: dict[str, Any]) -> str:
+    return events.queue_rank((await conv(rt, started)).created_at)
+
+
 async def test_queue_positions_move_up(rt: Runtime, world: World) -> None:
     team = await make_team(rt, world, strategy="manual")
     a, b = team.ops
@@ -572,14 +583,13 @@ async def test_an_administrator_closing_a_waiting_chat_withdraws_its_offer_and_m
     [a] = team.ops
     spam, waiting = await new_chat(rt, team, "Spam Bot"), await new_chat(rt, team)
     assert await offered(rt, spam) == a
-    await rt.broker.subscribe(chats.conv_topic(waiting["conversation_id"]))
+    await rt.broker.subscribe(events.department_topic(team.department_id))
     await close(rt, world.admin_id, spam)
     assert (await conv(rt, spam)).status == "closed"
-    # The operator's pending offer is withdrawn, and the visitor behind moves up to first place.
+    # The operator's pending offer is withdrawn, and the visitor behind moves up to first place:
+    # one event for the queue (the waiting visitors' sockets re-read their place).
     assert [w["conversation_id"] for w in team.sent_to(a, "offer_withdrawn")] == [spam["conversation_id"]]
-    updates = [p["conversation"]["queue_position"] for t, p in team.events
-               if t == chats.conv_topic(waiting["conversation_id"]) and p["type"] == "status"]
-    assert updates[-1:] == [1]
+    assert queue_moves(team) == [await rank(rt, spam)]
     assert await positions(rt, [waiting]) == [1]
 
 
@@ -589,7 +599,7 @@ async def test_an_administrator_transferring_a_waiting_chat_withdraws_its_offer(
     chat, behind = await new_chat(rt, team), await new_chat(rt, team)
     assert await offered(rt, chat) == a
     assert await offered(rt, behind) == b
-    await rt.broker.subscribe(chats.conv_topic(behind["conversation_id"]))
+    await rt.broker.subscribe(events.department_topic(team.department_id))
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
         moved = await routing.transfer(rt, uow, admin, chat["conversation_id"], operator_id=world.admin_id)
@@ -597,11 +607,9 @@ async def test_an_administrator_transferring_a_waiting_chat_withdraws_its_offer(
     assert moved.operator_id == world.admin_id
     assert moved.offered_to is None
     assert [w["conversation_id"] for w in team.sent_to(a, "offer_withdrawn")] == [chat["conversation_id"]]
-    # The chat behind it moved up, and was told so.
+    # The chat behind it moved up, and its socket is told so (one event for the queue).
     assert await positions(rt, [behind]) == [1]
-    updates = [p["conversation"]["queue_position"] for t, p in team.events
-               if t == chats.conv_topic(behind["conversation_id"]) and p["type"] == "status"]
-    assert updates[-1:] == [1]
+    assert queue_moves(team) == [await rank(rt, chat)]
 
 
 async def test_transferring_a_waiting_chat_to_a_department_re_offers_it_after_the_withdrawal(

@@ -19,6 +19,7 @@ from confide.core.errors import Conflict, Invalid
 from confide.core.runtime import Runtime
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
+from confide.realtime import events
 from confide.realtime.presence import Presence
 from confide.routing import service as routing
 from confide.worker import scheduler
@@ -27,16 +28,27 @@ from tests import factories
 from tests import wsclient as wc
 from tests.conftest import Live, World
 from tests.helpers_api import actor, visitor_actor
-from tests.test_routing import Team, accept, conv, make_team, new_chat, offered, system_lines
+from tests.test_routing import (
+    Team,
+    accept,
+    conv,
+    make_team,
+    new_chat,
+    offered,
+    positions,
+    queue_moves,
+    rank,
+    system_lines,
+)
 
 
 async def watch(rt: Runtime, team: Team, started: dict[str, Any]) -> None:
-    await rt.broker.subscribe(chats.conv_topic(started["conversation_id"]))
+    await rt.broker.subscribe(events.conversation_topic(started["conversation_id"]))
 
 
 def statuses(team: Team, started: dict[str, Any]) -> list[dict[str, Any]]:
     """The visitor views sent in ``status`` frames of this conversation, in order."""
-    topic = chats.conv_topic(started["conversation_id"])
+    topic = events.conversation_topic(started["conversation_id"])
     return [p["conversation"] for t, p in team.events if t == topic and p["type"] == "status"]
 
 
@@ -192,6 +204,7 @@ async def test_a_visitor_gone_from_the_queue_leaves_it(rt: Runtime, world: World
     team = await make_team(rt, world, size=1, strategy="manual")
     gone, staying = await new_chat(rt, team, "Gone"), await new_chat(rt, team, "Staying")
     await watch(rt, team, staying)
+    await rt.broker.subscribe(events.department_topic(team.department_id))
     node = await keep_visitor_present(rt, gone)
     other_node = await keep_visitor_present(rt, staying)  # this visitor's socket is on another node
     node.visitor_disconnected(gone["conversation_id"])  # the tab closed
@@ -206,7 +219,8 @@ async def test_a_visitor_gone_from_the_queue_leaves_it(rt: Runtime, world: World
     assert left.closed_by == "abandoned"
     assert await system_lines(rt, gone) == ["The visitor left the queue."]
     assert (await conv(rt, staying)).status == "queued"
-    assert statuses(team, staying)[-1]["queue_position"] == 1  # moved up
+    assert queue_moves(team) == [await rank(rt, gone)]  # the queue moved up: one event for all
+    assert await positions(rt, [staying]) == [1]
 
 
 async def test_an_abandoned_active_chat_is_closed_and_frees_the_slot(rt: Runtime, world: World) -> None:
@@ -226,7 +240,7 @@ async def test_an_abandoned_active_chat_is_closed_and_frees_the_slot(rt: Runtime
     assert closed.status == "closed"
     assert closed.closed_by == "abandoned"
     assert (await system_lines(rt, first))[-1] == "The visitor left."
-    topic = chats.conv_topic(first["conversation_id"])
+    topic = events.conversation_topic(first["conversation_id"])
     seen = [p["conversation"]["status"] for t, p in team.events if t == topic and p["type"] == "chat"]
     assert seen[-1] == "closed"  # the operator's console gets the chat, closed
     assert await offered(rt, waiting) == op_id  # the slot went to the next waiting chat

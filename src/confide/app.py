@@ -32,6 +32,7 @@ from confide.web.middleware import SecurityMiddleware
 from confide.web.security import is_page
 from confide.web.state import State
 from confide.web.widget import routes as widget_assets
+from confide.web.ws.front import SocketFrontDoor
 from confide.web.ws.operator import operator_socket
 from confide.web.ws.visitor import visitor_socket
 from confide.worker import scheduler
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.router.routes.append(WebSocketRoute("/ws/operator", operator_socket))
     static = Path(__file__).parent / "web" / "dashboard" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(SocketFrontDoor)  # innermost: sockets past FastAPI's layers and the router (ADR 0017)
     app.add_middleware(SecurityMiddleware)
     app.add_middleware(AccessLog, client_address=settings.log_client_address)  # outermost: sees every answer
     return app

@@ -188,3 +188,44 @@ async def test_desktop_notifications_refused_by_the_browser_stay_off(rt: Runtime
     key = f"confide:alerts:{world.operator_id}"
     assert await console.evaluate("(k) => JSON.parse(localStorage.getItem(k))", key) == {"sound": True,
                                                                                           "desktop": False}
+
+
+# The page's visibility, as the browser reports it when the operator switches to another tab or
+# minimises the window (a headless browser never hides a page by itself).
+SET_VISIBILITY = """(state) => {
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => state === 'hidden'});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+async def test_a_hidden_console_tab_alerts_even_for_the_open_chat(rt: Runtime, world: World, live: Live,
+                                                                 people: People) -> None:
+    await serve_demo(rt, world, live)
+    ctx = await _operator(people, live)
+    console = await open_console(ctx, live, rt, world.operator_email, world.operator_id)
+    await console.locator(t("alert-desktop")).check()
+    await console.click("#queue-heading")  # a gesture: audio may start
+    ana = await (await people.new()).new_page()
+    await open_widget(ana, live)
+    ana_id = await start_chat(ana, name="Ana Lima", email="ana@example.com")
+    await accept_offer(console, ana_id)
+    await expect(chat_item(console, ana_id)).to_have_attribute("aria-current", "true")  # open
+    await visitor_says(ana, "Hello")
+    await expect(console.locator(f'{t("msg")}[data-sender="visitor"]')).to_have_count(1)
+    await expect(console).to_have_title("Confide")  # the open chat of a visible tab: read, no alert
+    assert await console.evaluate("() => window.__notes.filter((n) => n.title.startsWith('New message')).length") == 0
+
+    # The operator switches to another tab: a message in the very chat that is open alerts.
+    await console.evaluate(SET_VISIBILITY, "hidden")
+    await console.wait_for_timeout(1600)  # tones are at most one per 1.5 s
+    tones = await console.evaluate("() => window.__tones")
+    await visitor_says(ana, "Is anyone there?")
+    await _tones(console, tones + 1)
+    note = await _note(console, "New message from Ana Lima")
+    assert "anyone" not in note["body"]  # names only, never the text
+    await expect(console).to_have_title("(1) Confide")  # not marked read while nobody sees it
+
+    # Back on the tab: the message is read and the title says so.
+    await console.evaluate(SET_VISIBILITY, "visible")
+    await expect(console).to_have_title("Confide")

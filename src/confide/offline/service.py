@@ -13,6 +13,8 @@ from confide.core.runtime import Runtime
 from confide.offline.models import OfflineRequest
 from confide.offline.schemas import OfflineFilters, OfflineRequestIn
 from confide.permissions.access import access_offline_request_by_id, offline_scope
+from confide.realtime import events
+from confide.realtime.events import OfflineRequestCreated
 from confide.users import service as users
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
@@ -27,10 +29,12 @@ async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestI
         dept = await workspaces.get_department(uow, data.department_id)
         dept_id = workspaces.check_department_belongs(dept, site).id
     visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
-    return await _store(rt, uow, site, visitor, department_id=dept_id, message=data.message, page_url=data.page_url)
+    return await store_request(
+        rt, uow, site, visitor, department_id=dept_id, message=data.message, page_url=data.page_url
+    )
 
 
-async def create_from_chat(
+async def store_request(
     rt: Runtime,
     uow: UnitOfWork,
     site: Site,
@@ -40,22 +44,9 @@ async def create_from_chat(
     message: str,
     page_url: str | None,
 ) -> OfflineRequest:
-    """A waiting visitor leaves a message instead (their chat becomes an offline request): the same
-    data subject, under the same data key."""
-    return await _store(rt, uow, site, visitor, department_id=department_id, message=message, page_url=page_url)
-
-
-async def _store(
-    rt: Runtime,
-    uow: UnitOfWork,
-    site: Site,
-    visitor: Visitor,
-    *,
-    department_id: str | None,
-    message: str,
-    page_url: str | None,
-) -> OfflineRequest:
-    """The request row, its message and page encrypted under the visitor's data key."""
+    """The request row, its message and page encrypted under the visitor's data key: a visitor of
+    the widget's form (``create``), or a waiting visitor who leaves a message instead (their chat
+    becomes an offline request: the same data subject, under the same data key)."""
     key = await rt.keyring.get(uow.session, visitor.id)
     req_id = crypto.new_id()
     row = OfflineRequest(
@@ -70,7 +61,7 @@ async def _store(
     )
     uow.session.add(row)
     await uow.session.flush()
-    rt.publish(uow, f"ws:{site.workspace_id}", {"type": "offline_request", "id": req_id})
+    events.publish(rt, uow, OfflineRequestCreated(site.workspace_id, req_id))
     return row
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+import structlog
 
 from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats import service as chats
@@ -21,19 +24,38 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError, NotFound, RateLimited
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_conversation_by_id
+from confide.realtime import events
+from confide.realtime.events import (
+    ChatAssigned,
+    ChatChanged,
+    ChatRemoved,
+    MessageStored,
+    Offer,
+    OfferWithdrawn,
+    OperatorStatus,
+    QueueChanged,
+    QueueMoved,
+    QueueSpot,
+    ReadUpTo,
+    Refresh,
+    Revoke,
+    Typing,
+    VisitorStatus,
+)
 from confide.realtime.hub import Hub
 from confide.realtime.limits import Limits
 from confide.realtime.outbox import Outbox
 from confide.realtime.wire import REVOKED, encode
 from confide.realtime.writer import MessageWriter, Result, acknowledge
 from confide.routing import service as routing
-from confide.routing.service import dept_topic
 from confide.users import service as users
-from confide.users.service import operator_topic
 from confide.workspaces import service as workspaces
 
+log = structlog.get_logger(__name__)
 MAX_IN_FLIGHT = 64  # messages of one socket stored but not yet acknowledged
-_VISITOR_FORWARD = {"message", "status", "typing", "read"}
+# A waiting visitor whose place in the queue moved re-reads its view after a random pause in this
+# range: one read per socket for a burst of moves, and thousands of sockets not all at once.
+QUEUE_REFRESH_S = (0.05, 0.5)
 
 Closer = Callable[[int], Awaitable[None]]
 
@@ -58,7 +80,11 @@ def _enqueue(node: Node, outbox: Outbox, pending: set[asyncio.Future[Result]], d
 
 # ---------------------------------------------------------------- visitor
 class VisitorConnection:
-    __slots__ = ("actor", "conversation_id", "node", "outbox", "pending")
+    """A widget socket. While its chat waits in a queue it also listens to the department's topic,
+    so that one ``QueueMoved`` event tells every waiting visitor of it that the queue moved; only
+    the sockets behind the chat that left re-read their view (``QUEUE_REFRESH_S``)."""
+
+    __slots__ = ("_refresh", "_statuses", "actor", "conversation_id", "node", "outbox", "pending", "queue")
 
     def __init__(self, node: Node, actor: VisitorActor, conversation_id: str, outbox: Outbox) -> None:
         self.node = node
@@ -66,6 +92,9 @@ class VisitorConnection:
         self.conversation_id = conversation_id
         self.outbox = outbox
         self.pending: set[asyncio.Future[Result]] | None = None  # created with the first message
+        self.queue: QueueSpot | None = None  # where the chat waits (its department topic is heard)
+        self._refresh: asyncio.Task[None] | None = None  # exists only while a re-read is due
+        self._statuses = 0  # status events delivered (a re-read racing one is read again)
 
     @property
     def rt(self) -> Runtime:
@@ -73,18 +102,68 @@ class VisitorConnection:
 
     @property
     def topic(self) -> str:
-        return chats.conv_topic(self.conversation_id)
+        return events.conversation_topic(self.conversation_id)
 
     def log_id(self) -> dict[str, str]:
         return {"visitor_id": self.actor.visitor_id, "conversation_id": self.conversation_id}
 
-    def deliver(self, topic: str, payload: dict[str, Any], text: str) -> None:
-        kind = payload.get("type")
-        if kind not in _VISITOR_FORWARD:
+    def deliver(self, event: events.Event, text: str) -> None:
+        if isinstance(event, MessageStored):
+            self.outbox.put(text)
+        elif isinstance(event, VisitorStatus):
+            if event.conversation_id == self.conversation_id:
+                self._statuses += 1
+                self.follow_queue(event.queue)
+                self.outbox.put(text)
+        elif isinstance(event, Typing):
+            if event.sender == "operator":
+                self.outbox.put(text)
+        elif isinstance(event, ReadUpTo):
+            if event.reader == "operator":
+                self.outbox.put(text)
+        elif isinstance(event, QueueMoved):
+            spot = self.queue
+            if spot is not None and event.department_id == spot.department_id and event.since <= spot.since:
+                self._refresh_soon()
+
+    def follow_queue(self, spot: QueueSpot | None) -> None:
+        """Listen to the department's topic while the chat waits in its queue, and only then."""
+        old = self.queue
+        if old == spot:
             return
-        if kind in ("typing", "read") and payload.get("from") != "operator":
+        hub = self.node.hub
+        if old is not None and (spot is None or spot.department_id != old.department_id):
+            hub.unsubscribe_soon(self, events.department_topic(old.department_id))
+        if spot is not None and (old is None or spot.department_id != old.department_id):
+            hub.subscribe_soon(self, events.department_topic(spot.department_id))
+        self.queue = spot
+
+    def _refresh_soon(self) -> None:
+        if self._refresh is None:
+            self._refresh = asyncio.get_running_loop().create_task(self._send_status())
+
+    async def _send_status(self) -> None:
+        """The queue moved ahead of this chat: its new view (position), read in a unit of its own,
+        outside every write; a burst of moves is one read. A ``status`` event delivered while
+        reading may be fresher than the read: then the view is read again rather than sent."""
+        await asyncio.sleep(random.uniform(*QUEUE_REFRESH_S))  # noqa: S311 - spreading load, not a secret
+        self._refresh = None  # a move from now on is read again
+        seen = self._statuses
+        try:
+            rt = self.node.rt
+            async with rt.db.unit_of_work(readonly=True) as uow:
+                conv = await access_conversation_by_id(uow.session, self.actor, self.conversation_id)
+                event = await chats.visitor_status(uow, conv)
+        except DomainError:
+            return  # the chat is gone: nothing to tell
+        except Exception:
+            log.warning("queue_position_not_read", conversation_id=self.conversation_id)
             return
-        self.outbox.put(text)
+        if self._statuses != seen:
+            self._refresh_soon()
+            return
+        self.follow_queue(event.queue)
+        self.outbox.put(encode(event.wire()))
 
     def say(self, client_id: str, text: str) -> None:
         """Hand a message to the writer; the ack (or the reason) follows its commit."""
@@ -105,28 +184,47 @@ class VisitorConnection:
     async def typing(self, on: bool) -> None:
         if not self.node.limits.visitor_typing.take(self.actor.visitor_id):
             raise RateLimited("You are sending typing notices too fast; slow down.")
-        await self.node.rt.broker.publish(
-            self.topic, {"type": "typing", "conversation_id": self.conversation_id, "from": "visitor", "on": on}
-        )
+        event = Typing(self.conversation_id, "visitor", on)
+        await self.node.rt.broker.publish(event.topic, event.payload())
+
+    async def listen(self, spot: QueueSpot | None) -> None:
+        """Before the welcome is read: the conversation's topic, and its queue's while it waits."""
+        hub = self.node.hub
+        await hub.subscribe(self, self.topic)
+        if spot is not None:
+            await hub.subscribe(self, events.department_topic(spot.department_id))
+            self.queue = spot
+
+    async def shutdown(self) -> None:
+        """The socket is gone: stop listening everywhere, drop a pending re-read."""
+        hub = self.node.hub
+        self.follow_queue(None)
+        await hub.unsubscribe(self, self.topic)
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
 
 
-async def authorize_visitor(uow: UnitOfWork, actor: VisitorActor, conversation_id: str) -> None:
-    """Only the visitor's own conversation: checked before listening to it, so nothing of another leaks."""
-    await access_conversation_by_id(uow.session, actor, conversation_id)
+async def authorize_visitor(uow: UnitOfWork, actor: VisitorActor, conversation_id: str) -> QueueSpot | None:
+    """Only the visitor's own conversation: checked before listening to it, so nothing of another
+    leaks. Returns where the chat waits, if it does (its department's topic is heard too)."""
+    return chats.queue_spot(await access_conversation_by_id(uow.session, actor, conversation_id))
 
 
-async def resume_visitor(rt: Runtime, uow: UnitOfWork, actor: VisitorActor, conversation_id: str, last_seq: int) -> str:
+async def resume_visitor(
+    rt: Runtime, uow: UnitOfWork, actor: VisitorActor, conversation_id: str, last_seq: int
+) -> tuple[str, QueueSpot | None]:
     """The ``welcome`` (every message after ``last_seq``) or, when ``last_seq`` is ahead of the
-    server, the ``resync`` (the whole history), encoded. Read after subscribing (clients de-duplicate),
-    in a unit of its own so that its snapshot starts after the subscription: nothing committed in
-    between is missed."""
+    server, the ``resync`` (the whole history), encoded, and where the chat waits (if it does).
+    Read after subscribing (clients de-duplicate), in a unit of its own so that its snapshot starts
+    after the subscription: nothing committed in between is missed."""
     conv = await access_conversation_by_id(uow.session, actor, conversation_id)
-    view = await chats.visitor_view(uow, conv)
+    status = await chats.visitor_status(uow, conv)
+    view = status.conversation
     resync = last_seq > conv.seq
     messages = await chats.messages_after(rt, uow, conv, 0 if resync else last_seq)
-    return encode(
-        {"type": "resync" if resync else "welcome", "conversation": view, "messages": messages, "seq": view["seq"]}
-    )
+    frame = {"type": "resync" if resync else "welcome", "conversation": view, "messages": messages, "seq": view["seq"]}
+    return encode(frame), status.queue
 
 
 # ---------------------------------------------------------------- operator
@@ -153,41 +251,42 @@ class OperatorConnection:
         return {"operator_id": self.actor.operator_id}
 
     # -------------------------------------------------------------- events from the hub
-    def deliver(self, topic: str, payload: dict[str, Any], text: str) -> None:
-        kind = payload.get("type")
-        if topic.startswith("conv:"):
-            if topic[5:] not in self.chats:
-                return
-            if kind in ("message", "chat") or (kind in ("typing", "read") and payload.get("from") == "visitor"):
+    def deliver(self, event: events.Event, text: str) -> None:
+        if isinstance(event, MessageStored | ChatChanged):
+            if event.conversation_id in self.chats:
                 self.outbox.put(text)
-        elif topic.startswith("dept:"):
-            if kind == "queue_changed":
-                self.refresh_queue()
-        elif kind == "chat":
-            conv = payload["conversation"]
-            if conv.get("operator_id") == self.actor.operator_id:
-                self.watch(conv["id"])
+        elif isinstance(event, Typing):
+            if event.sender == "visitor" and event.conversation_id in self.chats:
+                self.outbox.put(text)
+        elif isinstance(event, ReadUpTo):
+            if event.reader == "visitor" and event.conversation_id in self.chats:
+                self.outbox.put(text)
+        elif isinstance(event, QueueChanged | QueueMoved):
+            self.refresh_queue()
+        elif isinstance(event, ChatAssigned):
+            if event.conversation.get("operator_id") == self.actor.operator_id:
+                self.watch(event.conversation["id"])
             self.outbox.put(text)
-        elif kind == "chat_removed":
-            self.unwatch(payload["conversation_id"])
+        elif isinstance(event, ChatRemoved):
+            self.unwatch(event.conversation_id)
             self.outbox.put(text)
-        elif kind in ("offer", "offer_withdrawn", "status"):
+        elif isinstance(event, Offer | OfferWithdrawn | OperatorStatus):
             self.outbox.put(text)
-        elif kind == "revoke":
-            if payload.get("session_id") in (None, self.actor.session_id):
+        elif isinstance(event, Revoke):
+            if event.session_id in (None, self.actor.session_id):
                 self._spawn(self._close(REVOKED))
-        elif kind == "refresh":
+        elif isinstance(event, Refresh):
             self._spawn(self.reload())
 
     def watch(self, conversation_id: str) -> None:
         if conversation_id not in self.chats:
             self.chats.add(conversation_id)
-            self.node.hub.subscribe_soon(self, chats.conv_topic(conversation_id))
+            self.node.hub.subscribe_soon(self, events.conversation_topic(conversation_id))
 
     def unwatch(self, conversation_id: str) -> None:
         if conversation_id in self.chats:
             self.chats.discard(conversation_id)
-            self.node.hub.unsubscribe_soon(self, chats.conv_topic(conversation_id))
+            self.node.hub.unsubscribe_soon(self, events.conversation_topic(conversation_id))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -207,7 +306,7 @@ class OperatorConnection:
         self.outbox.put(encode({"type": "queue", "queue": queue}))
 
     def _set_departments(self, departments: list[dict[str, Any]]) -> None:
-        wanted = {dept_topic(d["id"]) for d in departments}
+        wanted = {events.department_topic(d["id"]) for d in departments}
         for topic in self.dept_topics - wanted:
             self.node.hub.unsubscribe_soon(self, topic)
         for topic in wanted - self.dept_topics:
@@ -217,7 +316,7 @@ class OperatorConnection:
     async def open(self) -> None:
         """Listen to my topics, then send the ``welcome`` snapshot."""
         rt = self.node.rt
-        self.node.hub.subscribe_soon(self, operator_topic(self.actor.operator_id))
+        self.node.hub.subscribe_soon(self, events.operator_topic(self.actor.operator_id))
         async with rt.db.unit_of_work(readonly=True) as uow:
             welcome = await routing.console_snapshot(rt, uow, self.actor)
         self._set_departments(welcome["departments"])
@@ -262,10 +361,8 @@ class OperatorConnection:
             raise NotFound("conversation not found")
         if not self.node.limits.operator_typing.take(self.actor.operator_id):
             raise RateLimited("You are sending typing notices too fast; slow down.")
-        await self.node.rt.broker.publish(
-            chats.conv_topic(conversation_id),
-            {"type": "typing", "conversation_id": conversation_id, "from": "operator", "on": on},
-        )
+        event = Typing(conversation_id, "operator", on)
+        await self.node.rt.broker.publish(event.topic, event.payload())
 
     async def accept(self, uow: UnitOfWork, conversation_id: str) -> None:
         """Accept a chat; once committed, listen to it at once (before its ``chat`` event arrives)."""
@@ -276,10 +373,10 @@ class OperatorConnection:
     def shutdown(self) -> None:
         hub = self.node.hub
         for conv_id in list(self.chats):
-            hub.unsubscribe_soon(self, chats.conv_topic(conv_id))
+            hub.unsubscribe_soon(self, events.conversation_topic(conv_id))
         for topic in self.dept_topics:
             hub.unsubscribe_soon(self, topic)
-        hub.unsubscribe_soon(self, operator_topic(self.actor.operator_id))
+        hub.unsubscribe_soon(self, events.operator_topic(self.actor.operator_id))
         for task in self._tasks:
             task.cancel()
         if self._queue_refresh is not None:

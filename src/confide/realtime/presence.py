@@ -32,6 +32,9 @@ class Presence:
         self.node_id = node_id or crypto.new_id()
         self.operators: Counter[str] = Counter()  # operator id -> live console sockets on this node
         self.visitors: Counter[str] = Counter()  # conversation id -> live widget sockets on this node
+        self._due: set[str] = set()  # visitors whose first heartbeat is to be written
+        self._due_written: asyncio.Future[None] | None = None  # resolved once those are committed
+        self._writer: asyncio.Task[None] | None = None  # exists only while first heartbeats are due
 
     @property
     def _ttl_s(self) -> float:
@@ -54,10 +57,36 @@ class Presence:
         self._drop(self.operators, operator_id)
 
     async def visitor_connected(self, conversation_id: str) -> None:
+        """Returns once the visitor's heartbeat is committed. Sockets opening together share one
+        write (group commit): each waits for the batch it joined, not for a write of its own."""
         self.visitors[conversation_id] += 1
         if self.visitors[conversation_id] == 1:
-            async with self.rt.db.unit_of_work() as uow:
-                await users.beat(uow, self.node_id, visitors=[conversation_id], ttl_s=self._ttl_s)
+            self._due.add(conversation_id)
+            written = self._due_written
+            if written is None:
+                written = self._due_written = asyncio.get_running_loop().create_future()
+            if self._writer is None:
+                self._writer = asyncio.get_running_loop().create_task(self._write_due())
+            await asyncio.shield(written)
+
+    async def _write_due(self) -> None:
+        """Write the first heartbeats of the visitors waiting for one, a batch at a time, until none
+        is left (a visitor arriving during a write joins the next batch)."""
+        try:
+            while self._due:
+                batch, written = self._due, self._due_written
+                self._due, self._due_written = set(), None
+                assert written is not None
+                try:
+                    async with self.rt.db.unit_of_work() as uow:
+                        await users.beat(uow, self.node_id, visitors=sorted(batch), ttl_s=self._ttl_s)
+                except Exception as exc:
+                    written.set_exception(exc)
+                    written.exception()  # retrieved: every waiter may have gone meanwhile
+                else:
+                    written.set_result(None)
+        finally:
+            self._writer = None
 
     def visitor_disconnected(self, conversation_id: str) -> None:
         self._drop(self.visitors, conversation_id)

@@ -7,7 +7,7 @@ acknowledges it, so the database and the event loop work at the same time instea
 Batches are released in commit order.
 
 On a SQLite file the batch goes through the raw writer connection (``Database.raw_transaction``,
-``chats.store_messages_sqlite``): the same transaction per batch and the same ``synchronous``
+``chats.messages.store_messages_sqlite``): the same transaction per batch and the same ``synchronous``
 setting, without SQLAlchemy's and aiosqlite's cost per statement. PostgreSQL uses the unit of work.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from confide.chats import service as chats
+from confide.chats import messages as chats
 from confide.chats.schemas import Draft
 from confide.core.db import AfterCommitHooks
 from confide.core.errors import DomainError

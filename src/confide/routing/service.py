@@ -31,18 +31,25 @@ from confide.permissions.access import (
     access_department_by_id,
     access_operator_by_id,
 )
+from confide.realtime import events
+from confide.realtime.events import (
+    ChatAssigned,
+    ChatRemoved,
+    Offer,
+    OfferWithdrawn,
+    OperatorStatus,
+    QueueChanged,
+    QueueMoved,
+)
 from confide.users import service as users
-from confide.users.service import Operator, operator_topic
+from confide.users.service import Operator
 from confide.visitors import service as visitors
 from confide.workspaces import service as workspaces
 from confide.workspaces.service import Department, Site
 
+dept_topic = events.department_topic  # kept for callers not yet moved to realtime.events (ADR 17)
 STATUSES = users.STATUSES
 UNANSWERED_REASONS = ("no_operator", "no_answer", "closed_hours")
-
-
-def dept_topic(department_id: str) -> str:
-    return f"dept:{department_id}"
 
 
 # ---------------------------------------------------------------- availability and intake
@@ -92,7 +99,7 @@ async def start_chat(rt: Runtime, uow: UnitOfWork, site: Site, data: StartConver
     visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
     conv = await chats.start_conversation(rt, uow, site=site, visitor=visitor, department=dept, page_url=data.page_url)
     await route(rt, uow, conv)
-    rt.publish(uow, dept_topic(dept.id), {"type": "queue_changed"})
+    events.publish(rt, uow, QueueChanged(dept.id))
     actor = VisitorActor(visitor_id=visitor.id, site_id=site.id, workspace_id=site.workspace_id)
     token, expires = visitor_tokens.issue(rt.visitor_tokens, actor, rt.settings.visitor_token_ttl_s)
     return {
@@ -162,16 +169,9 @@ async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
     workspaces.advance_round_robin(dept, choice.id)
     users.mark_assigned(choice, now)
     await uow.session.flush()
-    rt.publish(
-        uow,
-        operator_topic(choice.id),
-        {
-            "type": "offer",
-            "conversation": await chats.operator_view(rt, uow, conv),
-            "expires_at": clock.iso(conv.offer_expires_at),
-        },
-    )
-    rt.publish(uow, dept_topic(dept.id), {"type": "queue_changed"})
+    offer = Offer(choice.id, await chats.operator_view(rt, uow, conv), clock.iso(conv.offer_expires_at))
+    events.publish(rt, uow, offer)
+    events.publish(rt, uow, QueueChanged(dept.id))
 
 
 async def route_department(rt: Runtime, uow: UnitOfWork, department_id: str) -> None:
@@ -190,10 +190,10 @@ async def expire_offers(rt: Runtime, uow: UnitOfWork) -> int:
     expired = await chats.expired_offers(uow)
     for conv in expired:
         assert conv.offered_to is not None
-        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
+        events.publish(rt, uow, OfferWithdrawn(conv.offered_to, conv.id))
         chats.withdraw_offer(conv)
         await route(rt, uow, conv)
-        rt.publish(uow, dept_topic(conv.department_id), {"type": "queue_changed"})
+        events.publish(rt, uow, QueueChanged(conv.department_id))
     return len(expired)
 
 
@@ -212,21 +212,20 @@ async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversatio
     if op is None or await chats.active_count(uow, op.id) >= op.max_chats:
         raise Conflict("you have reached your maximum number of chats")
     if conv.offered_to and conv.offered_to != op.id:
-        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
+        events.publish(rt, uow, OfferWithdrawn(conv.offered_to, conv.id))
     await chats.assign(rt, uow, conv, op.id, f"{op.name} joined the chat.")
     users.mark_assigned(op, clock.now())
     await uow.session.flush()
     await chats.publish_change(rt, uow, conv)
-    rt.publish(uow, operator_topic(op.id), {"type": "chat", "conversation": await chats.operator_view(rt, uow, conv)})
-    await _queue_moved(rt, uow, conv.department_id)
+    events.publish(rt, uow, ChatAssigned(op.id, await chats.operator_view(rt, uow, conv)))
+    _queue_moved(rt, uow, conv, conv.department_id)
     return conv
 
 
-async def _queue_moved(rt: Runtime, uow: UnitOfWork, department_id: str) -> None:
-    """Everyone still waiting moved up: tell them their new position, and the consoles the new queue."""
-    rt.publish(uow, dept_topic(department_id), {"type": "queue_changed"})
-    for other in await chats.queued_in_department(uow, department_id):
-        await chats.publish_status(rt, uow, other)
+def _queue_moved(rt: Runtime, uow: UnitOfWork, conv: Conversation, department_id: str) -> None:
+    """``conv`` left the department's queue: everyone behind it moved up. One event for the whole
+    queue (each waiting visitor's socket re-reads its own place) and the consoles reload it."""
+    events.publish(rt, uow, QueueMoved(department_id, events.queue_rank(conv.created_at)))
 
 
 async def transfer(
@@ -247,7 +246,7 @@ async def transfer(
         raise Conflict("this chat is closed")
     previous, old_department, was_queued = conv.operator_id, conv.department_id, conv.status == "queued"
     if conv.offered_to:  # published only on commit, before any new offer of this chat
-        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
+        events.publish(rt, uow, OfferWithdrawn(conv.offered_to, conv.id))
     if operator_id is not None:
         target = await access_operator_by_id(uow.session, actor, operator_id)
         if target.disabled or target.id == previous:
@@ -258,25 +257,21 @@ async def transfer(
         if await chats.active_count(uow, target.id) >= target.max_chats:
             raise Conflict("that operator has no free slot")
         await chats.assign(rt, uow, conv, target.id, f"The chat was transferred to {target.name}.")
-        rt.publish(
-            uow, operator_topic(target.id), {"type": "chat", "conversation": await chats.operator_view(rt, uow, conv)}
-        )
+        events.publish(rt, uow, ChatAssigned(target.id, await chats.operator_view(rt, uow, conv)))
     else:
         dept = await access_department_by_id(uow.session, actor, department_id)
         if dept.site_id != conv.site_id:
             raise Invalid("that department belongs to another site")
         await chats.requeue(rt, uow, conv, dept.id, f"The chat was transferred to {dept.name}.")
         await route(rt, uow, conv)
-        rt.publish(uow, dept_topic(dept.id), {"type": "queue_changed"})
+        events.publish(rt, uow, QueueChanged(dept.id))
     if previous:
-        rt.publish(
-            uow, operator_topic(previous), {"type": "chat_removed", "conversation_id": conv.id, "reason": "transferred"}
-        )
+        events.publish(rt, uow, ChatRemoved(previous, conv.id, "transferred"))
     await chats.publish_change(rt, uow, conv)
     if previous:
         await route_for_operator(rt, uow, previous)
     if was_queued:
-        await _queue_moved(rt, uow, old_department)
+        _queue_moved(rt, uow, conv, old_department)
     return conv
 
 
@@ -286,12 +281,12 @@ async def _close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str, l
     if was == "closed":
         return
     if conv.offered_to:
-        rt.publish(uow, operator_topic(conv.offered_to), {"type": "offer_withdrawn", "conversation_id": conv.id})
+        events.publish(rt, uow, OfferWithdrawn(conv.offered_to, conv.id))
     await chats.close(rt, uow, conv, by=by, line=line)
     if operator and was == "active":
         await route_for_operator(rt, uow, operator)
     if was == "queued":
-        await _queue_moved(rt, uow, department)
+        _queue_moved(rt, uow, conv, department)
 
 
 async def close_by_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> None:
@@ -308,7 +303,7 @@ async def close_by_visitor(rt: Runtime, uow: UnitOfWork, actor: VisitorActor, co
 
 async def set_status(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, status: object) -> str:
     op = await users.set_status(uow, actor.operator_id, status)
-    rt.publish(uow, operator_topic(op.id), {"type": "status", "status": op.status})
+    events.publish(rt, uow, OperatorStatus(op.id, op.status))
     if op.status == "online":
         await route_for_operator(rt, uow, op.id)
     # Waiting visitors learn at once whether anyone can still answer (not only at the next sweep).
@@ -349,7 +344,7 @@ async def leave_message(
         raise NotFound("conversation not found")
     await visitors.add_contact(rt, uow, site, visitor, email=email, phone=phone)
     text = "\n".join(t for t in (await chats.visitor_text(rt, uow, conv), (message or "").strip()) if t)
-    request = await offline.create_from_chat(
+    request = await offline.store_request(
         rt,
         uow,
         site,

@@ -17,13 +17,12 @@ from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Una
 from confide.core.runtime import Runtime
 from confide.permissions import policy
 from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
+from confide.realtime import events
+from confide.realtime.events import Refresh, Revoke
+from confide.realtime.events import operator_topic as operator_topic  # kept for callers not yet moved (ADR 17)
 from confide.users.models import Operator as Operator  # re-exported: other domains hold operators, never query them
 from confide.users.models import OperatorDepartment, OperatorSession, Presence
 from confide.users.schemas import OperatorIn, OperatorPatch, check_email
-
-
-def operator_topic(operator_id: str) -> str:
-    return f"op:{operator_id}"
 
 
 async def create_operator(
@@ -89,10 +88,10 @@ async def update_operator(
     if op.disabled:
         await revoke_sessions(uow, op.id)
         op.status = "offline"
-        rt.publish(uow, operator_topic(op.id), {"type": "revoke"})
+        events.publish(rt, uow, Revoke(op.id))
     else:
         # Role or departments may have changed: open sockets reload who this operator is, at once.
-        rt.publish(uow, operator_topic(op.id), {"type": "refresh"})
+        events.publish(rt, uow, Refresh(op.id))
     await uow.session.flush()
     return op
 
@@ -254,7 +253,7 @@ async def reset_password(rt: Runtime, uow: UnitOfWork, *, email: str, password_h
     op.failed_logins = 0
     op.locked_until = None
     await revoke_sessions(uow, op.id)
-    rt.publish(uow, operator_topic(op.id), {"type": "revoke"})
+    events.publish(rt, uow, Revoke(op.id))
     await uow.session.flush()
     return op
 
@@ -299,7 +298,7 @@ async def logout(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> None:
         await uow.session.execute(
             update(OperatorSession).where(OperatorSession.id == actor.session_id).values(revoked_at=clock.now())
         )
-        rt.publish(uow, operator_topic(actor.operator_id), {"type": "revoke", "session_id": actor.session_id})
+        events.publish(rt, uow, Revoke(actor.operator_id, actor.session_id))
 
 
 async def revoke_sessions(uow: UnitOfWork, operator_id: str) -> None:

@@ -4,6 +4,9 @@ dispatched handler per frame (docs/protocol.md, "WebSocket /ws/visitor")."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
+from urllib.parse import parse_qs
 
 import structlog
 from starlette.websockets import WebSocket
@@ -25,6 +28,7 @@ from confide.realtime.wire import (
     message_left,
 )
 from confide.routing import service as routing
+from confide.web.middleware import RefusalRecorder
 from confide.web.origins import origin_allowed
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
@@ -41,6 +45,7 @@ from confide.web.ws.schemas import (
     VisitorRead,
     VisitorTyping,
 )
+from confide.workspaces import service as workspaces
 
 log = structlog.get_logger(__name__)
 visitor = Dispatcher[VisitorConnection]("visitor")
@@ -94,19 +99,39 @@ visitor.check_covers(VisitorFrame)
 
 
 # ---------------------------------------------------------------- the socket
+# Refused origins are recorded for the site's owner (Settings -> Sites) at a bounded rate, like
+# the widget's HTTP calls (web/middleware.py); this node's sockets share one recorder.
+_refusals = RefusalRecorder()
+
+
+def _scope_header(ws: WebSocket, name: bytes) -> str | None:
+    """A request header read from the scope: ``ws.headers`` would build and keep a Headers object
+    (and ``ws.query_params`` a QueryParams) for as long as the socket is open."""
+    for key, value in ws.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _site_key(ws: WebSocket) -> str | None:
+    values = parse_qs(ws.scope.get("query_string", b"").decode("latin-1")).get("site")
+    return values[0] if values else None
+
+
 async def visitor_socket(ws: WebSocket) -> None:
     state: State = ws.app.state.confide
     site_id = await _allowed_site(state, ws)
     if site_id is None:
         await ws.close(1008)  # before accept: the client gets HTTP 403, no socket
         return
-    address = ws.client.host if ws.client else None  # never logged
+    client = ws.scope.get("client")
+    address: str | None = client[0] if client else None  # never logged
     if address is not None and not state.limits.address_sockets.acquire(address):
         await ws.send_denial_response(too_many_connections())
         return
     try:
         await ws.accept()
-        outbox = Outbox(ws.send_text, lambda code: close(ws, code), state.rt.settings.send_queue_frames)
+        outbox = Outbox(ws.send_text, functools.partial(close, ws), state.rt.settings.send_queue_frames)
         reader = FrameReader(ws, outbox, state.rt.settings.max_frame_bytes, VISITOR_FRAMES)
         try:
             conn = await _handshake(state, ws, reader, outbox, site_id)
@@ -118,7 +143,7 @@ async def visitor_socket(ws: WebSocket) -> None:
                     await visitor.dispatch(conn, frame)
             finally:
                 state.presence.visitor_disconnected(conn.conversation_id)
-                await state.hub.unsubscribe(conn, conn.topic)
+                await conn.shutdown()
                 state.limits.visitor_sockets.release(conn.actor.visitor_id)
         finally:
             outbox.shutdown()
@@ -127,14 +152,48 @@ async def visitor_socket(ws: WebSocket) -> None:
             state.limits.address_sockets.release(address)
 
 
-async def _allowed_site(state: State, ws: WebSocket) -> str | None:
-    """The site's id when the key names a site and the Origin is on its allowlist."""
+# Site key -> (good until, site id, allowed origins): one read unit less per handshake when many
+# visitors of a site connect. An allowlist change takes effect within SITE_CACHE_S on every node,
+# as for the widget's HTTP calls (web/middleware.py).
+SITE_CACHE_S = 5.0
+SITE_CACHE_MAX = 10_000
+_sites: dict[str, tuple[float, str, tuple[str, ...]]] = {}
+
+
+async def _site(state: State, site_key: str | None) -> tuple[str, tuple[str, ...]] | None:
+    now = time.monotonic()
+    hit = _sites.get(site_key) if site_key is not None else None
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
     async with state.rt.db.unit_of_work(readonly=True) as uow:
         try:
-            site = await site_by_key(uow.session, ws.query_params.get("site"))
+            site = await site_by_key(uow.session, site_key)
         except DomainError:
             return None
-        return site.id if origin_allowed(ws.headers.get("origin"), site.allowed_origins) else None
+        found = site.id, tuple(site.allowed_origins)
+    if len(_sites) >= SITE_CACHE_MAX:
+        _sites.clear()
+    _sites[site.site_key] = (now + SITE_CACHE_S, *found)
+    return found
+
+
+async def _allowed_site(state: State, ws: WebSocket) -> str | None:
+    """The site's id when the key names a site and the Origin is on its allowlist. A refused
+    origin of a known site is recorded for its owner (rate-limited)."""
+    origin = _scope_header(ws, b"origin")
+    site = await _site(state, _site_key(ws))
+    if site is None:
+        return None
+    refused, allowed = site
+    if origin_allowed(origin, allowed):
+        return refused
+    if origin and _refusals.admit(refused, origin):
+        try:
+            async with state.rt.db.unit_of_work() as uow:
+                await workspaces.record_refused_origin(uow, refused, origin)
+        except Exception:  # a hint for the owner must never break the answer
+            log.warning("refused_origin_not_recorded", site_id=refused)
+    return None
 
 
 async def _refuse(ws: WebSocket, text: str, code: int) -> None:
@@ -173,20 +232,22 @@ async def _handshake(
     subscribed = present = False
     try:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            await authorize_visitor(uow, actor, conn.conversation_id)
+            spot = await authorize_visitor(uow, actor, conn.conversation_id)
         # Subscribe before reading history so nothing committed in between is missed.
-        await state.hub.subscribe(conn, conn.topic)
         subscribed = True
+        await conn.listen(spot)
         # Present (a heartbeat on every node's view) before the welcome: the visitor is here now.
         await state.presence.visitor_connected(conn.conversation_id)
         present = True
         async with rt.db.unit_of_work(readonly=True) as uow:
-            outbox.put(await resume_visitor(rt, uow, actor, conn.conversation_id, first.last_seq))
+            welcome, spot = await resume_visitor(rt, uow, actor, conn.conversation_id, first.last_seq)
+        conn.follow_queue(spot)
+        outbox.put(welcome)
     except BaseException as exc:
         if present:
             state.presence.visitor_disconnected(conn.conversation_id)
         if subscribed:
-            await state.hub.unsubscribe(conn, conn.topic)
+            await conn.shutdown()
         state.limits.visitor_sockets.release(actor.visitor_id)
         if not isinstance(exc, DomainError):
             raise
