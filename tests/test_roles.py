@@ -273,3 +273,27 @@ async def test_legacy_admin_key_is_read_as_administrator(client: httpx.AsyncClie
     assert mia.role == "administrator"
     assert "roles.manage" in mia.permissions
     assert (await login(client, world.operator_email)).status_code == 200
+
+
+async def test_reading_offline_requests_is_not_handling_them(app: Any, client: httpx.AsyncClient, rt: Runtime,
+                                                            world: World) -> None:
+    """offline.read without offline.manage: the list, but neither the route nor the service marks one."""
+    from confide.offline import service as offline
+    from tests.helpers_api import leave_message
+
+    request_id = (await leave_message(client, world, department_id=world.department_id))["id"]
+    role_id = await make_role(rt, world, name="Readers", scope="departments", permissions=["offline.read"])
+    async with rt.db.unit_of_work() as uow:
+        op = await uow.session.get(Operator, world.operator_id)
+        assert op is not None
+        op.role = role_id
+    async with logged_in(app, world.operator_email) as http:
+        listed = (await http.get("/api/v1/offline-requests", params={"state": "all"})).json()
+        assert [r["id"] for r in listed["items"]] == [request_id]
+        response = await http.post(f"/api/v1/offline-requests/{request_id}/handled", json={"handled": True},
+                                   headers=SELF)
+        assert response.status_code == 403
+    reader = await actor(rt, world.operator_id)
+    async with rt.db.unit_of_work() as uow:
+        with pytest.raises(NotFound, match="offline request not found"):
+            await offline.set_handled(rt, uow, reader, request_id, True)

@@ -145,10 +145,18 @@ async def department_ids_of(uow: UnitOfWork, operator_id: str) -> list[str]:
 
 async def list_operator_views(uow: UnitOfWork, actor: OperatorActor) -> list[dict[str, Any]]:
     """Colleagues, as the caller may see them: e-mail addresses only for administrators."""
-    views = [await operator_view(uow, op) for op in await list_operators(uow, actor)]
-    if not colleagues_emails_visible(actor):
-        for view in views:
+    views = []
+    for op in await list_operators(uow, actor):
+        view = await operator_view(uow, op)
+        # Transfer targets: whether their role lets them chat, in any department or only in theirs.
+        granted = await roles.role_definition(uow, op.workspace_id, op.role)
+        perms = frozenset(p.value for p in granted.permissions) if granted is not None else frozenset()
+        scope = granted.scope.value if granted is not None else policy.Scope.OWN.value
+        view["takes_chats"] = policy.may_take_chats(perms, scope, member=True)
+        view["takes_any_department"] = policy.may_take_chats(perms, scope, member=False)
+        if not colleagues_emails_visible(actor):
             del view["email"]
+        views.append(view)
     return views
 
 
