@@ -1,5 +1,7 @@
-"""Who sees what: operators see their departments, administrators their workspace, nobody another
-workspace; a visitor token reaches only its own conversation. Denial looks like absence (404)."""
+"""Who sees what, per built-in role: operators their own and the queued chats of their departments,
+supervisors every chat of their departments, administrators their workspace, privacy officers and
+auditors no chat at all, nobody another workspace; a visitor token reaches only its own
+conversation. Denial of an object looks like absence (404); a route the role may not use is 403."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Scene:
     sales_id: str
     sam_id: str
     sam_email: str
+    sue_id: str  # supervisor of Sales
     support_chat: dict[str, Any]
     sales_chat: dict[str, Any]
     foreign_chat: dict[str, Any]
@@ -57,6 +60,11 @@ async def scene(client: httpx.AsyncClient, rt: Runtime, world: World) -> Scene:
                                            name="Sales")
         sam = await factories.operator(rt, uow, workspace_id=world.workspace_id, email="sam@shop.example",
                                        department_ids=[sales.id], name="Sam")
+        sue = await factories.operator(rt, uow, workspace_id=world.workspace_id, email="sue@shop.example",
+                                       department_ids=[sales.id], name="Sue", role="supervisor")
+        for key in ("privacy_officer", "auditor"):
+            await factories.operator(rt, uow, workspace_id=world.workspace_id, email=f"{key}@shop.example",
+                                     department_ids=[world.department_id, sales.id], name=key, role=key)
     other = await other_workspace(rt)
     support_request = (await leave_message(client, world, "support question",
                                            department_id=world.department_id))["id"]
@@ -70,7 +78,7 @@ async def scene(client: httpx.AsyncClient, rt: Runtime, world: World) -> Scene:
     sales_chat = await start_chat(client, world, {"name": "Bo Sales", "email": "bo@example.com"},
                                   department_id=sales.id)
     foreign_chat = await start_chat(client, other, {"name": "Cy Other", "email": "cy@example.com"})
-    return Scene(world, other, sales.id, sam.id, sam.email, support_chat, sales_chat, foreign_chat,
+    return Scene(world, other, sales.id, sam.id, sam.email, sue.id, support_chat, sales_chat, foreign_chat,
                  support_request, sales_request, site_request, foreign_request)
 
 
@@ -116,6 +124,54 @@ async def test_operator_sees_only_their_departments(app: Any, scene: Scene) -> N
         expected = ({scene.sales_chat["conversation_id"]}, {scene.sales_request, scene.site_request})
         assert await visible(sam) == expected
         assert await reachable(sam, scene) == expected
+
+
+async def test_operator_sees_own_and_queued_supervisor_every_chat_of_their_departments(
+        app: Any, rt: Runtime, scene: Scene) -> None:
+    """Sam (operator) takes the Sales chat: it is his. A second Sales chat is taken
+    by Sue (supervisor): Sam no longer sees it (not his, not waiting), Sue sees both."""
+    w = scene.world
+    first = scene.sales_chat["conversation_id"]
+    await accept(rt, scene.sam_id, first)
+    second = (await start_chat_in(app, w, scene.sales_id))["conversation_id"]
+    await accept(rt, scene.sue_id, second)
+    async with logged_in(app, scene.sam_email) as sam:
+        expected = ({first}, {scene.sales_request, scene.site_request})
+        assert await visible(sam) == expected
+        assert await reachable(sam, scene) == (expected[0] & _scene_chats(scene), expected[1])
+        assert (await sam.get(f"/api/v1/conversations/{second}")).status_code == 404
+    async with logged_in(app, "sue@shop.example") as sue:
+        expected = ({first, second}, {scene.sales_request, scene.site_request})
+        assert await visible(sue) == expected
+        assert (await sue.get(f"/api/v1/conversations/{second}")).status_code == 200
+
+
+def _scene_chats(scene: Scene) -> set[str]:
+    return {c["conversation_id"] for c in (scene.support_chat, scene.sales_chat, scene.foreign_chat)}
+
+
+async def start_chat_in(app: Any, world: World, department_id: str) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        return await start_chat(http, world, {"name": "Di Second", "email": "di@example.com"},
+                                department_id=department_id)
+
+
+@pytest.mark.parametrize("email", ["privacy_officer@shop.example", "auditor@shop.example"])
+async def test_privacy_officers_and_auditors_see_no_chat(app: Any, scene: Scene, email: str) -> None:
+    """Neither may read chats or offline requests: every such route answers 403, for every id alike
+    (so nothing tells an existing chat from a missing one), and their lists are refused too."""
+    async with logged_in(app, email) as who:
+        for path in ("/api/v1/conversations", "/api/v1/offline-requests"):
+            response = await who.get(path)
+            assert response.status_code == 403
+            assert response.json() == {"detail": "you do not have permission to do this", "code": "forbidden"}
+        for conv in [*_scene_chats(scene), "no-such-chat"]:
+            assert (await who.get(f"/api/v1/conversations/{conv}")).status_code == 403
+        for request_id in (scene.support_request, scene.foreign_request, "no-such-request"):
+            response = await who.post(f"/api/v1/offline-requests/{request_id}/handled", json={"handled": False},
+                                      headers=SELF)
+            assert response.status_code == 403
 
 
 async def test_admin_sees_the_whole_workspace_and_nothing_else(app: Any, scene: Scene) -> None:
@@ -190,10 +246,13 @@ async def test_an_assigned_operator_outside_the_department_keeps_the_chat(rt: Ru
         mia = await actor(rt, w.operator_id)
         with pytest.raises(NotFound):
             await access_conversation_by_id(uow.session, mia, conv)
-        sam = await actor(rt, scene.sam_id)
-        assert (await access_conversation_by_id(uow.session, sam, conv)).id == conv  # still his department
-        with pytest.raises(NotFound):  # ...but it is not assigned to him
-            await access_conversation_by_id(uow.session, sam, conv, assigned=True)
+        sam = await actor(rt, scene.sam_id)  # an operator of Sales: neither his nor waiting any more
+        with pytest.raises(NotFound):
+            await access_conversation_by_id(uow.session, sam, conv)
+        sue = await actor(rt, scene.sue_id)  # the supervisor of Sales sees every chat of Sales
+        assert (await access_conversation_by_id(uow.session, sue, conv)).id == conv
+        with pytest.raises(NotFound):  # ...but it is not assigned to her
+            await access_conversation_by_id(uow.session, sue, conv, assigned=True)
 
 
 async def test_offline_request_access_at_service_level(rt: Runtime, scene: Scene) -> None:

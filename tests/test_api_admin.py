@@ -186,7 +186,7 @@ async def test_operator_crud(app: Any, admin: httpx.AsyncClient, client: httpx.A
                                  json={"name": "Noah N.", "max_chats": 8, "role": "admin", "department_ids": []})
     assert response.status_code == 200
     assert {k: response.json()[k] for k in ("name", "max_chats", "role", "department_ids")} == {
-        "name": "Noah N.", "max_chats": 8, "role": "admin", "department_ids": []}
+        "name": "Noah N.", "max_chats": 8, "role": "administrator", "department_ids": []}  # "admin": the old name
     listed = (await admin.get("/api/v1/operators")).json()
     assert [op["email"] for op in listed] == [world.admin_email, world.operator_email, "noah@shop.example"]
     assert all("password" not in str(op) for op in listed)
@@ -196,7 +196,7 @@ BAD_OPERATORS: list[tuple[dict[str, Any], int, str]] = [
     ({"password": "eleven char"}, 422, "at least 12 characters"),
     ({"email": "not-an-email"}, 422, "email"),
     ({"email": "MIA@shop.example"}, 409, "an account with this e-mail exists already"),
-    ({"role": "owner"}, 422, "'admin' or 'operator'"),
+    ({"role": "owner"}, 422, "choose one of the workspace's roles"),
     ({"max_chats": 0}, 422, "greater than or equal to 1"),
     ({"name": ""}, 422, "at least 1 character"),
     ({"department_ids": ["no-such-department"]}, 404, "department not found"),
@@ -227,7 +227,7 @@ async def test_invalid_operator_change(admin: httpx.AsyncClient, world: World) -
     listed = {op["id"]: op for op in (await admin.get("/api/v1/operators")).json()}
     assert listed[world.operator_id]["department_ids"] == [world.department_id]
     assert listed[world.operator_id]["max_chats"] == 5
-    assert listed[world.admin_id]["role"] == "admin"
+    assert listed[world.admin_id]["role"] == "administrator"
     assert listed[world.admin_id]["disabled"] is False
 
 
@@ -286,7 +286,7 @@ async def test_plain_operator_cannot_change_configuration(admin: httpx.AsyncClie
     for method, path, body in attempts:
         response = await operator.request(method, path, json=body, headers=SELF)
         assert response.status_code == 403, (method, path, response.text)
-        assert response.json() == {"detail": "administrators only", "code": "forbidden"}
+        assert response.json() == {"detail": "you do not have permission to do this", "code": "forbidden"}
     assert before == {t: await count(rt, t) for t in before}
     me = (await operator.get("/api/v1/auth/me")).json()
     assert me["role"] == "operator"

@@ -154,7 +154,7 @@ async def test_me(app: Any, client: httpx.AsyncClient, world: World) -> None:
     assert (await with_token(app, "GET", "/api/v1/auth/me", "x" * 500)).status_code == 401
     await login(client, world.admin_email)
     me = (await client.get("/api/v1/auth/me")).json()
-    assert me == {"id": world.admin_id, "email": world.admin_email, "name": "Ada Admin", "role": "admin",
+    assert me == {"id": world.admin_id, "email": world.admin_email, "name": "Ada Admin", "role": "administrator",
                   "status": "offline", "max_chats": 5, "disabled": False, "department_ids": [world.department_id]}
 
 

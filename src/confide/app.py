@@ -29,6 +29,7 @@ from confide.web.access_log import AccessLog
 from confide.web.api import admin, auth, backoffice, widget
 from confide.web.dashboard.errors import page_error
 from confide.web.middleware import SecurityMiddleware
+from confide.web.permits import public
 from confide.web.security import is_page
 from confide.web.state import State
 from confide.web.widget import routes as widget_assets
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         (``1e999`` is infinity) or not even UTF-8-encodable (a lone surrogate)."""
         return JSONResponse({"detail": [_plain_error(e) for e in exc.errors()[:20]]}, status_code=422)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], dependencies=[public()])
     async def healthz(request: Request) -> dict[str, str]:
         state: State = request.app.state.confide
         async with state.rt.db.unit_of_work(readonly=True) as uow:

@@ -6,7 +6,8 @@ from typing import Any
 
 from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
-from confide.permissions.access import require_admin
+from confide.permissions.policy import Permission, require
+from confide.users import roles as user_roles
 from confide.users import service as users
 from confide.workspaces import service as workspaces
 
@@ -23,8 +24,8 @@ async def filter_choices(uow: UnitOfWork, actor: OperatorActor) -> dict[str, lis
 async def settings_overview(
     uow: UnitOfWork, actor: OperatorActor, *, operators: bool, canned: bool
 ) -> dict[str, list[dict[str, Any]]]:
-    """Everything the settings pages show. Administrators only."""
-    require_admin(actor)
+    """Everything the settings pages show (for those who may read the settings)."""
+    require(actor, Permission.SETTINGS_READ)
     return {
         "sites": [workspaces.site_view(s) for s in await workspaces.list_sites(uow, actor)],
         "departments": [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)],
@@ -32,4 +33,5 @@ async def settings_overview(
         "canned": [workspaces.canned_reply_view(r) for r in await workspaces.list_canned_replies(uow, actor)]
         if canned
         else [],
+        "roles": [r.as_dict() for r in await user_roles.list_roles(uow, actor)] if operators else [],
     }

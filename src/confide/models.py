@@ -4,7 +4,7 @@ from confide.audit.models import AuditEvent, AuditHead
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
-from confide.users.models import Operator, OperatorDepartment, OperatorSession, Presence
+from confide.users.models import Operator, OperatorDepartment, OperatorSession, Presence, Role
 from confide.visitors.models import Visitor, VisitorTerm
 from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
 
@@ -22,6 +22,7 @@ __all__ = [
     "OperatorSession",
     "Presence",
     "RefusedOrigin",
+    "Role",
     "Site",
     "SubjectKey",
     "Visitor",

@@ -19,10 +19,6 @@ class OperatorActor:
     session_id: str | None = None
     session_expires_at: datetime | None = None  # when the console session ends (sockets check each frame)
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
 
 @dataclass(frozen=True)
 class VisitorActor:

@@ -24,6 +24,7 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_conversation_by_id, conversation_scope
+from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import ChatChanged, QueueChanged, QueueSpot, ReadUpTo, VisitorStatus
 from confide.users import service as users
@@ -376,9 +377,9 @@ async def open_created_before(uow: UnitOfWork, before: datetime, limit: int = 50
 
 
 async def queue_of(uow: UnitOfWork, actor: OperatorActor) -> list[Conversation]:
-    stmt = select(Conversation).where(Conversation.workspace_id == actor.workspace_id, Conversation.status == "queued")
-    if not actor.is_admin:
-        stmt = stmt.where(Conversation.department_id.in_(actor.department_ids))
+    stmt = conversation_scope(actor, select(Conversation), Permission.CHATS_PARTICIPATE).where(
+        Conversation.status == "queued"
+    )
     return list((await uow.session.scalars(stmt.order_by(Conversation.created_at).limit(200))).all())
 
 

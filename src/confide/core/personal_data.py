@@ -173,6 +173,12 @@ REGISTRY: dict[str, Table] = {
         },
     ),
     "operator_departments": Table(None, {"operator_id": _N, "department_id": _N}),
+    # Custom roles: a name and description an administrator chose for a job, not about a person.
+    "roles": Table(
+        None,
+        {c: _N for c in ("id", "workspace_id", "name", "description", "scope", "permissions", "created_at",
+                          "updated_at")},
+    ),
     # Pseudonymous ids and a time a few seconds ahead; rows are deleted once expired (ADR 0005).
     # The audit log names actors and targets by id only (audit.service refuses free text).
     "audit_events": Table(

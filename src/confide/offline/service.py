@@ -13,6 +13,7 @@ from confide.core.runtime import Runtime
 from confide.offline.models import OfflineRequest
 from confide.offline.schemas import OfflineFilters, OfflineRequestIn
 from confide.permissions.access import access_offline_request_by_id, offline_scope
+from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import OfflineRequestCreated
 from confide.users import service as users
@@ -119,7 +120,9 @@ async def search(
 async def set_handled(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor, request_id: str, handled: bool = True
 ) -> dict[str, Any]:
-    row = await access_offline_request_by_id(uow.session, actor, request_id)
+    row = await access_offline_request_by_id(
+        uow.session, actor, request_id, permission=Permission.OFFLINE_MANAGE, for_update=True
+    )
     row.handled_at = clock.now() if handled else None
     row.handled_by = actor.operator_id if handled else None
     await uow.session.flush()

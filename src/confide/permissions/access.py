@@ -1,8 +1,9 @@
 """Loaders that scope every tenant object by workspace, site and department.
 
 Each ``access_*_by_id`` returns the object only if the actor may see it and raises ``NotFound``
-otherwise, so a foreign id and a missing id are indistinguishable. List queries use the
-``*_scope`` helpers so that listing and loading follow the same rule.
+otherwise, so a foreign id and a missing id are indistinguishable. They are thin wrappers of the
+one generic loader, ``scope.load``; list queries use the ``*_scope`` helpers so that listing and
+loading follow the same rule (``scope`` explains it).
 """
 
 from __future__ import annotations
@@ -14,121 +15,131 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.auth.actors import Actor, OperatorActor, VisitorActor
 from confide.chats.models import Conversation
-from confide.core.errors import Forbidden, NotFound
+from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
-from confide.users.models import Operator
+from confide.permissions.policy import Permission, allows
+from confide.permissions.scope import conversation_clause, load, scoped
+from confide.users.models import Operator, Role
 from confide.workspaces.models import CannedReply, Department, Site
 
 
-def require_admin(actor: OperatorActor) -> None:
-    if not actor.is_admin:
-        raise Forbidden("administrators only")
+def conversation_scope(
+    actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.CHATS_READ
+) -> Select[Any]:
+    return scoped(actor, Conversation, stmt, permission)
 
 
-def conversation_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
-    stmt = stmt.where(Conversation.workspace_id == actor.workspace_id)
-    if not actor.is_admin:
-        stmt = stmt.where(Conversation.department_id.in_(actor.department_ids))
-    return stmt
-
-
-def offline_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
-    stmt = stmt.where(OfflineRequest.workspace_id == actor.workspace_id)
-    if not actor.is_admin:
-        # Requests left without a department are visible to every operator of a department of that site.
-        stmt = stmt.where(
-            OfflineRequest.department_id.in_(actor.department_ids)
-            | (
-                OfflineRequest.department_id.is_(None)
-                & OfflineRequest.site_id.in_(select(Department.site_id).where(Department.id.in_(actor.department_ids)))
-            )
-        )
-    return stmt
+def offline_scope(
+    actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.OFFLINE_READ
+) -> Select[Any]:
+    return scoped(actor, OfflineRequest, stmt, permission)
 
 
 def department_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
-    stmt = stmt.where(Department.workspace_id == actor.workspace_id)
-    if not actor.is_admin:
-        stmt = stmt.where(Department.id.in_(actor.department_ids))
-    return stmt
+    return scoped(actor, Department, stmt)
+
+
+def site_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
+    return scoped(actor, Site, stmt)
+
+
+def canned_reply_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
+    return scoped(actor, CannedReply, stmt)
 
 
 async def access_conversation_by_id(
-    session: AsyncSession, actor: Actor, conversation_id: object, *, assigned: bool = False, for_update: bool = False
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: object,
+    *,
+    assigned: bool = False,
+    for_update: bool = False,
+    permission: Permission = Permission.CHATS_READ,
 ) -> Conversation:
-    """A conversation the actor may see. ``assigned=True``: operators must be its current operator.
+    """A conversation the actor may see. ``assigned=True``: operators must be its current operator
+    (and may take part in chats). ``permission``: what the operator means to do with it (reading
+    by default; ``CHATS_PARTICIPATE`` to accept it).
 
     ``for_update=True``: the row is locked until the unit of work ends (``SELECT ... FOR UPDATE`` on
     PostgreSQL; SQLite serialises writers already) and read fresh, so a read-then-write of its state
     is safe against another node doing the same at once. The access check runs on the fresh row.
     """
-    if not isinstance(conversation_id, str) or len(conversation_id) > 64:
-        raise NotFound("conversation not found")
-    if for_update:
-        conv = await session.scalar(
-            select(Conversation)
-            .where(Conversation.id == conversation_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    else:
-        conv = await session.get(Conversation, conversation_id)
-    if conv is None:
-        raise NotFound("conversation not found")
     if isinstance(actor, VisitorActor):
-        if conv.visitor_id != actor.visitor_id or conv.site_id != actor.site_id:
+        if not isinstance(conversation_id, str) or len(conversation_id) > 64:
+            raise NotFound("conversation not found")
+        stmt = select(Conversation).where(
+            Conversation.id == conversation_id,
+            Conversation.visitor_id == actor.visitor_id,
+            Conversation.site_id == actor.site_id,
+        )
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        conv = await session.scalar(stmt)
+        if conv is None:
             raise NotFound("conversation not found")
         return conv
-    if conv.workspace_id != actor.workspace_id:
-        raise NotFound("conversation not found")
     if assigned:
-        if conv.operator_id != actor.operator_id:
-            raise NotFound("conversation not found")
-        return conv
-    if not actor.is_admin and conv.department_id not in actor.department_ids and conv.operator_id != actor.operator_id:
-        raise NotFound("conversation not found")
-    return conv
+        return await load(
+            session,
+            actor,
+            Conversation,
+            conversation_id,
+            Permission.CHATS_PARTICIPATE,
+            for_update=for_update,
+            where=Conversation.operator_id == actor.operator_id,
+        )
+    return await load(session, actor, Conversation, conversation_id, permission, for_update=for_update)
+
+
+async def access_conversation_to_act(
+    session: AsyncSession, actor: OperatorActor, conversation_id: object, *, for_update: bool = True
+) -> Conversation:
+    """A conversation the operator may act on (transfer, close): with the ``OWN`` scope only one
+    they hold; with a wider scope any chat of it."""
+    return await load(
+        session,
+        actor,
+        Conversation,
+        conversation_id,
+        Permission.CHATS_PARTICIPATE,
+        for_update=for_update,
+        where=conversation_clause(actor, Permission.CHATS_PARTICIPATE, own_only=True),
+    )
 
 
 async def access_site_by_id(session: AsyncSession, actor: OperatorActor, site_id: object) -> Site:
-    site = await session.get(Site, site_id) if isinstance(site_id, str) else None
-    if site is None or site.workspace_id != actor.workspace_id:
-        raise NotFound("site not found")
-    return site
+    return await load(session, actor, Site, site_id, None)
 
 
 async def access_department_by_id(session: AsyncSession, actor: OperatorActor, department_id: object) -> Department:
-    dept = await session.get(Department, department_id) if isinstance(department_id, str) else None
-    if dept is None or dept.workspace_id != actor.workspace_id:
-        raise NotFound("department not found")
-    return dept
+    return await load(session, actor, Department, department_id, None)
 
 
-async def access_operator_by_id(session: AsyncSession, actor: OperatorActor, operator_id: object) -> Operator:
-    op = await session.get(Operator, operator_id) if isinstance(operator_id, str) else None
-    if op is None or op.workspace_id != actor.workspace_id:
-        raise NotFound("operator not found")
-    return op
+async def access_operator_by_id(
+    session: AsyncSession, actor: OperatorActor, operator_id: object, *, for_update: bool = False
+) -> Operator:
+    return await load(session, actor, Operator, operator_id, None, for_update=for_update)
+
+
+async def access_role_by_id(
+    session: AsyncSession, actor: OperatorActor, role_id: object, *, for_update: bool = False
+) -> Role:
+    return await load(session, actor, Role, role_id, Permission.ROLES_MANAGE, for_update=for_update)
 
 
 async def access_offline_request_by_id(
-    session: AsyncSession, actor: OperatorActor, request_id: object
+    session: AsyncSession,
+    actor: OperatorActor,
+    request_id: object,
+    *,
+    permission: Permission = Permission.OFFLINE_READ,
+    for_update: bool = False,
 ) -> OfflineRequest:
-    if not isinstance(request_id, str):
-        raise NotFound("offline request not found")
-    row: OfflineRequest | None = await session.scalar(
-        offline_scope(actor, select(OfflineRequest)).where(OfflineRequest.id == request_id)
-    )
-    if row is None:
-        raise NotFound("offline request not found")
-    return row
+    return await load(session, actor, OfflineRequest, request_id, permission, for_update=for_update)
 
 
 async def access_canned_reply_by_id(session: AsyncSession, actor: OperatorActor, reply_id: object) -> CannedReply:
-    reply = await session.get(CannedReply, reply_id) if isinstance(reply_id, str) else None
-    if reply is None or reply.workspace_id != actor.workspace_id:
-        raise NotFound("canned reply not found")
-    return reply
+    return await load(session, actor, CannedReply, reply_id, None)
 
 
 async def site_by_key(session: AsyncSession, site_key: object) -> Site:
@@ -139,3 +150,8 @@ async def site_by_key(session: AsyncSession, site_key: object) -> Site:
     if site is None:
         raise NotFound("site not found")
     return site
+
+
+def colleagues_emails_visible(actor: OperatorActor) -> bool:
+    """Colleagues' e-mail addresses: for those who may read the staff accounts."""
+    return allows(actor, Permission.USERS_READ)

@@ -67,8 +67,11 @@ class BuiltInRole:
 
 P = Permission
 
-_OPERATOR = frozenset({P.CHATS_READ, P.CHATS_PARTICIPATE, P.VISITORS_READ, P.OFFLINE_READ, P.PROSPECTS_READ})
-_SUPERVISOR = _OPERATOR | {P.OFFLINE_MANAGE, P.PROSPECTS_MANAGE, P.USERS_READ, P.REPORTS_READ}
+# Operators answer the offline requests of their departments (mark them handled), as before roles.
+_OPERATOR = frozenset(
+    {P.CHATS_READ, P.CHATS_PARTICIPATE, P.VISITORS_READ, P.OFFLINE_READ, P.OFFLINE_MANAGE, P.PROSPECTS_READ}
+)
+_SUPERVISOR = _OPERATOR | {P.PROSPECTS_MANAGE, P.USERS_READ, P.REPORTS_READ}
 _PRIVACY_OFFICER = frozenset(
     {
         P.SUBJECTS_VIEW,
@@ -124,8 +127,57 @@ def built_in(key: str) -> BuiltInRole:
     return BUILT_IN_ROLES[LEGACY_ROLE_KEYS.get(key, key)]
 
 
-def allows(actor: OperatorActor, permission: Permission) -> bool:
-    return permission.value in actor.permissions
+def is_built_in(key: str) -> bool:
+    return LEGACY_ROLE_KEYS.get(key, key) in BUILT_IN_ROLES
+
+
+def parse_permissions(values: object) -> frozenset[Permission]:
+    """Stored or submitted permission names -> permissions; unknown names are dropped (a permission
+    removed from the catalogue grants nothing any more)."""
+    if not isinstance(values, list | tuple | set | frozenset):
+        return frozenset()
+    known = {p.value for p in Permission}
+    return frozenset(Permission(v) for v in values if isinstance(v, str) and v in known)
+
+
+def allows(actor: OperatorActor, permission: Permission | str) -> bool:
+    """``permission`` may be a permission's name (templates: ``can(me, "settings.read")``)."""
+    return str(permission) in actor.permissions
+
+
+def holds(actor: OperatorActor, role_key: str) -> bool:
+    """Is this the role the actor holds (e.g. a role editor changing their own role)?"""
+    return LEGACY_ROLE_KEYS.get(actor.role, actor.role) == LEGACY_ROLE_KEYS.get(role_key, role_key)
+
+
+def grants(role: BuiltInRole, permission: Permission) -> bool:
+    """Does this role (built-in or custom) grant ``permission``?"""
+    return permission in role.permissions
+
+
+def allows_any(actor: OperatorActor, *permissions: Permission) -> bool:
+    return any(allows(actor, p) for p in permissions)
+
+
+_SCOPE_REACH = {Scope.OWN: 0, Scope.DEPARTMENTS: 1, Scope.WORKSPACE: 2}
+
+
+def scope_of(actor: OperatorActor) -> Scope:
+    try:
+        return Scope(actor.scope)
+    except ValueError:
+        return Scope.OWN  # an unknown stored scope reaches the least
+
+
+def may_grant(actor: OperatorActor, permissions: frozenset[Permission], scope: Scope) -> bool:
+    """Nobody hands out more than they hold: a role (or an operator's role) may carry only
+    permissions the actor holds, with a scope no wider than the actor's."""
+    return {p.value for p in permissions} <= actor.permissions and _SCOPE_REACH[scope] <= _SCOPE_REACH[scope_of(actor)]
+
+
+def may_take_chats(permissions: frozenset[str], scope: str, *, member: bool) -> bool:
+    """May an operator with this role be handed a chat of a department (a transfer to them)?"""
+    return Permission.CHATS_PARTICIPATE.value in permissions and (member or scope == Scope.WORKSPACE.value)
 
 
 def require(actor: OperatorActor, permission: Permission) -> None:

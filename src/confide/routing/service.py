@@ -28,9 +28,11 @@ from confide.core.runtime import Runtime
 from confide.offline import service as offline
 from confide.permissions.access import (
     access_conversation_by_id,
+    access_conversation_to_act,
     access_department_by_id,
     access_operator_by_id,
 )
+from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import (
     ChatAssigned,
@@ -205,7 +207,9 @@ async def offer_waiting(rt: Runtime, uow: UnitOfWork) -> None:
 
 # ---------------------------------------------------------------- operator actions
 async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> Conversation:
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id, for_update=True)
+    conv = await access_conversation_by_id(
+        uow.session, actor, conversation_id, permission=Permission.CHATS_PARTICIPATE, for_update=True
+    )
     if conv.status != "queued":
         raise Conflict("this chat has been taken already" if conv.status == "active" else "this chat is closed")
     op = await users.lock_operator(uow, actor.operator_id)  # slots: counted and taken under the lock
@@ -239,9 +243,7 @@ async def transfer(
 ) -> Conversation:
     if (operator_id is None) == (department_id is None):
         raise Invalid("transfer to an operator or to a department")
-    conv = await access_conversation_by_id(
-        uow.session, actor, conversation_id, assigned=not actor.is_admin, for_update=True
-    )
+    conv = await access_conversation_to_act(uow.session, actor, conversation_id, for_update=True)
     if conv.status == "closed":
         raise Conflict("this chat is closed")
     previous, old_department, was_queued = conv.operator_id, conv.department_id, conv.status == "queued"
@@ -251,7 +253,7 @@ async def transfer(
         target = await access_operator_by_id(uow.session, actor, operator_id)
         if target.disabled or target.id == previous:
             raise Invalid("choose another, active operator")
-        if not await users.is_member(uow, target.id, conv.department_id) and target.role != "admin":
+        if not await users.may_be_given(uow, target, conv.department_id):
             raise Invalid("that operator is not in this chat's department; transfer to their department instead")
         await users.lock_operator(uow, target.id)  # their slots: counted and taken under the lock
         if await chats.active_count(uow, target.id) >= target.max_chats:
@@ -290,9 +292,7 @@ async def _close(rt: Runtime, uow: UnitOfWork, conv: Conversation, *, by: str, l
 
 
 async def close_by_operator(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> None:
-    conv = await access_conversation_by_id(
-        uow.session, actor, conversation_id, assigned=not actor.is_admin, for_update=True
-    )
+    conv = await access_conversation_to_act(uow.session, actor, conversation_id, for_update=True)
     await _close(rt, uow, conv, by="operator")
 
 

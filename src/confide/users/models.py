@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from confide.core.db import Base
@@ -17,7 +17,8 @@ class Operator(Base):
     email: Mapped[str] = mapped_column(String(320))  # normalised (casefolded); the login name
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default="operator")  # admin | operator
+    # The role's key: a built-in role (permissions.policy.BUILT_IN_ROLES) or a workspace's Role.key.
+    role: Mapped[str] = mapped_column(String(40), default="operator")
     status: Mapped[str] = mapped_column(String(10), default="offline")  # online | away | offline
     max_chats: Mapped[int] = mapped_column(Integer, default=5)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -25,6 +26,23 @@ class Operator(Base):
     locked_until: Mapped[datetime | None]
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class Role(Base):
+    """A workspace's custom role: a named set of permissions with a scope (permissions.policy).
+    The built-in roles are not rows: their permissions are fixed in code (ADR 0010)."""
+
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the key operators.role holds
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(String(300), default="")
+    scope: Mapped[str] = mapped_column(String(20))
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class OperatorDepartment(Base):

@@ -5,7 +5,9 @@ from typing import Annotated, Literal
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Role = Literal["admin", "operator"]
+# A role's key: a built-in role's ("administrator", "supervisor", "operator", "privacy_officer",
+# "auditor"; "admin" is still read as "administrator") or a workspace's custom role's id.
+Role = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
 Status = Literal["online", "away", "offline"]
 
 
@@ -42,3 +44,25 @@ class OperatorPatch(BaseModel):
     disabled: bool | None = None
     department_ids: list[str] | None = Field(default=None, max_length=200)
     password: Annotated[str, Field(min_length=12, max_length=1024)] | None = None
+
+
+class RoleIn(BaseModel):
+    """A custom role: a name, what it is for, how far it reaches and its permissions."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    description: Annotated[str, Field(max_length=300)] = ""
+    scope: Literal["workspace", "departments", "own"] = "own"
+    permissions: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("name", "description")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value:
+            raise ValueError("a role needs a name")
+        return value

@@ -13,13 +13,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
-from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Unauthorized
+from confide.core.errors import CommitAndRaise, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from confide.core.runtime import Runtime
 from confide.permissions import policy
-from confide.permissions.access import access_department_by_id, access_operator_by_id, require_admin
+from confide.permissions.access import access_department_by_id, access_operator_by_id, colleagues_emails_visible
+from confide.permissions.policy import Permission, require
 from confide.realtime import events
 from confide.realtime.events import Refresh, Revoke
 from confide.realtime.events import operator_topic as operator_topic  # kept for callers not yet moved (ADR 17)
+from confide.users import roles
 from confide.users.models import Operator as Operator  # re-exported: other domains hold operators, never query them
 from confide.users.models import OperatorDepartment, OperatorSession, Presence
 from confide.users.schemas import OperatorIn, OperatorPatch, check_email
@@ -39,7 +41,7 @@ async def create_operator(
         email=data.email,
         name=data.name,
         password_hash=password_hash or rt.passwords.hash(data.password),
-        role=data.role,
+        role=policy.LEGACY_ROLE_KEYS.get(data.role, data.role),
         status="offline",
         max_chats=data.max_chats,
         disabled=False,
@@ -55,7 +57,8 @@ async def create_operator(
 async def admin_create_operator(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: OperatorIn, *, password_hash: str | None = None
 ) -> Operator:
-    require_admin(actor)
+    require(actor, Permission.USERS_MANAGE)
+    await _check_role(uow, actor, data.role)
     for dept_id in data.department_ids:
         await access_department_by_id(uow.session, actor, dept_id)
     return await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data, password_hash=password_hash)
@@ -71,11 +74,17 @@ async def update_operator(
     password_hash: str | None = None,
 ) -> Operator:
     """``password_hash``: ``patch.password`` hashed beforehand, off the loop (see create_operator)."""
-    require_admin(actor)
-    op = await access_operator_by_id(uow.session, actor, operator_id)
+    require(actor, Permission.USERS_MANAGE)
+    op = await access_operator_by_id(uow.session, actor, operator_id, for_update=True)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True)
-    if op.id == actor.operator_id and (changes.get("disabled") or changes.get("role") == "operator"):
-        raise Invalid("you cannot disable yourself or take away your own administrator role")
+    role_before = op.role
+    if "role" in changes:
+        changes["role"] = policy.LEGACY_ROLE_KEYS.get(changes["role"], changes["role"])
+    if op.id == actor.operator_id and (changes.get("disabled") or changes.get("role", op.role) != op.role):
+        raise Invalid("you cannot disable yourself or change your own role")
+    await _check_role(uow, actor, op.role, holder=True)  # nobody changes an account more powerful than theirs
+    if "role" in changes:
+        await _check_role(uow, actor, changes["role"])
     if "department_ids" in changes:
         for dept_id in changes["department_ids"]:
             await access_department_by_id(uow.session, actor, dept_id)
@@ -89,11 +98,29 @@ async def update_operator(
         await revoke_sessions(uow, op.id)
         op.status = "offline"
         events.publish(rt, uow, Revoke(op.id))
+    elif op.role != role_before:
+        # What they may do changed: every session ends, open consoles close (they log in again).
+        await roles.end_sessions(rt, uow, op.id)
+        granted = await roles.role_definition(uow, op.workspace_id, op.role)
+        if granted is None or not policy.grants(granted, Permission.CHATS_PARTICIPATE):
+            op.status = "offline"  # no more chats offered to them
     else:
-        # Role or departments may have changed: open sockets reload who this operator is, at once.
+        # Departments may have changed: open sockets reload who this operator is, at once.
         events.publish(rt, uow, Refresh(op.id))
     await uow.session.flush()
     return op
+
+
+async def _check_role(uow: UnitOfWork, actor: OperatorActor, key: str, *, holder: bool = False) -> None:
+    """``key`` must name a role of the actor's workspace that grants no more than the actor holds
+    (``holder``: the role the operator being changed holds now)."""
+    granted = await roles.role_definition(uow, actor.workspace_id, key)
+    if granted is None:
+        if holder:
+            return  # a role that no longer exists grants nothing
+        raise Invalid("choose one of the workspace's roles")
+    if not policy.may_grant(actor, granted.permissions, granted.scope):
+        raise Forbidden("you cannot give or change a role that grants more than you hold")
 
 
 async def _set_departments(uow: UnitOfWork, op: Operator, department_ids: list[str]) -> None:
@@ -117,10 +144,18 @@ async def department_ids_of(uow: UnitOfWork, operator_id: str) -> list[str]:
 
 async def list_operator_views(uow: UnitOfWork, actor: OperatorActor) -> list[dict[str, Any]]:
     """Colleagues, as the caller may see them: e-mail addresses only for administrators."""
-    views = [await operator_view(uow, op) for op in await list_operators(uow, actor)]
-    if not actor.is_admin:
-        for view in views:
+    views = []
+    for op in await list_operators(uow, actor):
+        view = await operator_view(uow, op)
+        # Transfer targets: whether their role lets them chat, in any department or only in theirs.
+        granted = await roles.role_definition(uow, op.workspace_id, op.role)
+        perms = frozenset(p.value for p in granted.permissions) if granted is not None else frozenset()
+        scope = granted.scope.value if granted is not None else policy.Scope.OWN.value
+        view["takes_chats"] = policy.may_take_chats(perms, scope, member=True)
+        view["takes_any_department"] = policy.may_take_chats(perms, scope, member=False)
+        if not colleagues_emails_visible(actor):
             del view["email"]
+        views.append(view)
     return views
 
 
@@ -279,15 +314,15 @@ async def actor_for(uow: UnitOfWork, operator_id: str, *, session_id: str | None
         if sess is None or sess.revoked_at is not None or sess.expires_at <= clock.now():
             raise Unauthorized("not logged in")
         expires_at = sess.expires_at
-    role = policy.built_in(op.role)
+    role = await roles.role_definition(uow, op.workspace_id, op.role)  # None: a role that is gone grants nothing
     return OperatorActor(
         operator_id=op.id,
         workspace_id=op.workspace_id,
-        role=op.role,
+        role=role.key if role is not None else op.role,
         department_ids=frozenset(await department_ids_of(uow, op.id)),
         name=op.name,
-        permissions=frozenset(p.value for p in role.permissions),
-        scope=role.scope.value,
+        permissions=frozenset(p.value for p in role.permissions) if role is not None else frozenset(),
+        scope=role.scope.value if role is not None else policy.Scope.OWN.value,
         session_id=session_id,
         session_expires_at=expires_at,
     )
@@ -327,6 +362,19 @@ async def operator_name(uow: UnitOfWork, operator_id: str | None) -> str | None:
 
 async def is_member(uow: UnitOfWork, operator_id: str, department_id: str) -> bool:
     return await uow.session.get(OperatorDepartment, (operator_id, department_id)) is not None
+
+
+async def may_be_given(uow: UnitOfWork, op: Operator, department_id: str) -> bool:
+    """May this operator be handed a chat of this department (their role lets them chat, and they
+    are a member of it or their role reaches every department)?"""
+    granted = await roles.role_definition(uow, op.workspace_id, op.role)
+    if granted is None:
+        return False
+    return policy.may_take_chats(
+        frozenset(p.value for p in granted.permissions),
+        granted.scope.value,
+        member=await is_member(uow, op.id, department_id),
+    )
 
 
 # ---------------------------------------------------------------- chosen status and availability

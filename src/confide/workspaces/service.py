@@ -19,9 +19,11 @@ from confide.permissions.access import (
     access_canned_reply_by_id,
     access_department_by_id,
     access_site_by_id,
+    canned_reply_scope,
     department_scope,
-    require_admin,
+    site_scope,
 )
+from confide.permissions.policy import Permission, require
 from confide.workspaces.models import CannedReply, RefusedOrigin, Workspace
 from confide.workspaces.models import Department as Department  # re-exported: other domains hold departments
 from confide.workspaces.models import Site as Site  # re-exported: other domains hold sites, never query them
@@ -56,12 +58,12 @@ async def create_site(uow: UnitOfWork, *, workspace_id: str, data: SiteIn) -> Si
 
 
 async def admin_create_site(uow: UnitOfWork, actor: OperatorActor, data: SiteIn) -> Site:
-    require_admin(actor)
+    require(actor, Permission.SETTINGS_MANAGE)
     return await create_site(uow, workspace_id=actor.workspace_id, data=data)
 
 
 async def update_site(uow: UnitOfWork, actor: OperatorActor, site_id: str, patch: SitePatch) -> Site:
-    require_admin(actor)
+    require(actor, Permission.SETTINGS_MANAGE)
     site = await access_site_by_id(uow.session, actor, site_id)
     changes = patch.model_dump(exclude_unset=True)
     always_open = changes.pop("always_open", None)
@@ -80,9 +82,7 @@ async def update_site(uow: UnitOfWork, actor: OperatorActor, site_id: str, patch
 
 
 async def list_sites(uow: UnitOfWork, actor: OperatorActor) -> list[Site]:
-    stmt = select(Site).where(Site.workspace_id == actor.workspace_id)
-    if not actor.is_admin:
-        stmt = stmt.where(Site.id.in_(select(Department.site_id).where(Department.id.in_(actor.department_ids))))
+    stmt = site_scope(actor, select(Site))
     return list((await uow.session.scalars(stmt.order_by(Site.created_at))).all())
 
 
@@ -170,8 +170,8 @@ async def record_refused_origin(uow: UnitOfWork, site_id: str, origin: str | Non
 
 
 async def refused_origins(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict[str, Any]]]:
-    """Per site of the caller's workspace (administrators only), newest first."""
-    require_admin(actor)
+    """Per site of the caller's workspace (for those who may read the settings), newest first."""
+    require(actor, Permission.SETTINGS_READ)
     rows = await uow.session.execute(
         select(RefusedOrigin)
         .join(Site, Site.id == RefusedOrigin.site_id)
@@ -212,7 +212,7 @@ async def create_department(
 
 
 async def admin_create_department(uow: UnitOfWork, actor: OperatorActor, data: DepartmentIn) -> Department:
-    require_admin(actor)
+    require(actor, Permission.SETTINGS_MANAGE)
     site = await access_site_by_id(uow.session, actor, data.site_id)
     return await create_department(
         uow,
@@ -227,7 +227,7 @@ async def admin_create_department(uow: UnitOfWork, actor: OperatorActor, data: D
 async def update_department(
     uow: UnitOfWork, actor: OperatorActor, department_id: str, patch: DepartmentPatch
 ) -> Department:
-    require_admin(actor)
+    require(actor, Permission.SETTINGS_MANAGE)
     dept = await access_department_by_id(uow.session, actor, department_id)
     for key, value in patch.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(dept, key, value)
@@ -263,7 +263,7 @@ def department_view(dept: Department) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- canned replies
 async def create_canned_reply(uow: UnitOfWork, actor: OperatorActor, data: CannedReplyIn) -> CannedReply:
-    require_admin(actor)
+    require(actor, Permission.SETTINGS_MANAGE)
     if data.department_id is not None:
         await access_department_by_id(uow.session, actor, data.department_id)
     reply = CannedReply(
@@ -281,15 +281,13 @@ async def create_canned_reply(uow: UnitOfWork, actor: OperatorActor, data: Canne
 
 
 async def delete_canned_reply(uow: UnitOfWork, actor: OperatorActor, reply_id: str) -> None:
-    require_admin(actor)
+    require(actor, Permission.SETTINGS_MANAGE)
     reply = await access_canned_reply_by_id(uow.session, actor, reply_id)
     await uow.session.delete(reply)
 
 
 async def list_canned_replies(uow: UnitOfWork, actor: OperatorActor) -> list[CannedReply]:
-    stmt = select(CannedReply).where(CannedReply.workspace_id == actor.workspace_id)
-    if not actor.is_admin:
-        stmt = stmt.where(CannedReply.department_id.is_(None) | CannedReply.department_id.in_(actor.department_ids))
+    stmt = canned_reply_scope(actor, select(CannedReply))
     return list((await uow.session.scalars(stmt.order_by(CannedReply.shortcut))).all())
 
 

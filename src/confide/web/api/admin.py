@@ -6,52 +6,60 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from confide.permissions.policy import Permission as P
 from confide.users import service as users
 from confide.users.schemas import OperatorIn, OperatorPatch
 from confide.web.api.deps import OperatorDep, ReadUnit, StateDep, WriteUnit, operator_unit
 from confide.web.api.docs import errors
+from confide.web.permits import authenticated, needs
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import CannedReplyIn, DepartmentIn, DepartmentPatch, SiteIn, SitePatch
 
 router = APIRouter(prefix="/api/v1", tags=["configuration"], responses=errors(401))
 
 
-@router.get("/sites")
+@router.get("/sites", dependencies=[authenticated()])
 async def list_sites(unit: ReadUnit) -> list[dict[str, Any]]:
     return [workspaces.site_view(s) for s in await workspaces.list_sites(unit.uow, unit.actor)]
 
 
-@router.post("/sites", status_code=201, responses=errors(400, 403, 422))
+@router.post("/sites", status_code=201, responses=errors(400, 403, 422), dependencies=[needs(P.SETTINGS_MANAGE)])
 async def create_site(body: SiteIn, unit: WriteUnit) -> dict[str, Any]:
     return workspaces.site_view(await workspaces.admin_create_site(unit.uow, unit.actor, body))
 
 
-@router.patch("/sites/{site_id}", responses=errors(400, 403, 404, 422))
+@router.patch("/sites/{site_id}", responses=errors(400, 403, 404, 422), dependencies=[needs(P.SETTINGS_MANAGE)])
 async def update_site(site_id: str, body: SitePatch, unit: WriteUnit) -> dict[str, Any]:
     return workspaces.site_view(await workspaces.update_site(unit.uow, unit.actor, site_id, body))
 
 
-@router.get("/departments")
+@router.get("/departments", dependencies=[authenticated()])
 async def list_departments(unit: ReadUnit) -> list[dict[str, Any]]:
     return [workspaces.department_view(d) for d in await workspaces.list_departments(unit.uow, unit.actor)]
 
 
-@router.post("/departments", status_code=201, responses=errors(400, 403, 404, 422))
+@router.post(
+    "/departments", status_code=201, responses=errors(400, 403, 404, 422), dependencies=[needs(P.SETTINGS_MANAGE)]
+)
 async def create_department(body: DepartmentIn, unit: WriteUnit) -> dict[str, Any]:
     return workspaces.department_view(await workspaces.admin_create_department(unit.uow, unit.actor, body))
 
 
-@router.patch("/departments/{department_id}", responses=errors(400, 403, 404, 422))
+@router.patch(
+    "/departments/{department_id}", responses=errors(400, 403, 404, 422), dependencies=[needs(P.SETTINGS_MANAGE)]
+)
 async def update_department(department_id: str, body: DepartmentPatch, unit: WriteUnit) -> dict[str, Any]:
     return workspaces.department_view(await workspaces.update_department(unit.uow, unit.actor, department_id, body))
 
 
-@router.get("/operators")
+@router.get("/operators", dependencies=[authenticated()])
 async def list_operators(unit: ReadUnit) -> list[dict[str, Any]]:
     return await users.list_operator_views(unit.uow, unit.actor)
 
 
-@router.post("/operators", status_code=201, responses=errors(400, 403, 404, 409, 422, 429))
+@router.post(
+    "/operators", status_code=201, responses=errors(400, 403, 404, 409, 422, 429), dependencies=[needs(P.USERS_MANAGE)]
+)
 async def create_operator(body: OperatorIn, request: Request, state: StateDep, _: OperatorDep) -> dict[str, Any]:
     # The password is hashed off the loop *before* the write unit opens (no lock held meanwhile),
     # so this handler opens its unit itself, after the hash.
@@ -61,7 +69,9 @@ async def create_operator(body: OperatorIn, request: Request, state: StateDep, _
         return await users.operator_view(unit.uow, op)
 
 
-@router.patch("/operators/{operator_id}", responses=errors(400, 403, 404, 422, 429))
+@router.patch(
+    "/operators/{operator_id}", responses=errors(400, 403, 404, 422, 429), dependencies=[needs(P.USERS_MANAGE)]
+)
 async def update_operator(
     operator_id: str, body: OperatorPatch, request: Request, state: StateDep, _: OperatorDep
 ) -> dict[str, Any]:
@@ -71,16 +81,20 @@ async def update_operator(
         return await users.operator_view(unit.uow, op)
 
 
-@router.get("/canned-replies")
+@router.get("/canned-replies", dependencies=[authenticated()])
 async def list_canned(unit: ReadUnit) -> list[dict[str, Any]]:
     return [workspaces.canned_reply_view(r) for r in await workspaces.list_canned_replies(unit.uow, unit.actor)]
 
 
-@router.post("/canned-replies", status_code=201, responses=errors(400, 403, 404, 422))
+@router.post(
+    "/canned-replies", status_code=201, responses=errors(400, 403, 404, 422), dependencies=[needs(P.SETTINGS_MANAGE)]
+)
 async def create_canned(body: CannedReplyIn, unit: WriteUnit) -> dict[str, Any]:
     return workspaces.canned_reply_view(await workspaces.create_canned_reply(unit.uow, unit.actor, body))
 
 
-@router.delete("/canned-replies/{reply_id}", status_code=204, responses=errors(403, 404))
+@router.delete(
+    "/canned-replies/{reply_id}", status_code=204, responses=errors(403, 404), dependencies=[needs(P.SETTINGS_MANAGE)]
+)
 async def delete_canned(reply_id: str, unit: WriteUnit) -> None:
     await workspaces.delete_canned_reply(unit.uow, unit.actor, reply_id)

@@ -11,12 +11,13 @@ from confide.users.schemas import LoginIn
 from confide.web.api.deps import ReadUnit, StateDep, WriteUnit
 from confide.web.api.docs import errors
 from confide.web.login_flow import LoginClient, password_login
+from confide.web.permits import authenticated, public
 from confide.web.security import clear_session_cookie, set_session_cookie
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login", responses=errors(400, 401, 422, 429))
+@router.post("/login", responses=errors(400, 401, 422, 429), dependencies=[public()])
 async def login(body: LoginIn, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
     rt = state.rt
     client = LoginClient(address=request.client.host if request.client else None)
@@ -29,13 +30,13 @@ async def login(body: LoginIn, request: Request, response: Response, state: Stat
     return view
 
 
-@router.post("/logout", status_code=204, responses=errors(401, 403))
+@router.post("/logout", status_code=204, responses=errors(401, 403), dependencies=[authenticated()])
 async def logout(response: Response, state: StateDep, unit: WriteUnit) -> None:
     await users.logout(state.rt, unit.uow, unit.actor)
     clear_session_cookie(response)
 
 
-@router.get("/me", responses=errors(401))
+@router.get("/me", responses=errors(401), dependencies=[authenticated()])
 async def me(unit: ReadUnit) -> dict[str, Any]:
     op = await users.get_operator(unit.uow, unit.actor.operator_id)
     assert op is not None

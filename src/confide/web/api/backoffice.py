@@ -11,13 +11,15 @@ from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
+from confide.permissions.policy import Permission as P
 from confide.web.api.deps import ReadUnit, StateDep, WriteUnit
 from confide.web.api.docs import errors
+from confide.web.permits import needs
 
 router = APIRouter(prefix="/api/v1", tags=["back office"], responses=errors(401))
 
 
-@router.get("/conversations", responses=errors(422))
+@router.get("/conversations", responses=errors(422), dependencies=[needs(P.CHATS_READ)])
 async def stored_chats(
     filters: Annotated[StoredChatFilters, Query()], state: StateDep, unit: ReadUnit
 ) -> dict[str, Any]:
@@ -25,12 +27,12 @@ async def stored_chats(
     return {"items": items, "total": total, "page": filters.page, "per_page": filters.per_page}
 
 
-@router.get("/conversations/{conversation_id}", responses=errors(404))
+@router.get("/conversations/{conversation_id}", responses=errors(404), dependencies=[needs(P.CHATS_READ)])
 async def transcript(conversation_id: str, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
     return await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)
 
 
-@router.get("/offline-requests", responses=errors(422))
+@router.get("/offline-requests", responses=errors(422), dependencies=[needs(P.OFFLINE_READ)])
 async def offline_requests(
     filters: Annotated[OfflineFilters, Query()], state: StateDep, unit: ReadUnit
 ) -> dict[str, Any]:
@@ -43,6 +45,8 @@ class HandledIn(BaseModel):
     handled: bool = True
 
 
-@router.post("/offline-requests/{request_id}/handled", responses=errors(400, 404, 422))
+@router.post(
+    "/offline-requests/{request_id}/handled", responses=errors(400, 404, 422), dependencies=[needs(P.OFFLINE_MANAGE)]
+)
 async def mark_handled(request_id: str, body: HandledIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     return await offline.set_handled(state.rt, unit.uow, unit.actor, request_id, body.handled)

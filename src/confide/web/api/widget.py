@@ -20,6 +20,7 @@ from confide.routing import service as routing
 from confide.web.api.deps import AnonymousRead, AnonymousWrite, StateDep
 from confide.web.api.docs import errors
 from confide.web.origins import origin_allowed
+from confide.web.permits import visitor
 from confide.workspaces.models import Site
 
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"], responses=errors(400, 403, 404, 409, 422, 429))
@@ -41,7 +42,7 @@ def _check_origin(site: Site, request: Request) -> None:
         raise Forbidden("origin not allowed")
 
 
-@router.options("/{site_key}/{rest:path}", include_in_schema=False)
+@router.options("/{site_key}/{rest:path}", include_in_schema=False, dependencies=[visitor()])
 async def preflight(site_key: str, rest: str, request: Request, uow: AnonymousRead) -> Response:
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
@@ -52,7 +53,7 @@ async def preflight(site_key: str, rest: str, request: Request, uow: AnonymousRe
     return response
 
 
-@router.get("/{site_key}/config")
+@router.get("/{site_key}/config", dependencies=[visitor()])
 async def widget_config(site_key: str, request: Request, uow: AnonymousRead) -> JSONResponse:
     """Public configuration of the widget for one site: form, purposes, availability."""
     site = await site_by_key(uow.session, site_key)
@@ -61,7 +62,7 @@ async def widget_config(site_key: str, request: Request, uow: AnonymousRead) -> 
     return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/{site_key}/conversations", status_code=201)
+@router.post("/{site_key}/conversations", status_code=201, dependencies=[visitor()])
 async def start_conversation(
     site_key: str, body: StartConversationIn, request: Request, state: StateDep
 ) -> JSONResponse:
@@ -80,7 +81,7 @@ async def start_conversation(
     return JSONResponse(result, status_code=201)
 
 
-@router.post("/{site_key}/offline-requests", status_code=201)
+@router.post("/{site_key}/offline-requests", status_code=201, dependencies=[visitor()])
 async def leave_message(
     site_key: str, body: OfflineRequestIn, request: Request, state: StateDep, uow: AnonymousWrite
 ) -> JSONResponse:

@@ -19,6 +19,7 @@ from confide.web.dashboard.forms import sentence, text
 from confide.web.dashboard.templating import error_page, render
 from confide.web.login_flow import LoginClient, password_login
 from confide.web.origins import server_origin
+from confide.web.permits import public
 from confide.web.security import clear_session_cookie, form_from_own_site, set_session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -53,12 +54,12 @@ async def page_operator(request: Request) -> OperatorActor:
 PageOperator = Annotated[OperatorActor, Depends(page_operator)]
 
 
-@router.get("/")
+@router.get("/", dependencies=[public()])
 async def root() -> Response:
     return RedirectResponse("/app", status_code=303)
 
 
-@router.get("/login")
+@router.get("/login", dependencies=[public()])
 async def login_page(request: Request) -> Response:
     target = safe_next(request.query_params.get("next"))
     try:
@@ -71,7 +72,7 @@ async def login_page(request: Request) -> Response:
     return render(request, "login.html", None, next=target, email="", error=None, flash=flash)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[public()])
 async def login_submit(request: Request, state: StateDep) -> Response:
     form = await request.form()
     email, password = text(form, "email").strip(), text(form, "password")
@@ -103,7 +104,7 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[public()])
 async def logout(request: Request, state: StateDep) -> Response:
     try:
         actor: OperatorActor | None = await current_operator(request)

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from confide.auth.actors import OperatorActor
+from confide.permissions.policy import allows
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(
@@ -96,6 +97,7 @@ _env.globals["http_url"] = _http_url
 _env.globals["DAY_NAMES"] = DAY_NAMES
 _env.globals["FIELD_TYPES"] = FIELD_TYPES
 _env.globals["STRATEGIES"] = STRATEGIES
+_env.globals["can"] = allows  # {% if can(me, "settings.read") %}: the one permission check templates make
 
 
 def render(

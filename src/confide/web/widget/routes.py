@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from confide.web.api.deps import StateDep
+from confide.web.permits import public
 from confide.workspaces import service as workspaces
 
 STATIC = Path(__file__).parent / "static"
@@ -29,17 +30,17 @@ def _js(name: str) -> Response:
     )
 
 
-@router.get("/widget.js")
+@router.get("/widget.js", dependencies=[public()])
 async def launcher() -> Response:
     return _js("widget.js")
 
 
-@router.get("/widget/app.js")
+@router.get("/widget/app.js", dependencies=[public()])
 async def chat_app() -> Response:
     return _js("app.js")
 
 
-@router.get("/demo", response_class=HTMLResponse)
+@router.get("/demo", response_class=HTMLResponse, dependencies=[public()])
 async def demo(request: Request, state: StateDep) -> HTMLResponse:
     """A stand-in for a business's website, with the one script tag a business adds."""
     async with state.rt.db.unit_of_work(readonly=True) as uow:

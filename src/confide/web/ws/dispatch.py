@@ -6,6 +6,12 @@ handler returns, events released after the commit), ``"read"`` (a read-only unit
 acknowledges it itself). A handler calls one service function and renders; it holds no SQL and
 no role checks (the services and ``permissions/`` decide). A ``DomainError`` becomes the
 documented error frame, with ``ref`` echoing the frame's ``client_id``.
+
+Every frame type declares what it needs, in ``FRAME_ACCESS`` (one place the tests read): a
+permission the socket's operator must hold *now* (checked on every frame against the current
+actor, which role changes refresh), ``authenticated`` (any operator) or ``visitor`` (the visitor
+socket's token). A frame the operator may not send is answered with the error frame
+``not_found`` ("you do not have permission to do this") and does nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +23,46 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 import structlog
 from pydantic import BaseModel
 
+from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
-from confide.core.errors import DomainError
+from confide.core.errors import DomainError, Forbidden
 from confide.core.runtime import Runtime
+from confide.permissions.policy import Permission, allows
 from confide.realtime.outbox import Outbox
 from confide.realtime.wire import domain_error_frame, error_frame
+from confide.web.permits import AUTHENTICATED, VISITOR, Access
 
 log = structlog.get_logger(__name__)
 Unit = Literal["read", "write"]
+
+
+def _needs(permission: Permission) -> Access:
+    return Access("permission", permission)
+
+
+# dispatcher name -> frame type -> what the frame needs.
+FRAME_ACCESS: dict[str, dict[str, Access]] = {
+    "operator": {
+        "status": _needs(Permission.CHATS_PARTICIPATE),  # going online means being offered chats
+        "accept": _needs(Permission.CHATS_PARTICIPATE),
+        "message": _needs(Permission.CHATS_PARTICIPATE),
+        "typing": _needs(Permission.CHATS_PARTICIPATE),
+        "read": _needs(Permission.CHATS_PARTICIPATE),
+        "transfer": _needs(Permission.CHATS_PARTICIPATE),
+        "close": _needs(Permission.CHATS_PARTICIPATE),
+        "history": _needs(Permission.CHATS_READ),
+        "ping": AUTHENTICATED,
+    },
+    "visitor": {
+        kind: VISITOR for kind in ("hello", "message", "typing", "read", "end", "rate", "leave_message", "ping")
+    },
+}
+DENIED = Forbidden("you do not have permission to do this")
+
+
+def frame_type(frame: type[BaseModel]) -> str:
+    """The ``type`` a frame model accepts (its literal)."""
+    return str(get_args(frame.model_fields["type"].annotation)[0])
 
 
 class Connection(Protocol):
@@ -51,6 +89,7 @@ class Dispatcher(Generic[C]):
     def __init__(self, name: str) -> None:
         self.name = name
         self._routes: dict[type[BaseModel], _Route[C]] = {}
+        self._access: dict[type[BaseModel], Access] = {}
 
     def unit(
         self, frame: type[F], unit: Unit
@@ -84,7 +123,15 @@ class Dispatcher(Generic[C]):
     def _add(self, frame: type[BaseModel], route: _Route[C]) -> None:
         if frame in self._routes:
             raise TypeError(f"{self.name}: {frame.__name__} has two handlers")
+        access = FRAME_ACCESS.get(self.name, {}).get(frame_type(frame))
+        if access is None:
+            raise TypeError(f"{self.name}: {frame.__name__} declares no access (web/ws/dispatch.py FRAME_ACCESS)")
         self._routes[frame] = route
+        self._access[frame] = access
+
+    def declared(self) -> dict[type[BaseModel], Access]:
+        """Each frame type's declared access (the tests read it)."""
+        return dict(self._access)
 
     def check_covers(self, union: Any) -> None:
         """Fail at import when a frame of the socket's union has no handler (or a handler no frame)."""
@@ -96,6 +143,12 @@ class Dispatcher(Generic[C]):
 
     async def dispatch(self, conn: C, frame: BaseModel) -> None:
         route = self._routes[type(frame)]
+        access = self._access[type(frame)]
+        if access.permission is not None:
+            actor = getattr(conn, "actor", None)  # the current actor: refreshed when their role changes
+            if not isinstance(actor, OperatorActor) or not allows(actor, access.permission):
+                conn.outbox.put(domain_error_frame(DENIED, getattr(frame, "client_id", None)))
+                return
         try:
             if route.unit is None:
                 await route.call(conn, None, frame)

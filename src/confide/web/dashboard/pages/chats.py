@@ -7,16 +7,18 @@ from fastapi.responses import Response
 
 from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
+from confide.permissions.policy import Permission as P
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.filters import CHAT_FILTERS, filtered_list, has_personal, list_redirect, query_back
 from confide.web.dashboard.templating import render
+from confide.web.permits import needs
 
 router = APIRouter(include_in_schema=False)
 PATH = "/app/chats"
 
 
-@router.get(PATH)
+@router.get(PATH, dependencies=[needs(P.CHATS_READ)])
 async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -> Response:
     if has_personal(request.query_params):  # an old link: move its personal fields out of the URL
         return list_redirect(request, actor, request.query_params, CHAT_FILTERS, PATH)
@@ -26,14 +28,14 @@ async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -
     return render(request, "chats.html", actor, nav="chats", filtered=any(context["raw"].values()), **context)
 
 
-@router.post(PATH)
+@router.post(PATH, dependencies=[needs(P.CHATS_READ)])
 async def stored_chats_search(request: Request, actor: PageOperator) -> Response:
     """The filter form: personal fields are kept server-side, the rest goes into the URL."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     return list_redirect(request, actor, form, CHAT_FILTERS, PATH)
 
 
-@router.get(PATH + "/{conversation_id}")
+@router.get(PATH + "/{conversation_id}", dependencies=[needs(P.CHATS_READ)])
 async def stored_chat(conversation_id: str, request: Request, state: StateDep, actor: PageOperator) -> Response:
     async with operator_unit(request, write=False) as unit:
         chat = await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)

@@ -9,17 +9,19 @@ from fastapi.responses import RedirectResponse, Response
 
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
+from confide.permissions.policy import Permission as P
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.filters import OFFLINE_FILTERS, filtered_list, has_personal, list_redirect, query_back
 from confide.web.dashboard.forms import text
 from confide.web.dashboard.templating import render
+from confide.web.permits import needs
 
 router = APIRouter(include_in_schema=False)
 PATH = "/app/offline"
 
 
-@router.get(PATH)
+@router.get(PATH, dependencies=[needs(P.OFFLINE_READ)])
 async def offline_requests(request: Request, actor: PageOperator, state: StateDep) -> Response:
     if has_personal(request.query_params):  # an old link: move its personal fields out of the URL
         return list_redirect(request, actor, request.query_params, OFFLINE_FILTERS, PATH)
@@ -37,13 +39,13 @@ async def offline_requests(request: Request, actor: PageOperator, state: StateDe
     return render(request, "offline.html", actor, nav="offline", flash=notice, **context)
 
 
-@router.post(PATH)
+@router.post(PATH, dependencies=[needs(P.OFFLINE_READ)])
 async def offline_requests_search(request: Request, actor: PageOperator) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     return list_redirect(request, actor, form, OFFLINE_FILTERS, PATH)
 
 
-@router.post(PATH + "/{request_id}/handled")
+@router.post(PATH + "/{request_id}/handled", dependencies=[needs(P.OFFLINE_MANAGE)])
 async def offline_set_handled(request_id: str, request: Request, state: StateDep, _: PageOperator) -> Response:
     form = await request.form()
     handled = text(form, "handled") != "0"

@@ -17,12 +17,14 @@ from starlette.datastructures import FormData
 from confide import directory
 from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError
+from confide.permissions.policy import Permission as P
 from confide.users import service as users
 from confide.users.schemas import OperatorIn, OperatorPatch
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import FormInvalid, errors, messages, rows, sentence, text
 from confide.web.dashboard.templating import DAY_NAMES, error_page, render
+from confide.web.permits import needs
 from confide.web.state import State
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import (
@@ -176,22 +178,22 @@ async def _failed(
     )
 
 
-@router.get("/app/settings")
+@router.get("/app/settings", dependencies=[needs(P.SETTINGS_READ)])
 async def settings_sites(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _settings_page(request, state, actor, "sites")
 
 
-@router.get("/app/settings/departments")
+@router.get("/app/settings/departments", dependencies=[needs(P.SETTINGS_READ)])
 async def settings_departments(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _settings_page(request, state, actor, "departments")
 
 
-@router.get("/app/settings/operators")
+@router.get("/app/settings/operators", dependencies=[needs(P.SETTINGS_READ)])
 async def settings_operators(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _settings_page(request, state, actor, "operators")
 
 
-@router.get("/app/settings/canned")
+@router.get("/app/settings/canned", dependencies=[needs(P.SETTINGS_READ)])
 async def settings_canned(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _settings_page(request, state, actor, "canned")
 
@@ -311,7 +313,7 @@ def _site_payload(shape: Mapping[str, Any]) -> dict[str, Any]:
     return payload
 
 
-@router.post("/app/settings/sites")
+@router.post("/app/settings/sites", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_site_create(request: Request, actor: PageOperator, state: StateDep) -> Response:
     shape = _site_shape_from_form(await request.form())
     try:
@@ -323,7 +325,7 @@ async def settings_site_create(request: Request, actor: PageOperator, state: Sta
     return _saved("/app/settings", "site-new", f"site-{site.id}")
 
 
-@router.post("/app/settings/sites/{site_id}")
+@router.post("/app/settings/sites/{site_id}", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_site_update(site_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     shape = _site_shape_from_form(await request.form())
     try:
@@ -345,7 +347,7 @@ def _dept_shape(form: FormData) -> dict[str, Any]:
     }
 
 
-@router.post("/app/settings/departments")
+@router.post("/app/settings/departments", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_department_create(request: Request, actor: PageOperator, state: StateDep) -> Response:
     shape = _dept_shape(await request.form())
     try:
@@ -357,7 +359,7 @@ async def settings_department_create(request: Request, actor: PageOperator, stat
     return _saved("/app/settings/departments", "dept-new", f"dept-{dept.id}")
 
 
-@router.post("/app/settings/departments/{department_id}")
+@router.post("/app/settings/departments/{department_id}", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_department_update(
     department_id: str, request: Request, actor: PageOperator, state: StateDep
 ) -> Response:
@@ -382,7 +384,7 @@ def _operator_shape(form: FormData) -> dict[str, Any]:
     }
 
 
-@router.post("/app/settings/operators")
+@router.post("/app/settings/operators", dependencies=[needs(P.USERS_MANAGE)])
 async def settings_operator_create(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     shape = _operator_shape(form)
@@ -396,7 +398,7 @@ async def settings_operator_create(request: Request, actor: PageOperator, state:
     return _saved("/app/settings/operators", "op-new", f"op-{op.id}")
 
 
-@router.post("/app/settings/operators/{operator_id}")
+@router.post("/app/settings/operators/{operator_id}", dependencies=[needs(P.USERS_MANAGE)])
 async def settings_operator_update(
     operator_id: str, request: Request, actor: PageOperator, state: StateDep
 ) -> Response:
@@ -415,7 +417,7 @@ async def settings_operator_update(
     return _saved("/app/settings/operators", "op", f"op-{operator_id}")
 
 
-@router.post("/app/settings/operators/{operator_id}/disabled")
+@router.post("/app/settings/operators/{operator_id}/disabled", dependencies=[needs(P.USERS_MANAGE)])
 async def settings_operator_disable(
     operator_id: str, request: Request, actor: PageOperator, state: StateDep
 ) -> Response:
@@ -429,7 +431,7 @@ async def settings_operator_disable(
 
 
 # -- canned replies
-@router.post("/app/settings/canned")
+@router.post("/app/settings/canned", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_canned_create(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     shape = {
@@ -447,7 +449,7 @@ async def settings_canned_create(request: Request, actor: PageOperator, state: S
     return _saved("/app/settings/canned", "canned-new")
 
 
-@router.post("/app/settings/canned/{reply_id}/delete")
+@router.post("/app/settings/canned/{reply_id}/delete", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_canned_delete(reply_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         async with operator_unit(request, write=True) as (uow, actor):

@@ -20,7 +20,7 @@ async function openTransfer() {
   }
   const deptId = chat.conv.department && chat.conv.department.id;
   const ops = operators.filter((o) => S.me && o.id !== S.me.id && !o.disabled
-    && (o.role === 'admin' || (o.department_ids || []).includes(deptId)));
+    && o.takes_chats && (o.takes_any_department || (o.department_ids || []).includes(deptId)));
   const statusLabel = { online: 'online', away: 'away', offline: 'offline' };
   const opGroup = h('optgroup', { label: 'Operators' },
     ops.length ? ops.map((o) => h('option', { value: `operator:${o.id}`, text: `${o.name} (${statusLabel[o.status] || o.status})` }))

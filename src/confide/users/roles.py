@@ -1,0 +1,233 @@
+"""Roles as data: the built-in roles (fixed in ``permissions.policy``) and each workspace's custom
+roles (a name, a scope and a set of permissions), edited in Settings -> Roles.
+
+An operator holds one role, by key (``Operator.role``): a built-in role's key or a custom role's id.
+Changing what a role grants, or which role an operator holds, ends the affected operators' sessions
+(their open consoles are closed at once) so that nobody keeps powers they lost. Nobody grants more
+than they hold (``policy.may_grant``). Every change is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from confide.audit import service as audit
+from confide.auth.actors import OperatorActor
+from confide.core import clock, crypto
+from confide.core.db import UnitOfWork
+from confide.core.errors import Conflict, Forbidden, Invalid
+from confide.core.runtime import Runtime
+from confide.permissions import policy
+from confide.permissions.access import access_role_by_id
+from confide.permissions.policy import BuiltInRole, Permission, Scope, require
+from confide.realtime import events
+from confide.users.models import Operator, OperatorSession, Role
+from confide.users.schemas import RoleIn
+
+MAX_CUSTOM_ROLES = 100  # per workspace
+
+
+@dataclass(frozen=True)
+class RoleView:
+    key: str
+    name: str
+    description: str
+    scope: str
+    permissions: tuple[str, ...]  # in catalogue order
+    built_in: bool
+    holders: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "scope": self.scope,
+            "permissions": list(self.permissions),
+            "built_in": self.built_in,
+            "holders": self.holders,
+        }
+
+
+def _ordered(permissions: frozenset[Permission]) -> tuple[str, ...]:
+    return tuple(p.value for p in Permission if p in permissions)
+
+
+def definition(row: Role) -> BuiltInRole:
+    """A custom role's row as a role definition (unknown stored values grant nothing)."""
+    try:
+        scope = Scope(row.scope)
+    except ValueError:
+        scope = Scope.OWN
+    return BuiltInRole(row.id, row.name, row.description, scope, policy.parse_permissions(row.permissions))
+
+
+async def role_definition(uow: UnitOfWork, workspace_id: str, key: str) -> BuiltInRole | None:
+    """What the role ``key`` grants in this workspace; ``None`` for a key that names no role
+    (its holder then holds no permission at all)."""
+    if policy.is_built_in(key):
+        return policy.built_in(key)
+    row = await uow.session.get(Role, key)
+    if row is None or row.workspace_id != workspace_id:
+        return None
+    return definition(row)
+
+
+async def _holder_counts(uow: UnitOfWork, workspace_id: str) -> dict[str, int]:
+    rows = await uow.session.execute(
+        select(Operator.role, func.count()).where(Operator.workspace_id == workspace_id).group_by(Operator.role)
+    )
+    counts: dict[str, int] = {}
+    for key, count in rows:
+        canonical = policy.LEGACY_ROLE_KEYS.get(key, key)
+        counts[canonical] = counts.get(canonical, 0) + int(count)
+    return counts
+
+
+async def list_roles(uow: UnitOfWork, actor: OperatorActor) -> list[RoleView]:
+    """The built-in roles, then the workspace's custom roles by name, with how many hold each."""
+    if not policy.allows_any(actor, Permission.ROLES_MANAGE, Permission.USERS_READ, Permission.SETTINGS_READ):
+        raise Forbidden("you do not have permission to do this")
+    counts = await _holder_counts(uow, actor.workspace_id)
+    views = [
+        RoleView(r.key, r.name, r.description, r.scope.value, _ordered(r.permissions), True, counts.get(r.key, 0))
+        for r in policy.BUILT_IN_ROLES.values()
+    ]
+    rows = await uow.session.scalars(select(Role).where(Role.workspace_id == actor.workspace_id).order_by(Role.name))
+    for row in rows:
+        d = definition(row)
+        views.append(
+            RoleView(d.key, d.name, d.description, d.scope.value, _ordered(d.permissions), False, counts.get(d.key, 0))
+        )
+    return views
+
+
+def _checked(actor: OperatorActor, data: RoleIn) -> tuple[frozenset[Permission], Scope]:
+    known = {p.value for p in Permission}
+    unknown = sorted({p for p in data.permissions if p not in known})
+    if unknown:
+        raise Invalid(f"unknown permission: {unknown[0][:60]}")
+    permissions = frozenset(Permission(p) for p in data.permissions)
+    scope = Scope(data.scope)
+    if not policy.may_grant(actor, permissions, scope):
+        raise Forbidden("you cannot grant a permission or a scope that you do not hold yourself")
+    return permissions, scope
+
+
+async def _name_free(uow: UnitOfWork, workspace_id: str, name: str, *, except_id: str | None = None) -> None:
+    taken = {r.name.casefold() for r in policy.BUILT_IN_ROLES.values()}
+    if name.casefold() in taken:
+        raise Conflict("a built-in role has this name")
+    stmt = select(Role.id).where(Role.workspace_id == workspace_id, func.lower(Role.name) == name.lower())
+    if except_id is not None:
+        stmt = stmt.where(Role.id != except_id)
+    if await uow.session.scalar(stmt) is not None:
+        raise Conflict("a role with this name exists already")
+
+
+async def create_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: RoleIn) -> Role:
+    require(actor, Permission.ROLES_MANAGE)
+    permissions, scope = _checked(actor, data)
+    await _name_free(uow, actor.workspace_id, data.name)
+    count = await uow.session.scalar(
+        select(func.count()).select_from(Role).where(Role.workspace_id == actor.workspace_id)
+    )
+    if int(count or 0) >= MAX_CUSTOM_ROLES:
+        raise Conflict(f"a workspace has at most {MAX_CUSTOM_ROLES} custom roles")
+    now = clock.now()
+    row = Role(
+        id=crypto.new_id(),
+        workspace_id=actor.workspace_id,
+        name=data.name,
+        description=data.description,
+        scope=scope.value,
+        permissions=list(_ordered(permissions)),
+        created_at=now,
+        updated_at=now,
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    await audit.record(
+        rt,
+        uow,
+        "role.create",
+        actor=actor,
+        target_type="role",
+        target_id=row.id,
+        detail={"scope": scope.value, "permissions": len(permissions)},
+    )
+    return row
+
+
+async def update_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_id: str, data: RoleIn) -> Role:
+    require(actor, Permission.ROLES_MANAGE)
+    row = await access_role_by_id(uow.session, actor, role_id, for_update=True)
+    if not policy.may_grant(actor, definition(row).permissions, definition(row).scope):
+        raise Forbidden("you cannot change a role that grants more than you hold")
+    permissions, scope = _checked(actor, data)
+    await _name_free(uow, actor.workspace_id, data.name, except_id=row.id)
+    before = definition(row)
+    after = BuiltInRole(row.id, data.name, data.description, scope, permissions)
+    changed = before.permissions != after.permissions or before.scope != after.scope
+    if changed and policy.holds(actor, row.id) and not policy.grants(after, Permission.ROLES_MANAGE):
+        raise Invalid("you cannot take the roles permission away from your own role")
+    row.name, row.description = data.name, data.description
+    row.scope, row.permissions = scope.value, list(_ordered(permissions))
+    row.updated_at = clock.now()
+    await uow.session.flush()
+    ended = await end_sessions_of_role(rt, uow, actor, row.id) if changed else 0
+    await audit.record(
+        rt,
+        uow,
+        "role.update",
+        actor=actor,
+        target_type="role",
+        target_id=row.id,
+        detail={"scope": scope.value, "permissions": len(permissions), "grants_changed": changed, "holders": ended},
+    )
+    return row
+
+
+async def delete_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_id: str) -> None:
+    require(actor, Permission.ROLES_MANAGE)
+    row = await access_role_by_id(uow.session, actor, role_id, for_update=True)
+    held = await uow.session.scalar(select(func.count()).select_from(Operator).where(Operator.role == row.id))
+    if int(held or 0):
+        raise Conflict("operators hold this role: give them another role first")
+    await uow.session.delete(row)
+    await uow.session.flush()
+    await audit.record(rt, uow, "role.delete", actor=actor, target_type="role", target_id=role_id)
+
+
+async def end_sessions_of_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_key: str) -> int:
+    """What a role grants changed: every holder's sessions end (the editor keeps the session they
+    are using), and their open consoles are closed. Returns the number of holders."""
+    holders = list(
+        await uow.session.scalars(
+            select(Operator.id).where(Operator.workspace_id == actor.workspace_id, Operator.role == role_key)
+        )
+    )
+    for operator_id in holders:
+        await end_sessions(rt, uow, operator_id, keep=actor.session_id if operator_id == actor.operator_id else None)
+    return len(holders)
+
+
+async def end_sessions(rt: Runtime, uow: UnitOfWork, operator_id: str, *, keep: str | None = None) -> None:
+    """End an operator's sessions (but ``keep``), and close their sockets through the broker."""
+    if keep is None:
+        from confide.users import service  # the one revocation of every session (service imports this module)
+
+        await service.revoke_sessions(uow, operator_id)
+        events.publish(rt, uow, events.Revoke(operator_id))
+        return
+    stmt = update(OperatorSession).where(
+        OperatorSession.operator_id == operator_id, OperatorSession.revoked_at.is_(None)
+    )
+    if keep is not None:
+        stmt = stmt.where(OperatorSession.id != keep)
+    await uow.session.execute(stmt.values(revoked_at=clock.now()))
+    # Their other consoles close (they read their session again and find it revoked); this one reloads.
+    events.publish(rt, uow, events.Refresh(operator_id))

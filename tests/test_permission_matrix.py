@@ -1,0 +1,510 @@
+"""Every built-in role against every route and every operator socket frame, generated from the
+route table and the frame union: allowed -> it works (2xx/3xx, or the frame's normal answer);
+denied -> the documented refusal (403 for a route, the ``not_found`` permission error frame for a
+frame) and the database is exactly as before. On SQLite and PostgreSQL (fixture ``db_kind``)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+import confide.models  # noqa: F401 - every table in Base.metadata
+from confide.core.db import Base
+from confide.core.runtime import Runtime
+from confide.permissions.policy import BUILT_IN_ROLES, BuiltInRole
+from confide.users import roles as user_roles
+from confide.users.schemas import RoleIn
+from confide.web.permits import Access, access_of, iter_routes
+from confide.web.ws.dispatch import frame_type
+from confide.web.ws.operator import operator as operator_dispatcher
+from confide.workspaces import service as workspaces
+from confide.workspaces.schemas import CannedReplyIn
+from tests import factories, wsclient
+from tests.conftest import Live, World
+from tests.helpers_api import SELF, actor, leave_message, login, set_status, start_chat
+
+DENIED_JSON = {"detail": "you do not have permission to do this", "code": "forbidden"}
+DENIED_FRAME_MESSAGE = "you do not have permission to do this"
+# Rows that change on their own or record the attempt rather than the action.
+NOT_STATE = {"presence", "audit_events", "audit_head"}
+SKIP = ("/docs", "/redoc", "/openapi.json")  # FastAPI's own documentation pages
+_n = itertools.count()
+
+
+def email_of(role: BuiltInRole) -> str:
+    return f"{role.key.replace('_', '-')}@shop.example"
+
+
+@dataclass
+class Ctx:
+    rt: Runtime
+    world: World
+    queued_chat: str  # waiting in the world's department: every chatting role reaches it
+    request_id: str  # an offline request of the world's department
+    role: BuiltInRole
+    made: dict[str, str] = field(default_factory=dict)
+
+    async def admin(self) -> Any:
+        return await actor(self.rt, self.world.admin_id)
+
+    async def fresh_canned(self) -> str:
+        async with self.rt.db.unit_of_work() as uow:
+            reply = await workspaces.create_canned_reply(
+                uow, await self.admin(), CannedReplyIn(shortcut=f"c{next(_n)}", title="T", text="Text")
+            )
+            return reply.id
+
+    async def fresh_operator(self) -> str:
+        async with self.rt.db.unit_of_work() as uow:
+            op = await factories.operator(
+                self.rt,
+                uow,
+                workspace_id=self.world.workspace_id,
+                email=f"target{next(_n)}@shop.example",
+                name="Target",
+                department_ids=[self.world.department_id],
+            )
+            return op.id
+
+    async def fresh_role(self) -> str:
+        async with self.rt.db.unit_of_work() as uow:
+            row = await user_roles.create_role(
+                self.rt,
+                uow,
+                await self.admin(),
+                RoleIn(name=f"Role {next(_n)}", scope="own", permissions=["chats.read"]),
+            )
+            return row.id
+
+
+Sample = Callable[[Ctx], Awaitable[dict[str, Any]]]
+
+
+def _site_form() -> dict[str, str]:
+    return {
+        "name": f"Site {next(_n)}",
+        "origins": "https://shop.example",
+        "privacy_policy_url": "",
+        "greeting": "",
+        "color": "#2563eb",
+        "timezone": "UTC",
+        "always_open": "1",
+    }
+
+
+# (method, path) -> the request to make: {"url", "json" | "data"}. A route without a sample fails the
+# test: add one when you add a route.
+SAMPLES: dict[tuple[str, str], Sample] = {}
+
+
+def sample(method: str, path: str) -> Callable[[Sample], Sample]:
+    def register(fn: Sample) -> Sample:
+        SAMPLES[(method, path)] = fn
+        return fn
+
+    return register
+
+
+def plain(method: str, path: str, **kwargs: Any) -> None:
+    async def fn(ctx: Ctx) -> dict[str, Any]:
+        return {"url": path, **kwargs}
+
+    SAMPLES[(method, path)] = fn
+
+
+for _path in (
+    "/healthz",
+    "/api/v1/auth/me",
+    "/api/v1/sites",
+    "/api/v1/departments",
+    "/api/v1/operators",
+    "/api/v1/canned-replies",
+    "/api/v1/conversations",
+    "/api/v1/offline-requests",
+    "/widget.js",
+    "/widget/app.js",
+    "/demo",
+    "/",
+    "/login",
+    "/app",
+    "/app/chats",
+    "/app/offline",
+    "/app/settings",
+    "/app/settings/departments",
+    "/app/settings/operators",
+    "/app/settings/canned",
+    "/app/settings/roles",
+):
+    plain("GET", _path)
+plain("POST", "/api/v1/auth/logout")
+plain("POST", "/logout", data={})
+plain("POST", "/app/chats", data={"status": "closed"})
+plain("POST", "/app/offline", data={"state": "all"})
+
+
+@sample("POST", "/api/v1/auth/login")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/auth/login", "json": {"email": email_of(ctx.role), "password": factories.PASSWORD}}
+
+
+@sample("POST", "/login")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/login", "data": {"email": email_of(ctx.role), "password": factories.PASSWORD, "next": "/app"}}
+
+
+@sample("POST", "/api/v1/sites")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/sites", "json": {"name": f"Site {next(_n)}"}}
+
+
+@sample("PATCH", "/api/v1/sites/{site_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/sites/{ctx.world.site_id}", "json": {"greeting": f"Hello {next(_n)}"}}
+
+
+@sample("POST", "/api/v1/departments")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/departments", "json": {"site_id": ctx.world.site_id, "name": f"Dept {next(_n)}"}}
+
+
+@sample("PATCH", "/api/v1/departments/{department_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/departments/{ctx.world.department_id}", "json": {"offer_timeout_s": 20 + next(_n)}}
+
+
+@sample("POST", "/api/v1/operators")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": "/api/v1/operators",
+        "json": {
+            "email": f"new{next(_n)}@shop.example",
+            "name": "New",
+            "password": factories.PASSWORD,
+            "role": "operator",
+        },
+    }
+
+
+@sample("PATCH", "/api/v1/operators/{operator_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/operators/{await ctx.fresh_operator()}", "json": {"max_chats": 7}}
+
+
+@sample("POST", "/api/v1/canned-replies")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/canned-replies", "json": {"shortcut": f"n{next(_n)}", "title": "T", "text": "Text"}}
+
+
+@sample("DELETE", "/api/v1/canned-replies/{reply_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/canned-replies/{await ctx.fresh_canned()}"}
+
+
+@sample("GET", "/api/v1/conversations/{conversation_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/conversations/{ctx.queued_chat}"}
+
+
+@sample("GET", "/app/chats/{conversation_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/chats/{ctx.queued_chat}"}
+
+
+@sample("POST", "/api/v1/offline-requests/{request_id}/handled")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/offline-requests/{ctx.request_id}/handled", "json": {"handled": True}}
+
+
+@sample("POST", "/app/offline/{request_id}/handled")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/offline/{ctx.request_id}/handled", "data": {"handled": "0"}}
+
+
+def _widget(path: str, method: str, **kwargs: Any) -> None:
+    async def fn(ctx: Ctx) -> dict[str, Any]:
+        url = "/api/v1/widget/" + ctx.world.site_key + path
+        return {"url": url, "headers": {"Origin": ctx.world.origin}, **kwargs}
+
+    SAMPLES[(method, "/api/v1/widget/{site_key}" + (path if path != "/config" else "/config"))] = fn
+
+
+_widget("/config", "GET")
+_widget("/conversations", "POST", json={"fields": {"name": "Ana", "email": "ana@example.com"}, "consents": {}})
+_widget(
+    "/offline-requests",
+    "POST",
+    json={"fields": {"name": "Ana", "email": "ana@example.com"}, "consents": {}, "message": "Call me"},
+)
+
+
+@sample("OPTIONS", "/api/v1/widget/{site_key}/{rest:path}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": f"/api/v1/widget/{ctx.world.site_key}/conversations",
+        "headers": {"Origin": ctx.world.origin, "Access-Control-Request-Method": "POST"},
+    }
+
+
+@sample("POST", "/app/settings/sites")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/settings/sites", "data": _site_form()}
+
+
+@sample("POST", "/app/settings/sites/{site_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/sites/{ctx.world.site_id}", "data": {**_site_form(), "name": "Shop"}}
+
+
+@sample("POST", "/app/settings/departments")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": "/app/settings/departments",
+        "data": {
+            "site_id": ctx.world.site_id,
+            "name": f"Dept {next(_n)}",
+            "strategy": "round_robin",
+            "offer_timeout_s": "30",
+        },
+    }
+
+
+@sample("POST", "/app/settings/departments/{department_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": f"/app/settings/departments/{ctx.world.department_id}",
+        "data": {"name": "Support", "strategy": "round_robin", "offer_timeout_s": str(20 + next(_n))},
+    }
+
+
+@sample("POST", "/app/settings/operators")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": "/app/settings/operators",
+        "data": {
+            "email": f"form{next(_n)}@shop.example",
+            "name": "Form",
+            "role": "operator",
+            "max_chats": "5",
+            "password": factories.PASSWORD,
+        },
+    }
+
+
+@sample("POST", "/app/settings/operators/{operator_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": f"/app/settings/operators/{await ctx.fresh_operator()}",
+        "data": {"name": "Renamed", "role": "supervisor", "max_chats": "4", "department_ids": ctx.world.department_id},
+    }
+
+
+@sample("POST", "/app/settings/operators/{operator_id}/disabled")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/operators/{await ctx.fresh_operator()}/disabled", "data": {"disabled": "1"}}
+
+
+@sample("POST", "/app/settings/canned")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/settings/canned", "data": {"shortcut": f"f{next(_n)}", "title": "T", "text": "Text"}}
+
+
+@sample("POST", "/app/settings/canned/{reply_id}/delete")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/canned/{await ctx.fresh_canned()}/delete", "data": {}}
+
+
+@sample("POST", "/app/settings/roles")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": "/app/settings/roles",
+        "data": {"name": f"Made {next(_n)}", "scope": "own", "permissions": ["chats.read"]},
+    }
+
+
+@sample("POST", "/app/settings/roles/{role_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": f"/app/settings/roles/{await ctx.fresh_role()}",
+        "data": {"name": f"Edited {next(_n)}", "scope": "own", "permissions": ["chats.read", "offline.read"]},
+    }
+
+
+@sample("POST", "/app/settings/roles/{role_id}/delete")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/roles/{await ctx.fresh_role()}/delete", "data": {}}
+
+
+# ---------------------------------------------------------------- the matrix
+async def snapshot(rt: Runtime) -> dict[str, list[str]]:
+    """Every row of every table that holds state (sorted), to prove a denial changed nothing."""
+    out: dict[str, list[str]] = {}
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        for name in sorted(Base.metadata.tables):
+            if name in NOT_STATE:
+                continue
+            rows = (await uow.session.execute(text(f'SELECT * FROM "{name}"'))).all()  # noqa: S608 - names from the metadata
+            out[name] = sorted(repr(tuple(row)) for row in rows)
+    return out
+
+
+def allowed(access: Access, role: BuiltInRole) -> bool:
+    return access.permission is None or access.permission in role.permissions
+
+
+def http_routes(app: Any) -> list[tuple[str, str, Access]]:
+    out = []
+    for route in iter_routes(app.routes):
+        methods = getattr(route, "methods", None)
+        access = access_of(route)
+        if not methods or route.path.startswith(SKIP) or access is None:
+            continue
+        for method in sorted(methods - {"HEAD"}):
+            out.append((method, route.path, access))
+    return out
+
+
+async def role_scene(rt: Runtime, client: httpx.AsyncClient, world: World) -> tuple[str, str]:
+    async with rt.db.unit_of_work() as uow:
+        for role in BUILT_IN_ROLES.values():
+            await factories.operator(
+                rt,
+                uow,
+                workspace_id=world.workspace_id,
+                email=email_of(role),
+                name=role.name,
+                role=role.key,
+                department_ids=[world.department_id],
+            )
+    await set_status(rt, world.operator_id)  # Mia online: chats may start (offered to her, still queued)
+    chat = await start_chat(client, world, department_id=world.department_id)
+    request = await leave_message(client, world, department_id=world.department_id)
+    return chat["conversation_id"], request["id"]
+
+
+async def _client(app: Any, role: BuiltInRole) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    response = await login(http, email_of(role))
+    assert response.status_code == 200, response.text
+    return http
+
+
+def test_every_route_has_a_sample(app: Any) -> None:
+    missing = [(m, p) for m, p, _ in http_routes(app) if (m, p) not in SAMPLES]
+    assert missing == [], "add a sample request to tests/test_permission_matrix.py for each of these"
+
+
+@pytest.mark.parametrize("role_key", list(BUILT_IN_ROLES))
+async def test_role_against_every_route(
+    app: Any, rt: Runtime, client: httpx.AsyncClient, world: World, role_key: str
+) -> None:
+    role = BUILT_IN_ROLES[role_key]
+    queued_chat, request_id = await role_scene(rt, client, world)
+    http = await _client(app, role)
+    results: dict[str, int] = {}
+    try:
+        for method, path, access in http_routes(app):
+            ctx = Ctx(rt, world, queued_chat, request_id, role)
+            spec = await SAMPLES[(method, path)](ctx)
+            before = await snapshot(rt)
+            headers = {**SELF, **spec.get("headers", {})}
+            response = await http.request(
+                method,
+                spec["url"],
+                json=spec.get("json"),
+                data=spec.get("data"),
+                headers=headers,
+                follow_redirects=False,
+            )
+            label = f"{role.key} {method} {path}"
+            results[f"{method} {path}"] = response.status_code
+            if allowed(access, role):
+                assert 200 <= response.status_code < 400, (label, response.status_code, response.text[:300])
+            else:
+                assert response.status_code == 403, (label, response.status_code, response.text[:300])
+                if path.startswith("/api/"):
+                    assert response.json() == DENIED_JSON, label
+                assert await snapshot(rt) == before, f"{label}: a denied request changed the database"
+            if path.endswith("/logout"):  # log in again for the routes that follow
+                assert (await login(http, email_of(role))).status_code == 200
+    finally:
+        await http.aclose()
+    denied = sorted(k for k, v in results.items() if v == 403)
+    # The matrix is not vacuous: the administrator is refused nothing, everyone else something.
+    assert (denied == []) == (role.key == "administrator"), denied
+
+
+# ---------------------------------------------------------------- socket frames
+FRAME_SAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
+    "status": lambda chat: {"type": "status", "status": "away"},
+    "accept": lambda chat: {"type": "accept", "conversation_id": chat},
+    "message": lambda chat: {"type": "message", "conversation_id": chat, "client_id": "m-1", "text": "Hello"},
+    "typing": lambda chat: {"type": "typing", "conversation_id": chat, "on": True},
+    "read": lambda chat: {"type": "read", "conversation_id": chat, "seq": 1},
+    "transfer": lambda chat: {"type": "transfer", "conversation_id": chat, "department_id": "no-such-department"},
+    "close": lambda chat: {"type": "close", "conversation_id": chat},
+    "history": lambda chat: {"type": "history", "conversation_id": chat, "after_seq": 0},
+    "ping": lambda chat: {"type": "ping"},
+}
+
+
+def test_every_frame_has_a_sample() -> None:
+    assert {frame_type(f) for f in operator_dispatcher.declared()} == set(FRAME_SAMPLES)
+
+
+def _works(kind: str, answers: list[dict[str, Any]]) -> bool:
+    """The usual answer of an allowed frame (sent in this order: the chat is accepted first)."""
+    types = [f.get("type") for f in answers]
+    errors = [f for f in answers if f.get("type") == "error"]
+    if kind == "status":
+        return {"type": "status", "status": "away"} in answers
+    if kind == "accept":
+        return any(f.get("type") == "chat" and f["conversation"]["status"] == "active" for f in answers)
+    if kind == "transfer":  # to a department that does not exist: the loader's usual answer
+        return [(e["code"], e["message"]) for e in errors] == [("not_found", "department not found")]
+    if kind == "close":
+        return any(f.get("type") == "chat" and f["conversation"]["status"] == "closed" for f in answers)
+    if kind == "history":
+        return "history" in types
+    return errors == []  # message (its ack follows the commit), typing, read, ping
+
+
+@pytest.mark.parametrize("role_key", list(BUILT_IN_ROLES))
+async def test_role_against_every_operator_frame(live: Live, rt: Runtime, world: World, role_key: str) -> None:
+    """Allowed: the frame gets its usual answer; denied: the permission error frame, and nothing
+    changed in the database."""
+    role = BUILT_IN_ROLES[role_key]
+    async with wsclient.http(live=live) as client:
+        queued_chat, _ = await role_scene(rt, client, world)
+    ws, _, _ = await wsclient.operator_connect(live=live, email=email_of(role))
+    declared = operator_dispatcher.declared()
+    denied = []
+    try:
+        for frame, access in declared.items():
+            kind = frame_type(frame)
+            body = FRAME_SAMPLES[kind](queued_chat)
+            before = await snapshot(rt)
+            if kind != "ping":  # the barrier below is itself a ping
+                await wsclient.send(ws=ws, frame=body)
+            answers = await wsclient.frames_until_pong(ws=ws)
+            label = f"{role.key} {kind}"
+            if allowed(access, role):
+                assert _works(kind, answers), (label, answers)
+                if kind == "message":
+                    await wsclient.recv_until(ws=ws, type="ack", where=wsclient.has(client_id="m-1"))
+            else:
+                denied.append(kind)
+                expected = {"type": "error", "code": "not_found", "message": DENIED_FRAME_MESSAGE}
+                if "client_id" in body:
+                    expected["ref"] = body["client_id"]
+                assert [f for f in answers if f.get("type") == "error"] == [expected], (label, answers)
+                assert await snapshot(rt) == before, f"{label}: a denied frame changed the database"
+    finally:
+        await wsclient.close_all()
+    chatting = any(p.value == "chats.participate" for p in role.permissions)
+    assert (denied == []) == chatting, denied
