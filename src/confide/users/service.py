@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
@@ -59,7 +60,10 @@ async def admin_create_operator(
     require_admin(actor)
     for dept_id in data.department_ids:
         await access_department_by_id(uow.session, actor, dept_id)
-    return await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data, password_hash=password_hash)
+    op = await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data, password_hash=password_hash)
+    await audit.record(rt, uow, "users.created", actor=actor, target_type="operator", target_id=op.id,
+                       detail={"role": op.role, "departments": len(set(data.department_ids))})
+    return op
 
 
 async def update_operator(
@@ -75,6 +79,7 @@ async def update_operator(
     require_admin(actor)
     op = await access_operator_by_id(uow.session, actor, operator_id)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True)
+    was_disabled = op.disabled
     if op.id == actor.operator_id and (changes.get("disabled") or changes.get("role") == "operator"):
         raise Invalid("you cannot disable yourself or take away your own administrator role")
     if "department_ids" in changes:
@@ -94,6 +99,14 @@ async def update_operator(
         # Role or departments may have changed: open sockets reload who this operator is, at once.
         rt.publish(uow, operator_topic(op.id), {"type": "refresh"})
     await uow.session.flush()
+    action = {(False, True): "users.disabled", (True, False): "users.enabled"}.get((was_disabled, op.disabled))
+    fields = {key: True for key in patch.model_dump(exclude_unset=True, exclude_none=True) if key != "disabled"}
+    if fields or action is None:  # which fields, never their values (a role is a code: kept)
+        await audit.record(rt, uow, "users.updated", actor=actor, target_type="operator", target_id=op.id,
+                           detail=fields | ({"role_now": op.role} if "role" in fields else {}))
+    if action is not None:
+        await audit.record(rt, uow, action, actor=actor, target_type="operator", target_id=op.id,
+                           detail={"sessions_ended": op.disabled})
     return op
 
 
