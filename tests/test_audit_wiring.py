@@ -26,9 +26,12 @@ async def _rows(rt: Runtime, since: int = 0) -> list[Row]:
     import json
 
     async with rt.db.unit_of_work(readonly=True) as uow:
-        rows = (await uow.session.scalars(select(AuditEvent).where(AuditEvent.seq > since).order_by(AuditEvent.seq))).all()
-    return [(r.action, r.actor_type, r.actor_id, r.target_type, r.target_id, r.outcome, json.loads(r.detail))
-            for r in rows]
+        rows = (
+            await uow.session.scalars(select(AuditEvent).where(AuditEvent.seq > since).order_by(AuditEvent.seq))
+        ).all()
+    return [
+        (r.action, r.actor_type, r.actor_id, r.target_type, r.target_id, r.outcome, json.loads(r.detail)) for r in rows
+    ]
 
 
 async def _last_seq(rt: Runtime) -> int:
@@ -54,24 +57,48 @@ async def test_settings_changes_are_recorded_with_field_names_only(
     assert (await login(client, world.admin_email)).status_code == 200
     start = await _last_seq(rt)
     site = (await client.post("/api/v1/sites", headers=SELF, json={"name": CANARY_NAME})).json()
-    assert (await client.patch(f"/api/v1/sites/{site['id']}", headers=SELF,
-                               json={"greeting": CANARY_TEXT, "allowed_origins": ["https://canary.example"]})
-            ).status_code == 200
-    dept = (await client.post("/api/v1/departments", headers=SELF, json={"site_id": site["id"], "name": CANARY_NAME})
-            ).json()
-    assert (await client.patch(f"/api/v1/departments/{dept['id']}", headers=SELF, json={"offer_timeout_s": 60})
-            ).status_code == 200
-    reply = (await client.post("/api/v1/canned-replies", headers=SELF,
-                               json={"shortcut": "hi", "title": CANARY_NAME, "text": CANARY_TEXT})).json()
+    assert (
+        await client.patch(
+            f"/api/v1/sites/{site['id']}",
+            headers=SELF,
+            json={"greeting": CANARY_TEXT, "allowed_origins": ["https://canary.example"]},
+        )
+    ).status_code == 200
+    dept = (
+        await client.post("/api/v1/departments", headers=SELF, json={"site_id": site["id"], "name": CANARY_NAME})
+    ).json()
+    assert (
+        await client.patch(f"/api/v1/departments/{dept['id']}", headers=SELF, json={"offer_timeout_s": 60})
+    ).status_code == 200
+    reply = (
+        await client.post(
+            "/api/v1/canned-replies", headers=SELF, json={"shortcut": "hi", "title": CANARY_NAME, "text": CANARY_TEXT}
+        )
+    ).json()
     assert (await client.delete(f"/api/v1/canned-replies/{reply['id']}", headers=SELF)).status_code == 204
     admin = world.admin_id
     assert await _rows(rt, start) == [
         ("settings.site_created", "operator", admin, "site", site["id"], "ok", {}),
-        ("settings.site_updated", "operator", admin, "site", site["id"], "ok",
-         {"allowed_origins": True, "greeting": True}),
+        (
+            "settings.site_updated",
+            "operator",
+            admin,
+            "site",
+            site["id"],
+            "ok",
+            {"allowed_origins": True, "greeting": True},
+        ),
         ("settings.department_created", "operator", admin, "department", dept["id"], "ok", {"site_id": site["id"]}),
         ("settings.department_updated", "operator", admin, "department", dept["id"], "ok", {"offer_timeout_s": True}),
-        ("settings.canned_reply_created", "operator", admin, "canned_reply", reply["id"], "ok", {"department_id": None}),
+        (
+            "settings.canned_reply_created",
+            "operator",
+            admin,
+            "canned_reply",
+            reply["id"],
+            "ok",
+            {"department_id": None},
+        ),
         ("settings.canned_reply_deleted", "operator", admin, "canned_reply", reply["id"], "ok", {}),
     ]
     await _no_canary(rt)
@@ -80,13 +107,25 @@ async def test_settings_changes_are_recorded_with_field_names_only(
 async def test_operator_account_changes_are_recorded(rt: Runtime, client: httpx.AsyncClient, world: World) -> None:
     assert (await login(client, world.admin_email)).status_code == 200
     start = await _last_seq(rt)
-    created = await client.post("/api/v1/operators", headers=SELF, json={
-        "email": CANARY_EMAIL, "name": CANARY_NAME, "password": "a canary password 1", "role": "operator",
-        "department_ids": [world.department_id]})
+    created = await client.post(
+        "/api/v1/operators",
+        headers=SELF,
+        json={
+            "email": CANARY_EMAIL,
+            "name": CANARY_NAME,
+            "password": "a canary password 1",
+            "role": "operator",
+            "department_ids": [world.department_id],
+        },
+    )
     assert created.status_code == 201, created.text
     new = created.json()["id"]
-    for patch in ({"name": "Zebulon Other", "role": "admin"}, {"disabled": True}, {"disabled": False},
-                  {"password": "another canary pw 2"}):
+    for patch in (
+        {"name": "Zebulon Other", "role": "admin"},
+        {"disabled": True},
+        {"disabled": False},
+        {"password": "another canary pw 2"},
+    ):
         assert (await client.patch(f"/api/v1/operators/{new}", headers=SELF, json=patch)).status_code == 200
     admin = world.admin_id
     assert await _rows(rt, start) == [
@@ -147,15 +186,23 @@ async def test_denials_are_recorded_by_route(rt: Runtime, client: httpx.AsyncCli
 async def test_the_console_opening_a_conversation_is_recorded(rt: Runtime, world: World, live: Live) -> None:
     chat = await wc.active_chat(live=live, world=world, name=CANARY_NAME)
     start = await _last_seq(rt)
-    await wc.send(ws=chat.operator, frame={"type": "history", "conversation_id": chat.chat.conversation_id,
-                                           "after_seq": 0})
+    await wc.send(
+        ws=chat.operator, frame={"type": "history", "conversation_id": chat.chat.conversation_id, "after_seq": 0}
+    )
     history = await wc.recv_until(ws=chat.operator, type="history")
     assert history["conversation_id"] == chat.chat.conversation_id
     # Someone else's (or no) conversation: the error frame, and no row.
     await wc.send(ws=chat.operator, frame={"type": "history", "conversation_id": "z" * 22, "after_seq": 0})
     await wc.recv_until(ws=chat.operator, type="error")
     assert await _rows(rt, start) == [
-        ("chats.viewed", "operator", world.operator_id, "conversation", chat.chat.conversation_id, "ok",
-         {"via": "console", "after_seq": 0}),
+        (
+            "chats.viewed",
+            "operator",
+            world.operator_id,
+            "conversation",
+            chat.chat.conversation_id,
+            "ok",
+            {"via": "console", "after_seq": 0},
+        ),
     ]
     await _no_canary(rt)

@@ -46,11 +46,20 @@ async def test_verify_names_a_removed_row(rt: Runtime, settings: Settings) -> No
 
 async def test_create_admin_and_reset_password_are_audited(rt: Runtime, settings: Settings, world: World) -> None:
     before = len(await _rows(rt))
-    result = await run_cli(settings, "create-admin", "--email", "root@shop.example", "--name", "Canary Root",
-                           CONFIDE_ADMIN_PASSWORD="a long enough password 1")
+    result = await run_cli(
+        settings,
+        "create-admin",
+        "--email",
+        "root@shop.example",
+        "--name",
+        "Canary Root",
+        CONFIDE_ADMIN_PASSWORD="a long enough password 1",
+    )
     assert result.exit_code == 0, result.output
     new_id = result.output.strip().rsplit(" ", 1)[-1]
-    result = await run_cli(settings, "reset-password", world.operator_email, CONFIDE_ADMIN_PASSWORD="another password 22")
+    result = await run_cli(
+        settings, "reset-password", world.operator_email, CONFIDE_ADMIN_PASSWORD="another password 22"
+    )
     assert result.exit_code == 0, result.output
     assert (await _rows(rt))[before:] == [
         ("users.created", "system", None, "operator", new_id, "ok"),

@@ -26,7 +26,15 @@ async def record_denial(request: Request, exc: Exception) -> None:
     name = getattr(route, "name", None) or "unknown"
     try:
         async with state.rt.db.unit_of_work() as uow:
-            await audit.record(state.rt, uow, "access.denied", actor=actor, outcome="denied",
-                               target_type="route", target_id=name[:64], detail={"method": request.method})
+            await audit.record(
+                state.rt,
+                uow,
+                "access.denied",
+                actor=actor,
+                outcome="denied",
+                target_type="route",
+                target_id=name[:64],
+                detail={"method": request.method},
+            )
     except Exception:  # the refusal is still answered; the failure to record it is logged
         log.exception("access_denied_not_recorded", operator_id=actor.operator_id)
