@@ -133,7 +133,8 @@ async def record(
     pending.append(entry)
 
 
-def canonical(row: AuditEvent | _Pending, seq: int) -> str:
+def canonical(row: Any, seq: int) -> str:
+    """The text a row's link covers (``row``: an AuditEvent, a pending entry or a plain row)."""
     at = row.at.astimezone(UTC).isoformat(timespec="microseconds")
     fields: list[Any] = [
         seq,
@@ -254,9 +255,13 @@ async def verify(rt: Runtime, uow: UnitOfWork, *, batch: int = 2000) -> Verifica
     expected_seq: int | None = None
     last_seq = 0
     while True:
+        # Plain rows, not ORM objects: the walk costs a fraction of the time per row.
         rows = (
-            await uow.session.scalars(
-                select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch)
+            await uow.session.execute(
+                select(*AuditEvent.__table__.columns)
+                .where(AuditEvent.seq > last_seq)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
             )
         ).all()
         if not rows:
@@ -275,7 +280,6 @@ async def verify(rt: Runtime, uow: UnitOfWork, *, batch: int = 2000) -> Verifica
                 return Verification(False, checked, row.seq, "the link to the previous row does not match")
             prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
             checked += 1
-        uow.session.expunge_all()
     head = await uow.session.get(AuditHead, 1)
     if head is not None and (head.seq != last_seq or (checked and head.hash != prev)):
         return Verification(False, checked, last_seq + 1, "rows are missing at the end of the chain")
