@@ -179,3 +179,18 @@ async def test_the_scheduler_prunes_one_bounded_batch_per_tick(rt: Runtime, monk
         seqs = list((await uow.session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq))).all())
     assert seqs[0] == 6  # the checkpoints themselves are young
     assert (await _verify(rt)).ok
+
+
+async def test_verify_walks_one_snapshot_while_rows_are_added_and_pruned(rt: Runtime) -> None:
+    rt.settings.audit_retention_days = 1
+    clock.freeze(clock.now())
+    await _record(rt, 4)
+    clock.advance(timedelta(days=2))
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        first = await audit.verify(rt, uow)
+        await _record(rt, 3)  # committed meanwhile by others
+        assert await _prune(rt) == 4
+        again = await audit.verify(rt, uow)  # same transaction: the same snapshot
+    assert (first.ok, first.checked) == (True, 4)
+    assert (again.ok, again.checked, again.first_seq) == (True, 4, 1)
+    assert (await _verify(rt)).checked == 4  # 5-7 and the checkpoint (8)

@@ -245,7 +245,13 @@ async def verify(rt: Runtime, uow: UnitOfWork, *, batch: int = 2000) -> Verifica
     ``audit.pruned`` row says the chain starts from (seq 1 after the genesis link when nothing was
     pruned), every link must follow from the previous one and from its row's content, sequence
     numbers must have no gap, and the last link must be the head's. Names the first row that
-    breaks it. Reads in batches of ``batch`` rows (memory stays flat)."""
+    breaks it. Reads in batches of ``batch`` rows (memory stays flat), all from one snapshot:
+    on PostgreSQL the unit's transaction is made REPEATABLE READ when verify opens it (SQLite's
+    read transaction is a snapshot already), so rows committed or pruned meanwhile are not seen
+    half-way through the walk."""
+    session = uow.session
+    if not session.in_transaction() and session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     start = await checkpoint(rt, uow)
     if not start.sound:
         reason = "the retention checkpoint's content does not match its hash"
