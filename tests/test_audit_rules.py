@@ -3,19 +3,23 @@ oldest first, leaving a checkpoint that ``verify`` proves the rest from (SQLite 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from confide.audit import retention
 from confide.audit import service as audit
 from confide.audit.models import AuditEvent, AuditHead
 from confide.core import clock
+from confide.core.migrate import downgrade, upgrade
 from confide.core.runtime import Runtime
 from confide.worker import scheduler
 from tests.test_audit_chain import _rows, _tamper, _verify
+from tests.test_migrations import _in_thread, empty_db  # noqa: F401 - the fixture
 
 
 async def _record(rt: Runtime, n: int, *, action: str = "auth.login") -> None:
@@ -194,3 +198,34 @@ async def test_verify_walks_one_snapshot_while_rows_are_added_and_pruned(rt: Run
     assert (first.ok, first.checked) == (True, 4)
     assert (again.ok, again.checked, again.first_seq) == (True, 4, 1)
     assert (await _verify(rt)).checked == 4  # 5-7 and the checkpoint (8)
+
+
+def test_the_migration_installs_the_rules_and_its_downgrade_removes_them(empty_db: str) -> None:  # noqa: F811
+    """``confide migrate`` (not create_all): the same triggers, and 0004 without them again."""
+    row = (
+        "INSERT INTO audit_events (seq, at, actor_type, action, outcome, detail, prev_hash, hash) "
+        "VALUES (1, '2026-12-01 10:00:00', 'system', 'a.b', 'ok', '{}', 'p', 'h')"
+    )
+
+    async def refused(sql: str) -> bool:
+        engine = create_async_engine(empty_db)
+        message = ""
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+        except DBAPIError as exc:
+            message = str(exc)
+        finally:
+            await engine.dispose()
+        return "append-only" in message
+
+    _in_thread(upgrade, empty_db)
+    assert not _in_thread(asyncio.run, refused(row))
+    assert _in_thread(asyncio.run, refused("UPDATE audit_events SET outcome = 'failed'"))
+    assert _in_thread(asyncio.run, refused("DELETE FROM audit_events"))
+    _in_thread(downgrade, empty_db, "0004_audit_log")
+    assert not _in_thread(asyncio.run, refused("UPDATE audit_events SET outcome = 'failed'"))
+    assert not _in_thread(asyncio.run, refused("DELETE FROM audit_events"))
+    _in_thread(upgrade, empty_db)
+    assert not _in_thread(asyncio.run, refused(row))
+    assert _in_thread(asyncio.run, refused("DELETE FROM audit_events"))
