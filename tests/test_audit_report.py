@@ -9,6 +9,7 @@ import io
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from sqlalchemy import text
 
 from confide.audit import service as audit
 from confide.core.runtime import Runtime
@@ -163,3 +164,34 @@ async def test_the_chain_is_verified_on_demand_and_a_changed_row_named(
     await _tamper(rt, "UPDATE audit_events SET target_id = 'conv9' WHERE seq = 2")
     checked = await client.post("/app/audit/verify", headers=SAME_ORIGIN, data={"back": ""})
     assert "Broken at seq 2: the row&#39;s content does not match its hash." in checked.text
+
+
+async def test_hostile_filters_never_answer_500_and_never_reach_the_log(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    from tests.test_dashboard_fuzz import _draw, _form
+
+    await _seed(rt, world)
+    await _log_in(client, world.admin_email)
+    keys = ["actor_id", "action", "target_type", "target_id", "outcome", "date_from", "date_to", "page"]
+    for form in _draw(_form(keys)):
+        response = await client.post("/app/audit", data=form, headers=SAME_ORIGIN, follow_redirects=True)
+        assert response.status_code in (200, 422), (form, response.status_code)
+    for params in _draw(_form([*keys, "q"])):
+        for path in ("/app/audit", "/app/audit/export.csv"):
+            response = await client.get(path, params=params, follow_redirects=True)
+            assert response.status_code in (200, 422), (path, params, response.status_code)
+        response = await client.post("/app/audit/verify", data={"back": str(params)}, headers=SAME_ORIGIN)
+        assert response.status_code in (200, 422), (params, response.status_code)
+    # An e-mail address as an actor id: refused with a message, and (as everywhere) never stored.
+    found = await client.post("/app/audit", data={"actor_id": "ann@example.com"}, headers=SAME_ORIGIN)
+    assert "ann" not in found.headers["location"]
+    page = await client.get(found.headers["location"])
+    assert page.status_code == 422
+    assert "Actor id" in page.text  # the field named in the form's error list
+    for raw in ("page=%ff", "q=%00%00", "date_from=%F0%9F", "action=%ED%BF%BF"):
+        assert (await client.get(f"/app/audit?{raw}")).status_code < 500
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        assert (await audit.verify(rt, uow)).ok
+        dump = str((await uow.session.execute(text("SELECT * FROM audit_events"))).all())
+    assert "ann@example.com" not in dump
