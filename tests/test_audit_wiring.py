@@ -29,8 +29,10 @@ async def _rows(rt: Runtime, since: int = 0) -> list[Row]:
         rows = (
             await uow.session.scalars(select(AuditEvent).where(AuditEvent.seq > since).order_by(AuditEvent.seq))
         ).all()
-    return [
-        (r.action, r.actor_type, r.actor_id, r.target_type, r.target_id, r.outcome, json.loads(r.detail)) for r in rows
+    return [  # but the log-in path's own rows (auth.*, recorded by the accounts module)
+        (r.action, r.actor_type, r.actor_id, r.target_type, r.target_id, r.outcome, json.loads(r.detail))
+        for r in rows
+        if not r.action.startswith("auth.")
     ]
 
 
