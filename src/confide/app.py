@@ -28,6 +28,7 @@ from confide.web import dashboard
 from confide.web.access_log import AccessLog
 from confide.web.api import admin, auth, backoffice, widget
 from confide.web.dashboard.errors import page_error
+from confide.web.denials import record_denial
 from confide.web.middleware import SecurityMiddleware
 from confide.web.permits import public
 from confide.web.security import is_page
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def _domain_error(request: Request, exc: DomainError) -> Response:
         if is_page(request.url.path):  # a dashboard page: an error page, not JSON
             return await page_error(request, exc)
+        await record_denial(request, exc)  # access.denied for a 403 (audit log)
         # The message may quote the input (a field's name): keep it encodable and short.
         return JSONResponse({"detail": _clean(exc.message), "code": exc.code}, status_code=exc.status)
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     visitor_abandon_s: float = Field(default=120.0, ge=0)
     # A queued chat that operators are online for but nobody accepted for this long is "no_answer".
     unanswered_after_s: float = Field(default=120.0, ge=0)
+    # Audit rows older than this many days are removed, oldest first, with a checkpoint (0: kept forever).
+    audit_retention_days: int = Field(default=730, ge=0)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -1,6 +1,6 @@
 """Imports every ORM model so that ``Base.metadata`` knows every table (migrations, registry test)."""
 
-from confide.audit.models import AuditEvent, AuditHead
+from confide.audit.models import AuditEvent, AuditHead, AuditPrune
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
@@ -11,6 +11,7 @@ from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Si
 __all__ = [
     "AuditEvent",
     "AuditHead",
+    "AuditPrune",
     "CannedReply",
     "Conversation",
     "ConversationTerm",

@@ -39,3 +39,15 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPrune(Base):
+    """The sanctioned way to remove old rows (``audit.retention``): while a transaction holds a row
+    here (``id = 1``, inserted and deleted again inside that one transaction, so no other
+    transaction ever sees it), the append-only trigger lets it delete rows with ``seq <= upto``.
+    Nothing else may delete or change a row of ``audit_events`` (``audit.rules``)."""
+
+    __tablename__ = "audit_prune"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    upto: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))

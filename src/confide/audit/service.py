@@ -27,6 +27,10 @@ from confide.core.runtime import Runtime
 
 GENESIS = "0" * 64
 _PENDING = "confide.audit.pending"
+# Where a session finds the chain key when its caller has no Runtime at hand (workspaces.service):
+# build_runtime puts it into every session's ``info`` (core/runtime.py).
+KEY_INFO = "confide.audit_key"
+PRUNED = "audit.pruned"
 # Values a detail may hold: ids, codes, numbers, booleans. No spaces and no "@": no names, no
 # e-mail addresses, no message text can pass.
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:/+\-]{0,64}$")
@@ -77,7 +81,7 @@ def _who(actor: Actor | None) -> tuple[str, str | None, str | None]:
 
 
 async def record(
-    rt: Runtime,
+    rt: Runtime | None,
     uow: UnitOfWork,
     action: str,
     *,
@@ -94,7 +98,8 @@ async def record(
 
     ``actor`` fills the actor and workspace; ``actor_type``/``actor_id`` override it (e.g. an
     ``anonymous`` failed login, or an operator known only by id). Raises ``ValueError`` (a bug in
-    the caller, never a user's input) when a value is not an id or a code.
+    the caller, never a user's input) when a value is not an id or a code. ``rt`` may be None in
+    a service that has none: the key then comes from the session (``KEY_INFO``).
     """
     if not _ACTION.match(action):
         raise ValueError(f"audit action must be dotted lower-case words: {action!r}")
@@ -114,8 +119,10 @@ async def record(
     )
     pending: list[_Pending] | None = uow.session.info.get(_PENDING)
     if pending is None:
+        key: bytes | None = rt.audit_key if rt is not None else uow.session.info.get(KEY_INFO)
+        if key is None:
+            raise RuntimeError("the audit key is unknown to this session: pass the Runtime")
         pending = uow.session.info[_PENDING] = []
-        key = rt.audit_key
 
         async def chain() -> None:
             rows = uow.session.info.pop(_PENDING, [])
@@ -126,7 +133,8 @@ async def record(
     pending.append(entry)
 
 
-def canonical(row: AuditEvent | _Pending, seq: int) -> str:
+def canonical(row: Any, seq: int) -> str:
+    """The text a row's link covers (``row``: an AuditEvent, a pending entry or a plain row)."""
     at = row.at.astimezone(UTC).isoformat(timespec="microseconds")
     fields: list[Any] = [
         seq,
@@ -158,6 +166,8 @@ async def _lock_head(uow: UnitOfWork) -> AuditHead:
 
 
 async def _append(uow: UnitOfWork, key: bytes, rows: list[_Pending]) -> None:
+    # The rows are flushed before the head moves: the head's trigger lets it move only onto a
+    # stored row (audit.rules).
     head = await _lock_head(uow)
     seq, prev = head.seq, head.hash
     for row in rows:
@@ -180,6 +190,7 @@ async def _append(uow: UnitOfWork, key: bytes, rows: list[_Pending]) -> None:
             )
         )
         prev = link
+    await uow.session.flush()
     head.seq, head.hash = seq, prev
     await uow.session.flush()
 
@@ -190,37 +201,92 @@ class Verification:
     checked: int
     first_broken_seq: int | None = None
     reason: str | None = None
+    first_seq: int = 1  # where the stored chain starts (after retention removed older rows)
+
+    def sentence(self) -> str:
+        """One line for a person (``confide audit verify``, the Audit Report)."""
+        if self.ok:
+            start = f" (from seq {self.first_seq}; older rows removed by retention)" if self.first_seq > 1 else ""
+            return f"audit log intact: {self.checked} rows{start}"
+        return f"audit log broken at seq {self.first_broken_seq}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where the stored chain starts: seq 1 after the genesis link, or where the latest retention
+    run (its ``audit.pruned`` row, itself in the chain) says it left it."""
+
+    first_seq: int
+    prev_hash: str
+    recorded_at_seq: int | None = None  # the audit.pruned row that set it
+    sound: bool = True
+
+
+async def checkpoint(rt: Runtime | None, uow: UnitOfWork) -> Checkpoint:
+    """Where the stored chain must start. A checkpoint row whose own link does not hold is not
+    trusted (``sound=False``): ``verify`` names it."""
+    row = await uow.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == PRUNED).order_by(AuditEvent.seq.desc()).limit(1)
+    )
+    if row is None:
+        return Checkpoint(1, GENESIS)
+    key = rt.audit_key if rt is not None else uow.session.info[KEY_INFO]
+    try:
+        detail = json.loads(row.detail)
+        first, prev = int(detail["first_seq"]), str(detail["prev_hash"])
+    except (ValueError, KeyError, TypeError):
+        return Checkpoint(-1, "", row.seq, sound=False)
+    sound = crypto.chain_hash(key, row.prev_hash, canonical(row, row.seq)) == row.hash
+    return Checkpoint(first, prev, row.seq, sound=sound)
 
 
 async def verify(rt: Runtime, uow: UnitOfWork, *, batch: int = 2000) -> Verification:
-    """Walk the chain from its first stored row: every link must follow from the previous one and
-    from its row's content, sequence numbers must have no gap, and the last link must be the head's.
-    Names the first row that breaks it."""
+    """Walk the chain from its checkpoint: the first stored row must be the one the latest
+    ``audit.pruned`` row says the chain starts from (seq 1 after the genesis link when nothing was
+    pruned), every link must follow from the previous one and from its row's content, sequence
+    numbers must have no gap, and the last link must be the head's. Names the first row that
+    breaks it. Reads in batches of ``batch`` rows (memory stays flat), all from one snapshot:
+    on PostgreSQL the unit's transaction is made REPEATABLE READ when verify opens it (SQLite's
+    read transaction is a snapshot already), so rows committed or pruned meanwhile are not seen
+    half-way through the walk."""
+    session = uow.session
+    if not session.in_transaction() and session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    start = await checkpoint(rt, uow)
+    if not start.sound:
+        reason = "the retention checkpoint's content does not match its hash"
+        return Verification(False, 0, start.recorded_at_seq, reason)
     checked = 0
     prev: str | None = None
     expected_seq: int | None = None
     last_seq = 0
     while True:
+        # Plain rows, not ORM objects: the walk costs a fraction of the time per row.
         rows = (
-            await uow.session.scalars(
-                select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch)
+            await uow.session.execute(
+                select(*AuditEvent.__table__.columns)
+                .where(AuditEvent.seq > last_seq)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
             )
         ).all()
         if not rows:
             break
         for row in rows:
-            if expected_seq is not None and row.seq != expected_seq:
+            if expected_seq is None:  # the first stored row: where the checkpoint says
+                if row.seq > start.first_seq:
+                    return Verification(False, 0, start.first_seq, "rows are missing at the start of the chain")
+                if row.seq < start.first_seq:
+                    return Verification(False, 0, row.seq, "the chain does not start where its checkpoint says")
+            elif row.seq != expected_seq:
                 return Verification(False, checked, expected_seq, "a row is missing")
-            if prev is not None and row.prev_hash != prev:
-                return Verification(False, checked, row.seq, "the link to the previous row does not match")
-            if expected_seq is None and row.seq == 1 and row.prev_hash != GENESIS:
-                return Verification(False, checked, row.seq, "the first row does not start the chain")
             if crypto.chain_hash(rt.audit_key, row.prev_hash, canonical(row, row.seq)) != row.hash:
                 return Verification(False, checked, row.seq, "the row's content does not match its hash")
+            if row.prev_hash != (start.prev_hash if expected_seq is None else prev):
+                return Verification(False, checked, row.seq, "the link to the previous row does not match")
             prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
             checked += 1
-        uow.session.expunge_all()
     head = await uow.session.get(AuditHead, 1)
     if head is not None and (head.seq != last_seq or (checked and head.hash != prev)):
         return Verification(False, checked, last_seq + 1, "rows are missing at the end of the chain")
-    return Verification(True, checked)
+    return Verification(True, checked, first_seq=max(start.first_seq, 1))

@@ -99,8 +99,13 @@ def create_admin(
         password = sys.stdin.readline().rstrip("\n")
 
     async def work(rt: Runtime) -> str:
+        from confide.audit import service as audit
+
         async with rt.db.unit_of_work() as uow:
-            return (await _create(rt, uow, email=email, name=name, password=password)).id
+            op = await _create(rt, uow, email=email, name=name, password=password)
+            await audit.record(rt, uow, "users.created", actor_type="system", workspace_id=op.workspace_id,
+                               target_type="operator", target_id=op.id, detail={"via": "cli", "role": op.role})
+            return op.id
 
     operator_id = _run(work)
     typer.echo(f"administrator created: {operator_id}")
@@ -136,13 +141,39 @@ def reset_password(
 
     async def work(rt: Runtime) -> str:
         hashed = await rt.passwords.hash_async(password)  # before the unit: no lock held meanwhile
+        from confide.audit import service as audit
+
         async with rt.db.unit_of_work() as uow:
-            return (await users.reset_password(rt, uow, email=email, password_hash=hashed)).id
+            op = await users.reset_password(rt, uow, email=email, password_hash=hashed)
+            await audit.record(rt, uow, "users.password_reset", actor_type="system", workspace_id=op.workspace_id,
+                               target_type="operator", target_id=op.id, detail={"via": "cli", "sessions_ended": True})
+            return op.id
 
     operator_id = _run(work)
     typer.echo(f"password reset for operator {operator_id}; their sessions have ended and the lockout is cleared")
     if generated:
         typer.echo(f"new password: {password}  (shown once; change it after logging in)")
+
+
+# ---------------------------------------------------------------- confide audit (audit helper)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Prove the audit log's chain (exit 0), or name its first broken row (exit 1)."""
+    from confide.audit import service as audit
+
+    async def work(rt: Runtime) -> audit.Verification:
+        async with rt.db.unit_of_work(readonly=True) as uow:
+            return await audit.verify(rt, uow)
+
+    result = _run(work)
+    if not result.ok:
+        typer.echo(result.sentence(), err=True)
+        raise typer.Exit(1)
+    typer.echo(result.sentence())
 
 
 @app.command("generate-key")

@@ -202,6 +202,7 @@ REGISTRY: dict[str, Table] = {
         },
     ),
     "audit_head": Table(None, {c: _N for c in ("id", "seq", "hash")}),
+    "audit_prune": Table(None, {c: _N for c in ("id", "upto")}),  # a flag inside one transaction
     "presence": Table(None, {c: _N for c in ("kind", "subject_id", "node_id", "expires_at")}),
     "operator_sessions": Table(
         None, {c: _N for c in ("id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at")}

@@ -53,14 +53,17 @@ def build_runtime(settings: Settings, *, broker: Broker | None = None) -> Runtim
         settings.master_key.get_secret_value() if settings.master_key else None, settings.data_dir
     )
     secret = crypto.derive_secret(master, settings.secret_key.get_secret_value() if settings.secret_key else None)
+    db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    audit_key = crypto.derive_audit_key(master)
+    db.sessions.configure(info={"confide.audit_key": audit_key})  # audit.record without a Runtime
     return Runtime(
         settings=settings,
-        db=Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous),
+        db=db,
         keyring=KeyRing(crypto.KeyWrapper(master)),
         bidx=crypto.BlindIndex(master),
         passwords=crypto.Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
         visitor_tokens=crypto.Signer(secret, "visitor-token"),
         filter_tokens=crypto.Sealer(secret, "dashboard-filters"),
         broker=broker or create_broker(settings.redis_url),
-        audit_key=crypto.derive_audit_key(master),
+        audit_key=audit_key,
     )

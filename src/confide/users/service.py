@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
@@ -61,7 +62,10 @@ async def admin_create_operator(
     await _check_role(uow, actor, data.role)
     for dept_id in data.department_ids:
         await access_department_by_id(uow.session, actor, dept_id)
-    return await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data, password_hash=password_hash)
+    op = await create_operator(rt, uow, workspace_id=actor.workspace_id, data=data, password_hash=password_hash)
+    await audit.record(rt, uow, "users.created", actor=actor, target_type="operator", target_id=op.id,
+                       detail={"role": op.role, "departments": len(set(data.department_ids))})
+    return op
 
 
 async def update_operator(
@@ -85,6 +89,7 @@ async def update_operator(
     await _check_role(uow, actor, op.role, holder=True)  # nobody changes an account more powerful than theirs
     if "role" in changes:
         await _check_role(uow, actor, changes["role"])
+    was_disabled = op.disabled
     if "department_ids" in changes:
         for dept_id in changes["department_ids"]:
             await access_department_by_id(uow.session, actor, dept_id)
@@ -108,6 +113,14 @@ async def update_operator(
         # Departments may have changed: open sockets reload who this operator is, at once.
         events.publish(rt, uow, Refresh(op.id))
     await uow.session.flush()
+    action = {(False, True): "users.disabled", (True, False): "users.enabled"}.get((was_disabled, op.disabled))
+    fields = {key: True for key in patch.model_dump(exclude_unset=True, exclude_none=True) if key != "disabled"}
+    if fields or action is None:  # which fields, never their values (a role is a code: kept)
+        await audit.record(rt, uow, "users.updated", actor=actor, target_type="operator", target_id=op.id,
+                           detail=fields | ({"role_now": op.role} if "role" in fields else {}))
+    if action is not None:
+        await audit.record(rt, uow, action, actor=actor, target_type="operator", target_id=op.id,
+                           detail={"sessions_ended": op.disabled})
     return op
 
 

@@ -1,6 +1,7 @@
 """Periodic work, on one node at a time: offers that time out move on to the next operator in turn,
 waiting chats are offered to whoever can take them, waiting visitors are told when nobody can
-answer, visitors who left leave the queue (and free their operator's slot), old heartbeats go.
+answer, visitors who left leave the queue (and free their operator's slot), old heartbeats go,
+audit rows past their retention go (with a checkpoint, ``audit.retention``).
 
 Every node runs this loop; each job runs in its own unit of work that first takes a transaction-
 scoped advisory lock on PostgreSQL (``pg_try_advisory_xact_lock``): the node that gets it does the
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from sqlalchemy import text
 
+from confide.audit import retention as audit_retention
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
@@ -39,6 +41,7 @@ JOBS: dict[str, Job] = {
     "abandoned": routing.close_abandoned,
     "unanswered": routing.mark_unanswered,
     "presence_purged": routing.purge_presence,
+    "audit_pruned": audit_retention.prune,  # rows past CONFIDE_AUDIT_RETENTION_DAYS, with a checkpoint
 }
 
 

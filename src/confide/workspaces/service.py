@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
@@ -59,7 +60,9 @@ async def create_site(uow: UnitOfWork, *, workspace_id: str, data: SiteIn) -> Si
 
 async def admin_create_site(uow: UnitOfWork, actor: OperatorActor, data: SiteIn) -> Site:
     require(actor, Permission.SETTINGS_MANAGE)
-    return await create_site(uow, workspace_id=actor.workspace_id, data=data)
+    site = await create_site(uow, workspace_id=actor.workspace_id, data=data)
+    await audit.record(None, uow, "settings.site_created", actor=actor, target_type="site", target_id=site.id)
+    return site
 
 
 async def update_site(uow: UnitOfWork, actor: OperatorActor, site_id: str, patch: SitePatch) -> Site:
@@ -78,6 +81,9 @@ async def update_site(uow: UnitOfWork, actor: OperatorActor, site_id: str, patch
     if always_open:
         site.business_hours = None
     await uow.session.flush()
+    fields = {key: True for key in patch.model_dump(exclude_unset=True)}  # which settings, never their values
+    await audit.record(None, uow, "settings.site_updated", actor=actor, target_type="site", target_id=site.id,
+                       detail=fields)
     return site
 
 
@@ -214,7 +220,7 @@ async def create_department(
 async def admin_create_department(uow: UnitOfWork, actor: OperatorActor, data: DepartmentIn) -> Department:
     require(actor, Permission.SETTINGS_MANAGE)
     site = await access_site_by_id(uow.session, actor, data.site_id)
-    return await create_department(
+    dept = await create_department(
         uow,
         workspace_id=actor.workspace_id,
         site_id=site.id,
@@ -222,6 +228,9 @@ async def admin_create_department(uow: UnitOfWork, actor: OperatorActor, data: D
         strategy=data.strategy,
         offer_timeout_s=data.offer_timeout_s,
     )
+    await audit.record(None, uow, "settings.department_created", actor=actor, target_type="department",
+                       target_id=dept.id, detail={"site_id": site.id})
+    return dept
 
 
 async def update_department(
@@ -232,6 +241,8 @@ async def update_department(
     for key, value in patch.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(dept, key, value)
     await uow.session.flush()
+    await audit.record(None, uow, "settings.department_updated", actor=actor, target_type="department",
+                       target_id=dept.id, detail={key: True for key in patch.model_dump(exclude_unset=True)})
     return dept
 
 
@@ -277,6 +288,8 @@ async def create_canned_reply(uow: UnitOfWork, actor: OperatorActor, data: Canne
     )
     uow.session.add(reply)
     await uow.session.flush()
+    await audit.record(None, uow, "settings.canned_reply_created", actor=actor, target_type="canned_reply",
+                       target_id=reply.id, detail={"department_id": reply.department_id})
     return reply
 
 
@@ -284,6 +297,8 @@ async def delete_canned_reply(uow: UnitOfWork, actor: OperatorActor, reply_id: s
     require(actor, Permission.SETTINGS_MANAGE)
     reply = await access_canned_reply_by_id(uow.session, actor, reply_id)
     await uow.session.delete(reply)
+    await audit.record(None, uow, "settings.canned_reply_deleted", actor=actor, target_type="canned_reply",
+                       target_id=reply.id)
 
 
 async def list_canned_replies(uow: UnitOfWork, actor: OperatorActor) -> list[CannedReply]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
+from confide.audit import service as audit
 from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
 from confide.offline import service as offline
@@ -28,15 +29,21 @@ async def stored_chats(
 
 
 @router.get("/conversations/{conversation_id}", responses=errors(404), dependencies=[needs(P.CHATS_READ)])
-async def transcript(conversation_id: str, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
-    return await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)
+async def transcript(conversation_id: str, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
+    chat = await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)  # read-access log, same unit:
+    await audit.record(state.rt, unit.uow, "chats.viewed", actor=unit.actor, target_type="conversation",
+                       target_id=conversation_id, detail={"via": "api"})
+    return chat
 
 
 @router.get("/offline-requests", responses=errors(422), dependencies=[needs(P.OFFLINE_READ)])
 async def offline_requests(
-    filters: Annotated[OfflineFilters, Query()], state: StateDep, unit: ReadUnit
+    filters: Annotated[OfflineFilters, Query()], state: StateDep, unit: WriteUnit
 ) -> dict[str, Any]:
     items, total = await offline.search(state.rt, unit.uow, unit.actor, filters)
+    for item in items:  # the read-access log, in the same unit as the read
+        await audit.record(state.rt, unit.uow, "offline.viewed", actor=unit.actor, target_type="offline_request",
+                           target_id=item["id"], detail={"via": "api"})
     return {"items": items, "total": total, "page": filters.page, "per_page": filters.per_page}
 
 

@@ -10,8 +10,10 @@ from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError
 from confide.web.dashboard.forms import sentence
 from confide.web.dashboard.templating import error_page, render
+from confide.web.denials import record_denial
 
-_AREAS = (("/app/chats", "chats"), ("/app/offline", "offline"), ("/app/settings", "settings"), ("/app", "console"))
+_AREAS = (("/app/chats", "chats"), ("/app/offline", "offline"), ("/app/settings", "settings"), ("/app/audit", "audit"),
+          ("/app", "console"))
 _NOT_FOUND = {"chats": ("Chat not found", "This chat does not exist or you may not see it.")}
 
 
@@ -23,6 +25,7 @@ async def page_error(request: Request, exc: DomainError) -> Response:
     actor = getattr(request.state, "operator", None)
     me = actor if isinstance(actor, OperatorActor) else None
     nav = area_of(request.url.path)
+    await record_denial(request, exc)  # access.denied for a 403 (audit log)
     if exc.status == 403 and nav == "settings":
         return render(request, "admin_only.html", me, status_code=403, nav=nav)
     if exc.status == 404:

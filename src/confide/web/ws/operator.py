@@ -7,6 +7,7 @@ from __future__ import annotations
 import structlog
 from starlette.websockets import WebSocket
 
+from confide.audit import service as audit
 from confide.chats import service as chats
 from confide.core import clock
 from confide.core.db import UnitOfWork
@@ -82,9 +83,14 @@ async def _close(conn: OperatorConnection, uow: UnitOfWork, frame: Close) -> Non
     await routing.close_by_operator(conn.rt, uow, conn.actor, frame.conversation_id)
 
 
-@operator.unit(History, "read")
+@operator.unit(History, "write")
 async def _history(conn: OperatorConnection, uow: UnitOfWork, frame: History) -> None:
-    conn.outbox.put(await operator_history(conn.rt, uow, conn.actor, frame.conversation_id, frame.after_seq))
+    """Opening a conversation in the console (its messages and visitor panel): the read-access log
+    row commits with the read, and the frame goes out only after that commit."""
+    history = await operator_history(conn.rt, uow, conn.actor, frame.conversation_id, frame.after_seq)
+    await audit.record(conn.rt, uow, "chats.viewed", actor=conn.actor, target_type="conversation",
+                       target_id=frame.conversation_id, detail={"via": "console", "after_seq": frame.after_seq})
+    uow.after_commit(lambda: conn.outbox.put(history))
 
 
 @operator.plain(Ping)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from confide.audit import service as audit
 from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
 from confide.permissions.policy import Permission as P
@@ -37,8 +38,11 @@ async def stored_chats_search(request: Request, actor: PageOperator) -> Response
 
 @router.get(PATH + "/{conversation_id}", dependencies=[needs(P.CHATS_READ)])
 async def stored_chat(conversation_id: str, request: Request, state: StateDep, actor: PageOperator) -> Response:
-    async with operator_unit(request, write=False) as unit:
+    # A write unit: the read-access log row commits with the read, before the page is sent.
+    async with operator_unit(request, write=True) as unit:
         chat = await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)
+        await audit.record(state.rt, unit.uow, "chats.viewed", actor=unit.actor, target_type="conversation",
+                           target_id=conversation_id, detail={"via": "stored_chats"})
     back = query_back(request.query_params.get("back", ""), CHAT_FILTERS)
     back_url = PATH + (f"?{back}" if back else "")
     return render(request, "transcript.html", actor, nav="chats", chat=chat, back_url=back_url)

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from confide.audit import service as audit
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
 from confide.permissions.policy import Permission as P
@@ -35,6 +36,11 @@ async def offline_requests(request: Request, actor: PageOperator, state: StateDe
         search=offline.search,
         defaults={"state": "open"},
     )
+    if context["items"]:  # the read-access log: one row per request shown, committed before the page is sent
+        async with state.rt.db.unit_of_work() as uow:
+            for item in context["items"]:
+                await audit.record(state.rt, uow, "offline.viewed", actor=actor, target_type="offline_request",
+                                   target_id=item["id"], detail={"via": "offline_requests"})
     notice = {"handled": "Marked as handled.", "reopened": "Reopened."}.get(request.query_params.get("done", ""))
     return render(request, "offline.html", actor, nav="offline", flash=notice, **context)
 

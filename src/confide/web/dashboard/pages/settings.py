@@ -24,6 +24,7 @@ from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import FormInvalid, errors, messages, rows, sentence, text
 from confide.web.dashboard.templating import DAY_NAMES, error_page, render
+from confide.web.denials import record_denial
 from confide.web.permits import needs
 from confide.web.state import State
 from confide.workspaces import service as workspaces
@@ -83,6 +84,7 @@ async def _settings_page(
         data = await _settings_data(request, tab)
     except DomainError as exc:
         if exc.status == 403:
+            await record_denial(request, exc)  # audit: access.denied
             return render(request, "admin_only.html", actor, status_code=403, nav="settings")
         return error_page(request, actor, exc.status, sentence(exc.message), nav="settings")
     flash = SAVED.get(request.query_params.get("saved", "")) if failed is None else None
@@ -172,6 +174,7 @@ async def _failed(
 ) -> Response:
     status_code = exc.status if isinstance(exc, DomainError) else 422
     if status_code == 403:
+        await record_denial(request, exc)  # audit: access.denied
         return render(request, "admin_only.html", actor, status_code=403, nav="settings")
     return await _settings_page(
         request, state, actor, tab, failed=Failed(form_id, values, errors(exc)), status_code=status_code
