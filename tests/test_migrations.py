@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}"
         return
-    name = f"confide_mig_{tmp_path.name[-20:].replace('-', '_').lower()}"
+    # Random: several checkouts may run this suite against the same server at once.
+    name = f"confide_mig_{uuid.uuid4().hex[:16]}"
 
     async def admin(sql: str) -> None:
         engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

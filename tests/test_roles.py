@@ -105,7 +105,7 @@ async def test_a_role_change_ends_the_holders_sessions_and_closes_their_socket(l
     # The administrator's session was not touched.
     ok = await wsclient.console_request(live=live, cookie=admin_cookie, method="GET", path="/api/v1/auth/me")
     assert ok.status_code == 200
-    assert await actions(rt) == ["role.create", "role.update"]
+    assert [a for a in await actions(rt) if a.startswith("role.")] == ["role.create", "role.update"]
     await wsclient.close_all()
 
 

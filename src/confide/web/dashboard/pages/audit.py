@@ -28,6 +28,7 @@ from confide.permissions.policy import Permission, require
 from confide.users import service as users
 from confide.web.api.deps import StateDep
 from confide.web.dashboard.auth import PageOperator
+from confide.web.permits import needs
 from confide.web.dashboard.filters import FILTER_TTL_S, pager, parse_filters
 from confide.web.dashboard.forms import text
 from confide.web.dashboard.templating import NO_STORE, render
@@ -116,12 +117,12 @@ async def _report(
     )
 
 
-@router.get(PATH)
+@router.get(PATH, dependencies=[needs(Permission.AUDIT_READ)])
 async def audit_report(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _report(request, actor, state.rt, request.query_params)
 
 
-@router.post(PATH)
+@router.post(PATH, dependencies=[needs(Permission.AUDIT_READ)])
 async def audit_report_search(request: Request, actor: PageOperator, state: StateDep) -> Response:
     require(actor, Permission.AUDIT_READ)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
@@ -129,7 +130,7 @@ async def audit_report_search(request: Request, actor: PageOperator, state: Stat
     return RedirectResponse(PATH + (f"?{query}" if query else ""), status_code=303)
 
 
-@router.post(PATH + "/verify")
+@router.post(PATH + "/verify", dependencies=[needs(Permission.AUDIT_READ)])
 async def audit_verify(request: Request, actor: PageOperator, state: StateDep) -> Response:
     """Walk the whole chain now (on demand: it reads every row, in batches) and show the result
     with the report. The check itself is audited."""
@@ -156,7 +157,7 @@ def _safe_back(value: str) -> dict[str, str]:
     return {k: v for k, v in parse_qsl(value or "")[:20] if k in allowed}
 
 
-@router.get(PATH + "/export.csv")
+@router.get(PATH + "/export.csv", dependencies=[needs(Permission.AUDIT_READ)])
 async def audit_export(request: Request, actor: PageOperator, state: StateDep) -> Response:
     """The filtered rows as CSV (ids and codes only, as stored), newest first, streamed."""
     require(actor, Permission.AUDIT_READ)
