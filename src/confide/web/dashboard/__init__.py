@@ -14,8 +14,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from confide.web.dashboard import auth
-from confide.web.dashboard.pages import chats, console, offline, settings
+from confide.web.dashboard.pages import account, chats, console, offline, settings
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, console, chats, offline, settings):
     router.include_router(_module.router)
+router.include_router(account.router)  # accounts: password change, sessions, Settings -> Security -> Passwords
