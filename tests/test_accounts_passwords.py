@@ -4,6 +4,7 @@ optional maximum age and the rehash when argon2's parameters change."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,7 +120,8 @@ async def test_the_demo_password_is_one_time(rt: Runtime) -> None:
     assert result.admin_password
     async with rt.db.unit_of_work(readonly=True) as uow:
         op = await uow.session.scalar(select(Operator).where(Operator.email == "boss@demo.test"))
-        assert op is not None and op.must_change_password
+        assert op is not None
+        assert op.must_change_password
 
 
 # ---------------------------------------------------------------- the change in the console
@@ -155,7 +157,7 @@ async def test_changing_ones_password(app: Any, client: httpx.AsyncClient, rt: R
 async def test_none_of_the_last_five_may_be_reused(client: httpx.AsyncClient, rt: Runtime, world: World) -> None:
     assert (await login(client, world.operator_email)).status_code == 200
     chain = [PASSWORD] + [f"passphrase number {n} here" for n in range(1, 7)]
-    for current, new in zip(chain, chain[1:], strict=False):
+    for current, new in itertools.pairwise(chain):
         response = await client.post("/api/v1/auth/password", headers=SELF,
                                      json={"current_password": current, "new_password": new})
         assert response.status_code == 204, response.text

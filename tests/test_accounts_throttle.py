@@ -165,7 +165,8 @@ async def test_every_failure_is_audited_without_the_email(app: Any, client: http
                           default=str)
     assert rows[0] == {"actor_type": "operator", "actor_id": world.admin_id, "action": "auth.login",
                        "outcome": "ok", "detail": '{"method":"password"}', "target_type": "session"}
-    assert rows[1]["action"] == "auth.logout" and rows[1]["actor_id"] == world.admin_id
+    assert rows[1]["action"] == "auth.logout"
+    assert rows[1]["actor_id"] == world.admin_id
     failures = [(r["actor_type"], r["actor_id"], json.loads(r["detail"])["reason"]) for r in rows[2:]]
     free = rt.settings.login_free_failures
     assert failures == [("operator", world.operator_id, "disabled"), ("anonymous", None, "unknown")] + [
@@ -181,7 +182,8 @@ async def test_throttle_rows_hold_no_email_or_address(client: httpx.AsyncClient,
         rows = (await uow.session.scalars(select(LoginThrottle))).all()
     assert sorted(r.key[:2] for r in rows) == ["a:", "n:"]
     for row in rows:
-        assert "mia" not in row.key and "192.0.2" not in row.key
+        assert "mia" not in row.key
+        assert "192.0.2" not in row.key
         assert len(row.key) == 34
 
 

@@ -109,7 +109,7 @@ async def test_concurrent_wrong_passwords_are_all_counted_and_throttled(rt: Runt
 
     free = rt.settings.login_free_failures
 
-    async def wrong(password: str = "wrong password, sorry") -> str:
+    async def wrong(password: str = "wrong password, sorry") -> str:  # noqa: S107
         try:
             await password_login(rt, email=world.operator_email, password=password, client=LoginClient(None))
         except Unauthorized:
