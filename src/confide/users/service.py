@@ -106,12 +106,15 @@ async def update_operator(
         for dept_id in changes["department_ids"]:
             await access_department_by_id(uow.session, actor, dept_id)
         await _set_departments(uow, op, changes.pop("department_ids"))
-    if "password" in changes:  # a one-time password: the operator chooses their own at next log-in
+    if "password" in changes:  # someone else's: a one-time password, changed at their next log-in
         new_password = changes.pop("password")
+        own = op.id == actor.operator_id
         check_password_policy(await account_rules(rt, uow, op.workspace_id), new_password, email=op.email)
-        await _store_password(rt, uow, op, password_hash or rt.passwords.hash(new_password), must_change=True)
+        await _store_password(rt, uow, op, password_hash or rt.passwords.hash(new_password), must_change=not own)
         if not changes.get("disabled"):
-            publish_revoked(rt, uow, op.id, await revoke_sessions(uow, op.id, reason="password"))
+            keep = actor.session_id if own else None
+            ended = await revoke_sessions(uow, op.id, except_session_id=keep, reason="password")
+            publish_revoked(rt, uow, op.id, ended)
     for key, value in changes.items():
         setattr(op, key, value)
     if op.disabled:
@@ -364,6 +367,11 @@ async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, o
         op.must_change_password = True  # past the workspace's maximum age (when it has one)
         await uow.session.flush()
     return op
+
+
+async def purge_login_throttle(rt: Runtime, uow: UnitOfWork) -> int:
+    """Periodic: throttle keys quiet for longer than ``login_forget_s`` (they would restart from zero)."""
+    return await throttle.purge(uow, clock.now() - timedelta(seconds=rt.settings.login_forget_s))
 
 
 async def rehash_password(uow: UnitOfWork, operator_id: str, *, old_hash: str, new_hash: str) -> None:
