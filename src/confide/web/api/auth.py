@@ -38,14 +38,14 @@ async def logout(response: Response, state: StateDep, unit: WriteUnit) -> None:
     clear_session_cookie(response, secure=state.rt.settings.cookie_secure)
 
 
-@router.get("/me", responses=errors(401))
+@router.get("/me", responses=errors(401, 403))
 async def me(unit: ReadUnit) -> dict[str, Any]:
     op = await users.get_operator(unit.uow, unit.actor.operator_id)
     assert op is not None
     return await users.operator_view(unit.uow, op)
 
 
-@router.post("/password", status_code=204, responses=errors(401, 403, 409, 422))
+@router.post("/password", status_code=204, responses=errors(400, 401, 403, 409, 422, 429))
 async def change_password(body: PasswordChangeIn, state: StateDep, request: Request) -> None:
     """Change one's own password (also when a change is required): the current one, then the new
     one, which must pass the workspace's policy and not be one of the last ones. Every other
@@ -60,7 +60,7 @@ async def sessions(unit: ReadUnit) -> list[dict[str, Any]]:
     return await users.list_sessions(unit.uow, unit.actor)
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses=errors(401, 403, 404))
+@router.delete("/sessions/{session_id}", status_code=204, responses=errors(400, 401, 403, 404))
 async def end_session(session_id: str, state: StateDep, unit: WriteUnit) -> None:
     """End one of one's own sessions (or, with ``users.manage``, anyone's in the workspace)."""
     await users.end_session(state.rt, unit.uow, unit.actor, session_id)
