@@ -132,7 +132,8 @@ async def test_operator_account_changes_are_recorded(rt: Runtime, client: httpx.
     admin = world.admin_id
     assert await _rows(rt, start) == [
         ("users.created", "operator", admin, "operator", new, "ok", {"role": "operator", "departments": 1}),
-        ("users.updated", "operator", admin, "operator", new, "ok", {"name": True, "role": True, "role_now": "administrator"}),
+        ("users.updated", "operator", admin, "operator", new, "ok",
+         {"name": True, "role": True, "role_now": "administrator"}),
         ("users.disabled", "operator", admin, "operator", new, "ok", {"sessions_ended": True}),
         ("users.enabled", "operator", admin, "operator", new, "ok", {"sessions_ended": False}),
         ("users.updated", "operator", admin, "operator", new, "ok", {"password": True}),

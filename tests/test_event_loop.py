@@ -33,6 +33,9 @@ async def test_chats_keep_flowing_while_logins_are_attempted(rt: Runtime, world:
     chat = await wc.active_chat(live=live, world=world)
     # From here on, production cost (the fixture's hasher is cheap, for speed).
     rt.passwords = crypto.Passwords(time_cost=3, memory_kib=65536)
+    # Every attempt must reach argon2 here: the throttle (which would answer most of them with 429
+    # and no check at all) is out of the way; test_accounts_throttle.py tests it.
+    rt.settings = rt.settings.model_copy(update={"login_free_failures": 10_000, "login_address_free_failures": 10_000})
     started = time.perf_counter()
     expensive = rt.passwords.hash("the administrator's real password")
     cost_s = time.perf_counter() - started
@@ -97,47 +100,49 @@ async def test_chats_keep_flowing_while_logins_are_attempted(rt: Runtime, world:
     assert max(trips) < 4 * ROUND_TRIP_BOUND_S, shown
 
 
-async def test_concurrent_wrong_passwords_all_count_and_lock_the_account(rt: Runtime, world: World) -> None:
-    """The failure counter is one conditional UPDATE: racing failures are never lost (PostgreSQL runs
-    them on separate connections at once), and the account locks at exactly the limit."""
-    from confide.core.errors import Unauthorized
-    from confide.users import service as users
+async def test_concurrent_wrong_passwords_are_all_counted_and_throttled(rt: Runtime, world: World) -> None:
+    """Each attempt is counted before its check, in one upsert: racing attempts (PostgreSQL runs
+    them on separate connections at once) never lose a count, and those past the free ones are
+    refused (429) without any password check, however many arrive at once."""
+    from sqlalchemy import select
+
+    from confide.auth.models import LoginThrottle
+    from confide.core.errors import RateLimited, Unauthorized
     from confide.web.login_flow import LoginClient, password_login
 
-    limit = rt.settings.login_max_failures
+    free = rt.settings.login_free_failures
 
-    async def wrong() -> None:
-        with pytest.raises(Unauthorized):
-            await password_login(
-                rt, email=world.operator_email, password="wrong password, sorry", client=LoginClient(None)
-            )
+    async def wrong(password: str = "wrong password, sorry") -> str:  # noqa: S107
+        try:
+            await password_login(rt, email=world.operator_email, password=password, client=LoginClient(None))
+        except Unauthorized:
+            return "401"
+        except RateLimited:
+            return "429"
+        return "200"
 
-    await asyncio.gather(*(wrong() for _ in range(limit - 1)))
+    outcomes = await asyncio.gather(*(wrong() for _ in range(free + 6)))
+    # free attempts, plus the one whose failure starts the delays, were checked; the rest waited.
+    assert sorted(outcomes) == ["401"] * (free + 1) + ["429"] * 5, outcomes
     async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await uow.session.get(Operator, world.operator_id)
-        assert op is not None
-        assert (op.failed_logins, op.locked_until) == (limit - 1, None)
-    await wrong()
-    async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await uow.session.get(Operator, world.operator_id)
-        assert op is not None
-        assert op.locked_until is not None
-        assert op.failed_logins == 0
-        attempt = await users.login_attempt(uow, email=world.operator_email)
-    assert attempt.password_hash is None  # locked: the right password is not even checked
-    with pytest.raises(Unauthorized):
-        await password_login(rt, email=world.operator_email, password=wc.PASSWORD, client=LoginClient(None))
+        [row] = (await uow.session.scalars(select(LoginThrottle))).all()
+    assert row.failures == free + 1
+    assert row.blocked_until is not None
+    # The right password waits too (a block says nothing about the password).
+    assert await wrong(wc.PASSWORD) == "429"
 
 
 async def test_a_password_changed_during_the_check_does_not_let_the_old_one_in(rt: Runtime, world: World) -> None:
     from confide.core.errors import Unauthorized
     from confide.users import service as users
 
-    async with rt.db.unit_of_work(readonly=True) as uow:
-        attempt = await users.login_attempt(uow, email=world.operator_email)
+    async with rt.db.unit_of_work() as uow:
+        attempt = await users.login_attempt(rt, uow, email=world.operator_email, address=None)
     assert await users.check_password(rt, attempt, wc.PASSWORD)
     async with rt.db.unit_of_work() as uow:  # an administrator resets it meanwhile
-        await users.reset_password(rt, uow, email=world.operator_email, password_hash=rt.passwords.hash("x" * 16))
+        new = "a completely new passphrase"
+        await users.reset_password(rt, uow, email=world.operator_email, password=new,
+                                   password_hash=rt.passwords.hash(new))
     with pytest.raises(Unauthorized):
         async with rt.db.unit_of_work() as uow:
             await users.record_login(rt, uow, attempt, ok=True)

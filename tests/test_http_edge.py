@@ -12,9 +12,9 @@ from tests.conftest import World
 from tests.helpers_api import SELF, login
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "confide" / "web"
-# The only units a router still opens itself: the log-in's view of the operator once the session is
-# open (the steps of a log-in live in web/login_flow.py: argon2 must run with no unit open) and the
-# widget's start of a conversation (its per-address limit lands there at merge).
+# The only units a router still opens itself: the log-in's answer (its steps, argon2 with no unit
+# open, are in web/login_flow.py) and the widget's start of a conversation (its per-address limit
+# lands there at merge).
 ALLOWED_BY_HAND = {"auth.py": 1, "widget.py": 1}
 
 

@@ -157,7 +157,7 @@ async def test_the_chosen_status_is_kept_across_visits(rt: Runtime, world: World
     await ws.close()
     # Long after the tab closed (no 15-second reset to offline any more), a new visit remembers it.
     await asyncio.sleep(0.1)
-    clock.advance(timedelta(minutes=30))
+    clock.advance(timedelta(minutes=20))  # within the session's idle timeout (30 minutes)
     ws2, welcome2, _ = await wc.operator_connect(live=live, cookie=cookie)
     assert welcome2["operator"]["status"] == "away"
     await wc.go_online(ws=ws2, status="online")

@@ -33,9 +33,9 @@ class Settings(BaseSettings):
     log_client_address: Literal["none", "truncated", "keyed"] = "none"
 
     # Security and limits
-    session_ttl_s: int = 12 * 3600
+    session_ttl_s: int = 12 * 3600  # the absolute session lifetime
     visitor_token_ttl_s: int = 12 * 3600
-    cookie_secure: bool = False  # set true behind TLS
+    cookie_secure: bool = False  # set true behind TLS: Secure cookie named __Host-confide_session
     # Rates per visitor / per operator across all its sockets (token buckets: burst, then rate per second).
     visitor_msg_rate: float = 1.0  # 10 messages in any 10 s
     visitor_msg_burst: float = 10.0
@@ -54,8 +54,24 @@ class Settings(BaseSettings):
     send_queue_frames: int = 256  # frames buffered per socket before it is dropped as a slow consumer
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
-    login_max_failures: int = 5
-    login_lockout_s: int = 300
+
+    # Accounts: passwords, log-in throttling, sessions (docs/security.md, ADR 0012). The password
+    # policy, the session cap and the timeouts below are defaults; each workspace may set its own
+    # in Settings -> Security -> Passwords.
+    password_min_length: int = Field(default=12, ge=12, le=128)
+    password_history: int = Field(default=5, ge=0, le=24)  # earlier passwords that may not be reused
+    password_max_age_days: int = Field(default=0, ge=0, le=3650)  # 0: never expires (NIST SP 800-63B)
+    # Throttling, per typed e-mail and per client address: free attempts, then a delay that doubles
+    # from ``login_delay_base_s`` up to ``login_delay_max_s``; counters are forgotten after a quiet while.
+    login_free_failures: int = Field(default=2, ge=0)  # the 3rd failure in a row starts the delays
+    login_address_free_failures: int = Field(default=10, ge=0)  # an address may be shared (NAT, office)
+    login_delay_base_s: float = Field(default=1.0, gt=0)
+    login_delay_max_s: float = Field(default=900.0, gt=0)  # never locked out for good
+    login_forget_s: float = Field(default=86400.0, gt=0)
+    session_idle_timeout_s: int = Field(default=30 * 60, ge=60)
+    session_max_per_operator: int = Field(default=0, ge=0)  # 0: no cap
+    session_check_s: float = Field(default=5.0, gt=0)  # open consoles re-check their session this often
+    session_touch_s: float = Field(default=60.0, gt=0)  # last_seen_at is written at most this often
 
     # Demo / first admin
     admin_email: str = "admin@demo.test"

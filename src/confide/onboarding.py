@@ -89,6 +89,7 @@ async def create_demo(
                 max_chats=10,
                 department_ids=[support.id],
             ),
+            must_change_password=generated is not None,  # a one-time password (accounts, ADR 0012)
         )
     return DemoResult(site.site_key, admin_email, generated, created=True)
 

@@ -11,16 +11,18 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from confide.auth import passwords
 from confide.config import Settings
 from confide.core import crypto
-from confide.core.errors import DomainError
+from confide.core.errors import DomainError, Invalid
 from confide.core.logging import configure as configure_logging
 from confide.core.migrate import upgrade
 from confide.core.runtime import Runtime, build_runtime
 
 app = typer.Typer(help="Confide: self-hostable, GDPR-compliant live chat.", no_args_is_help=True)
 T = TypeVar("T")
-MIN_PASSWORD = 12
+MIN_PASSWORD = passwords.MIN_LENGTH  # the floor; a workspace may ask for more
+MAX_PASSWORD = passwords.MAX_LENGTH
 
 
 def _settings() -> Settings:
@@ -94,7 +96,7 @@ def create_admin(
     if settings.admin_password:
         password = settings.admin_password.get_secret_value()
     elif sys.stdin.isatty():
-        password = getpass.getpass("Password (12+ characters): ")
+        password = getpass.getpass(f"Password ({MIN_PASSWORD}+ characters): ")
     else:
         password = sys.stdin.readline().rstrip("\n")
 
@@ -116,10 +118,12 @@ def reset_password(
     email: Annotated[str, typer.Argument(help="The account's log-in e-mail")],
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once")] = False,
 ) -> None:
-    """Set a new password for an account, end its sessions and clear its lockout.
+    """Set a new password for an account: it must be changed at the next log-in; every session ends
+    and the account's log-in throttle is cleared.
 
     The password is read from CONFIDE_ADMIN_PASSWORD, or generated (--generate, printed once), or
-    asked for (twice, on a terminal), or read as one line from standard input."""
+    asked for (twice, on a terminal), or read as one line from standard input. It must pass the
+    workspace's password policy (length, not a common or breached password, none of the last ones)."""
     from confide.users import service as users
 
     settings = _settings()
@@ -129,30 +133,35 @@ def reset_password(
     elif generate:
         password, generated = crypto.random_token(12), True
     elif sys.stdin.isatty():
-        password = getpass.getpass("New password (12+ characters): ")
+        password = getpass.getpass(f"New password ({MIN_PASSWORD}+ characters): ")
         if getpass.getpass("Once more: ") != password:
             typer.echo("error: the two passwords differ; nothing was changed", err=True)
             raise typer.Exit(2)
     else:
         password = sys.stdin.readline().rstrip("\n")
-    if len(password) < MIN_PASSWORD or len(password) > 1024:
-        typer.echo(f"error: the password must have {MIN_PASSWORD} to 1024 characters; nothing was changed", err=True)
+    if len(password) < MIN_PASSWORD or len(password) > MAX_PASSWORD:
+        typer.echo(
+            f"error: the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters; nothing was changed", err=True
+        )
         raise typer.Exit(2)
 
     async def work(rt: Runtime) -> str:
-        hashed = await rt.passwords.hash_async(password)  # before the unit: no lock held meanwhile
-        from confide.audit import service as audit
-
+        # The history check and the hash run before the writing unit: no lock held meanwhile.
+        async with rt.db.unit_of_work(readonly=True) as uow:
+            history = await users.password_history_of_email(uow, email)
+        if await rt.passwords.matches_any_async(history, password):
+            raise Invalid("this password was used recently on this account; choose another")
+        hashed = await rt.passwords.hash_async(password)
         async with rt.db.unit_of_work() as uow:
-            op = await users.reset_password(rt, uow, email=email, password_hash=hashed)
-            await audit.record(rt, uow, "users.password_reset", actor_type="system", workspace_id=op.workspace_id,
-                               target_type="operator", target_id=op.id, detail={"via": "cli", "sessions_ended": True})
-            return op.id
+            return (await users.reset_password(rt, uow, email=email, password=password, password_hash=hashed)).id
 
     operator_id = _run(work)
-    typer.echo(f"password reset for operator {operator_id}; their sessions have ended and the lockout is cleared")
+    typer.echo(
+        f"password reset for operator {operator_id}; their sessions have ended, the log-in throttle is cleared,"
+        " and they must choose a new password at their next log-in"
+    )
     if generated:
-        typer.echo(f"new password: {password}  (shown once; change it after logging in)")
+        typer.echo(f"new password: {password}  (shown once; to be changed at the next log-in)")
 
 
 # ---------------------------------------------------------------- confide audit (audit helper)

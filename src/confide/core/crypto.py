@@ -106,6 +106,23 @@ class Passwords:
         except (VerificationError, InvalidHashError):
             return False
 
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a hash was made with other parameters than the current ones (rehash at log-in)."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    def matches_any(self, password_hashes: list[str], password: str) -> bool:
+        """Whether the password is any of these (a password history), checking every one."""
+        found = False
+        for password_hash in password_hashes:
+            found = self.verify(password_hash, password) or found
+        return found
+
+    async def matches_any_async(self, password_hashes: list[str], password: str) -> bool:
+        return await self._off_loop(self.matches_any, password_hashes, password) if password_hashes else False
+
     def dummy_verify(self) -> None:
         """Spend the same time as a real check, so unknown accounts are not told apart by timing."""
         self.verify(self._dummy, "not the password")

@@ -164,8 +164,8 @@ REGISTRY: dict[str, Table] = {
             "status": _N,
             "max_chats": _N,
             "disabled": _N,
-            "failed_logins": _N,
-            "locked_until": _N,
+            "must_change_password": _N,
+            "password_changed_at": _N,
             "last_assigned_at": _N,
             "created_at": _N,
             "email": _operator(Category.ACCOUNT, "login name; looked up on every login, so kept plain"),
@@ -204,9 +204,33 @@ REGISTRY: dict[str, Table] = {
     "audit_head": Table(None, {c: _N for c in ("id", "seq", "hash")}),
     "audit_prune": Table(None, {c: _N for c in ("id", "upto")}),  # a flag inside one transaction
     "presence": Table(None, {c: _N for c in ("kind", "subject_id", "node_id", "expires_at")}),
+    # accounts (ADR 0012): sessions keep a short client description ("Firefox on Linux") and no
+    # address; the throttle keys are keyed hashes of a typed e-mail or an address, forgotten after a day.
     "operator_sessions": Table(
-        None, {c: _N for c in ("id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at")}
+        "operator_id",
+        {
+            **{
+                c: _N
+                for c in (
+                    "id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at", "last_seen_at",
+                    "idle_timeout_s", "method", "end_reason",
+                )
+            },
+            "client": _operator(Category.ACCOUNT, "browser and system family only, shown in the user's session list"),
+        },
     ),
+    "password_history": Table(None, {c: _N for c in ("id", "operator_id", "password_hash", "created_at")}),
+    "account_policies": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "workspace_id", "password_min_length", "password_max_age_days", "session_idle_timeout_s",
+                "session_max_per_operator", "updated_at",
+            )
+        },
+    ),
+    "login_throttle": Table(None, {c: _N for c in ("key", "failures", "last_failure_at", "blocked_until")}),
     "visitors": Table(
         "id",
         {

@@ -22,8 +22,10 @@ class Operator(Base):
     status: Mapped[str] = mapped_column(String(10), default="offline")  # online | away | offline
     max_chats: Mapped[int] = mapped_column(Integer, default=5)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
+    # A one-time or reset password: every page and call but the password change is refused until
+    # the operator has chosen their own (docs/security.md).
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_changed_at: Mapped[datetime | None]
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
@@ -61,8 +63,41 @@ class OperatorSession(Base):
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     operator_id: Mapped[str] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # the absolute timeout; the idle one runs from last_seen_at
     revoked_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]  # written at most once a minute (settings.session_touch_s)
+    idle_timeout_s: Mapped[int] = mapped_column(Integer, default=1800)  # the workspace's, when it opened
+    method: Mapped[str] = mapped_column(String(16), default="password")  # the first factor: password | ldap | oidc
+    # "Firefox on Linux": a short form, never the full header; no client address is stored.
+    client: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # Why it ended (logout, revoked, password, cap, disabled, ...): a code, never free text.
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class PasswordHistory(Base):
+    """An operator's earlier password hashes (argon2id), the newest ``settings.password_history``
+    kept: a new password may not be any of them."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class AccountPolicy(Base):
+    """A workspace's password and session rules (Settings -> Security -> Passwords); a workspace
+    without a row has the defaults of the configuration."""
+
+    __tablename__ = "account_policies"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    password_min_length: Mapped[int] = mapped_column(Integer)
+    password_max_age_days: Mapped[int] = mapped_column(Integer, default=0)  # 0: never
+    session_idle_timeout_s: Mapped[int] = mapped_column(Integer)
+    session_max_per_operator: Mapped[int] = mapped_column(Integer, default=0)  # 0: no cap
+    updated_at: Mapped[datetime]
 
 
 class Presence(Base):

@@ -14,7 +14,11 @@ from starlette.responses import Response
 
 from confide.web import origins
 
-SESSION_COOKIE = "confide_session"
+SESSION_COOKIE = "confide_session"  # over plain HTTP (development, tests)
+# Over TLS (``cookie_secure``): the ``__Host-`` prefix makes the browser refuse the cookie unless it
+# is Secure, for the whole host (Path=/) and without a Domain, so that neither a sibling subdomain
+# nor a plain-HTTP answer can plant or overwrite a session cookie (RFC 6265bis, 4.1.3.2).
+HOST_SESSION_COOKIE = "__Host-confide_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 CSP = (
@@ -27,16 +31,37 @@ _CSP_EXEMPT = frozenset({"/demo"})  # the demo page embeds the widget like a cus
 
 
 # ---------------------------------------------------------------- the session cookie
+def session_cookie_name(*, secure: bool) -> str:
+    return HOST_SESSION_COOKIE if secure else SESSION_COOKIE
+
+
+def session_token(cookies: Mapping[str, str], *, secure: bool) -> str | None:
+    """The session token of a request: only the ``__Host-`` cookie counts when served over TLS."""
+    return cookies.get(session_cookie_name(secure=secure))
+
+
 def set_session_cookie(response: Response, token: str, *, ttl_s: int, secure: bool) -> None:
-    """HttpOnly (no script reads it), SameSite=Strict (first line against CSRF), whole site."""
-    response.set_cookie(SESSION_COOKIE, token, max_age=ttl_s, httponly=True, samesite="strict", secure=secure, path="/")
+    """HttpOnly (no script reads it), SameSite=Strict (first line against CSRF), whole site; over
+    TLS Secure and ``__Host-``-prefixed."""
+    response.set_cookie(
+        session_cookie_name(secure=secure),
+        token,
+        max_age=ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
 
 
-def clear_session_cookie(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/")
+def clear_session_cookie(response: Response, *, secure: bool = False) -> None:
+    response.delete_cookie(
+        session_cookie_name(secure=secure), path="/", secure=secure, httponly=True, samesite="strict"
+    )
 
 
 def has_session_cookie(cookie_header: str) -> bool:
+    """Either name: a cookie-authenticated write is held to the same-origin rule whatever its name."""
     return f"{SESSION_COOKIE}=" in cookie_header
 
 

@@ -21,6 +21,7 @@ from confide.audit import retention as audit_retention
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
+from confide.users import service as users
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,7 @@ JOBS: dict[str, Job] = {
     "unanswered": routing.mark_unanswered,
     "presence_purged": routing.purge_presence,
     "audit_pruned": audit_retention.prune,  # rows past CONFIDE_AUDIT_RETENTION_DAYS, with a checkpoint
+    "login_throttle_purged": users.purge_login_throttle,  # accounts (ADR 0012)
 }
 
 

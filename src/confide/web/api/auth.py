@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from confide.users import service as users
+from confide.users.account_schemas import PasswordChangeIn
 from confide.users.schemas import LoginIn
-from confide.web.api.deps import ReadUnit, StateDep, WriteUnit
+from confide.web.api.deps import ReadUnit, StateDep, WriteUnit, current_operator
 from confide.web.api.docs import errors
-from confide.web.login_flow import LoginClient, password_login
+from confide.web.login_flow import LoginClient, change_own_password, password_login
 from confide.web.permits import authenticated, public
 from confide.web.security import clear_session_cookie, set_session_cookie
 
@@ -20,7 +21,9 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 @router.post("/login", responses=errors(400, 401, 422, 429), dependencies=[public()])
 async def login(body: LoginIn, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
     rt = state.rt
-    client = LoginClient(address=request.client.host if request.client else None)
+    client = LoginClient(
+        address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
+    )
     result = await password_login(rt, email=body.email, password=body.password, client=client)
     async with rt.db.unit_of_work(readonly=True) as uow:
         op = await users.get_operator(uow, result.operator_id)
@@ -33,11 +36,32 @@ async def login(body: LoginIn, request: Request, response: Response, state: Stat
 @router.post("/logout", status_code=204, responses=errors(401, 403), dependencies=[authenticated()])
 async def logout(response: Response, state: StateDep, unit: WriteUnit) -> None:
     await users.logout(state.rt, unit.uow, unit.actor)
-    clear_session_cookie(response)
+    clear_session_cookie(response, secure=state.rt.settings.cookie_secure)
 
 
-@router.get("/me", responses=errors(401), dependencies=[authenticated()])
+@router.get("/me", responses=errors(401, 403), dependencies=[authenticated()])
 async def me(unit: ReadUnit) -> dict[str, Any]:
     op = await users.get_operator(unit.uow, unit.actor.operator_id)
     assert op is not None
     return await users.operator_view(unit.uow, op)
+
+
+@router.post("/password", status_code=204, responses=errors(400, 401, 403, 409, 422, 429))
+async def change_password(body: PasswordChangeIn, state: StateDep, request: Request) -> None:
+    """Change one's own password (also when a change is required): the current one, then the new
+    one, which must pass the workspace's policy and not be one of the last ones. Every other
+    session of the operator ends."""
+    actor = await current_operator(request)
+    await change_own_password(state.rt, actor, current=body.current_password, new=body.new_password)
+
+
+@router.get("/sessions", responses=errors(401, 403))
+async def sessions(unit: ReadUnit) -> list[dict[str, Any]]:
+    """The caller's live sessions, newest first (no addresses are kept)."""
+    return await users.list_sessions(unit.uow, unit.actor)
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=errors(400, 401, 403, 404))
+async def end_session(session_id: str, state: StateDep, unit: WriteUnit) -> None:
+    """End one of one's own sessions (or, with ``users.manage``, anyone's in the workspace)."""
+    await users.end_session(state.rt, unit.uow, unit.actor, session_id)

@@ -18,7 +18,7 @@ from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
 from confide.core.errors import Unauthorized
 from confide.users import service as users
-from confide.web.security import SESSION_COOKIE
+from confide.web.security import session_token
 from confide.web.state import State
 
 
@@ -32,15 +32,33 @@ def get_state(request: Request) -> State:
     return state
 
 
+# Where an operator who must change their password may still go (everything else: 403 / redirect).
+PASSWORD_CHANGE_PATHS = frozenset({"/app/account/password", "/logout", "/api/v1/auth/password", "/api/v1/auth/logout"})
+
+
+def _token(request: Request) -> str | None:
+    return session_token(request.cookies, secure=get_state(request).rt.settings.cookie_secure)
+
+
 async def _actor(request: Request, uow: UnitOfWork) -> OperatorActor:
     cached = getattr(request.state, "operator", None)
     if isinstance(cached, OperatorActor):
         return cached
-    token = request.cookies.get(SESSION_COOKIE)
+    token = _token(request)
     if not token:
         raise Unauthorized("not logged in")
-    actor = await users.resolve_session(uow, token)
+    rt = get_state(request).rt
+    info = await users.resolve_session_info(rt, uow, token, password_change=request.url.path in PASSWORD_CHANGE_PATHS)
+    actor = info.actor
     request.state.operator = actor  # the access log names the operator by id
+    if info.touch_due and actor.session_id is not None:
+        session_id = actor.session_id
+
+        async def touch() -> None:  # after this unit: at most one small write per session a minute
+            async with rt.db.unit_of_work() as touch_uow:
+                await users.touch_sessions(rt, touch_uow, [session_id])
+
+        uow.after_commit(touch)
     return actor
 
 
@@ -49,7 +67,7 @@ async def current_operator(request: Request) -> OperatorActor:
     cached = getattr(request.state, "operator", None)
     if isinstance(cached, OperatorActor):
         return cached
-    if not request.cookies.get(SESSION_COOKIE):
+    if not _token(request):
         raise Unauthorized("not logged in")
     async with get_state(request).rt.db.unit_of_work(readonly=True) as uow:
         return await _actor(request, uow)

@@ -14,8 +14,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from confide.web.dashboard import auth
-from confide.web.dashboard.pages import audit, chats, console, offline, roles, settings
+from confide.web.dashboard.pages import account, audit, chats, console, offline, roles, settings
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, console, chats, offline, settings, roles, audit):
     router.include_router(_module.router)
+router.include_router(account.router)  # accounts: password change, sessions, Settings -> Security -> Passwords

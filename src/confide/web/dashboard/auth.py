@@ -44,6 +44,8 @@ async def page_operator(request: Request) -> OperatorActor:
     """The logged-in operator, or a 303 to the log-in page that comes back here afterwards."""
     try:
         return await current_operator(request)
+    except users.PasswordChangeRequired:
+        raise HTTPException(status_code=303, headers={"Location": "/app/account/password"}) from None
     except Unauthorized:
         target = "/app"
         if request.method == "GET":
@@ -64,6 +66,8 @@ async def login_page(request: Request) -> Response:
     target = safe_next(request.query_params.get("next"))
     try:
         await current_operator(request)
+    except users.PasswordChangeRequired:
+        return RedirectResponse("/app/account/password", status_code=303)
     except Unauthorized:
         pass
     else:
@@ -83,7 +87,9 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     rt = state.rt
     try:
         body = LoginIn(email=email, password=password)
-        client = LoginClient(address=request.client.host if request.client else None)
+        client = LoginClient(
+            address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
+        )
         result = await password_login(rt, email=body.email, password=body.password, client=client)
     except ValidationError:
         return render(
@@ -114,5 +120,5 @@ async def logout(request: Request, state: StateDep) -> Response:
         async with state.rt.db.unit_of_work() as uow:
             await users.logout(state.rt, uow, actor)
     response = RedirectResponse("/login?bye=1", status_code=303)
-    clear_session_cookie(response)
+    clear_session_cookie(response, secure=state.rt.settings.cookie_secure)
     return response

@@ -14,11 +14,12 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError
 from confide.realtime.connections import OperatorConnection, operator_history
 from confide.realtime.outbox import Outbox
+from confide.realtime.session_watch import REASON, session_watch
 from confide.realtime.wire import PONG, REVOKED
 from confide.routing import service as routing
 from confide.users import service as users
 from confide.web.origins import same_origin, server_origin
-from confide.web.security import SESSION_COOKIE
+from confide.web.security import session_token
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
 from confide.web.ws.frames import FrameReader, close, too_many_connections
@@ -111,7 +112,7 @@ async def operator_socket(ws: WebSocket) -> None:
         return
     try:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            actor = await users.resolve_session(uow, ws.cookies.get(SESSION_COOKIE))
+            actor = await users.resolve_session(uow, session_token(ws.cookies, secure=rt.settings.cookie_secure))
     except DomainError:
         await ws.close(1008)
         return
@@ -123,6 +124,8 @@ async def operator_socket(ws: WebSocket) -> None:
         await ws.accept()
         outbox = Outbox(ws.send_text, lambda code: close(ws, code), rt.settings.send_queue_frames)
         conn = OperatorConnection(state.node, actor, outbox, lambda code: close(ws, code))
+        # accounts (ADR 0012): closed within session_check_s once the session ends, event or not
+        unwatch = session_watch(rt).watch(actor.session_id or "", lambda: ws.close(REVOKED, REASON))
         try:
             await state.presence.operator_connected(actor.operator_id)
             await conn.open()
@@ -135,6 +138,7 @@ async def operator_socket(ws: WebSocket) -> None:
                     return
                 await operator.dispatch(conn, frame)
         finally:
+            unwatch()
             conn.shutdown()
             state.presence.operator_disconnected(actor.operator_id)
     finally:

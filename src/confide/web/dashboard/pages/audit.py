@@ -28,10 +28,10 @@ from confide.permissions.policy import Permission, require
 from confide.users import service as users
 from confide.web.api.deps import StateDep
 from confide.web.dashboard.auth import PageOperator
-from confide.web.permits import needs
 from confide.web.dashboard.filters import FILTER_TTL_S, pager, parse_filters
 from confide.web.dashboard.forms import text
 from confide.web.dashboard.templating import NO_STORE, render
+from confide.web.permits import needs
 
 router = APIRouter(include_in_schema=False)
 PATH = "/app/audit"
