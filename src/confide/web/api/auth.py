@@ -46,7 +46,9 @@ async def me(unit: ReadUnit) -> dict[str, Any]:
     return await users.operator_view(unit.uow, op)
 
 
-@router.post("/password", status_code=204, responses=errors(400, 401, 403, 409, 422, 429))
+@router.post(
+    "/password", status_code=204, responses=errors(400, 401, 403, 409, 422, 429), dependencies=[authenticated()]
+)
 async def change_password(body: PasswordChangeIn, state: StateDep, request: Request) -> None:
     """Change one's own password (also when a change is required): the current one, then the new
     one, which must pass the workspace's policy and not be one of the last ones. Every other
@@ -55,13 +57,15 @@ async def change_password(body: PasswordChangeIn, state: StateDep, request: Requ
     await change_own_password(state.rt, actor, current=body.current_password, new=body.new_password)
 
 
-@router.get("/sessions", responses=errors(401, 403))
+@router.get("/sessions", responses=errors(401, 403), dependencies=[authenticated()])
 async def sessions(unit: ReadUnit) -> list[dict[str, Any]]:
     """The caller's live sessions, newest first (no addresses are kept)."""
     return await users.list_sessions(unit.uow, unit.actor)
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses=errors(400, 401, 403, 404))
+@router.delete(
+    "/sessions/{session_id}", status_code=204, responses=errors(400, 401, 403, 404), dependencies=[authenticated()]
+)
 async def end_session(session_id: str, state: StateDep, unit: WriteUnit) -> None:
     """End one of one's own sessions (or, with ``users.manage``, anyone's in the workspace)."""
     await users.end_session(state.rt, unit.uow, unit.actor, session_id)

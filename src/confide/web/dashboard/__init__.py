@@ -17,6 +17,6 @@ from confide.web.dashboard import auth
 from confide.web.dashboard.pages import account, audit, chats, console, offline, roles, settings
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, console, chats, offline, settings, roles, audit):
+for _module in (auth, console, chats, offline, settings, roles, audit, account):
     router.include_router(_module.router)
 router.include_router(account.router)  # accounts: password change, sessions, Settings -> Security -> Passwords

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from confide.core.errors import DomainError
+from confide.permissions.policy import Permission as P
 from confide.users import service as users
 from confide.users.account_schemas import AccountRulesIn
 from confide.web.api.deps import StateDep, operator_unit
@@ -20,6 +21,7 @@ from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import errors, text
 from confide.web.dashboard.templating import render
 from confide.web.login_flow import change_own_password
+from confide.web.permits import authenticated, needs
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,7 +38,7 @@ def _iso(value: Any) -> str:
 
 
 # ---------------------------------------------------------------- password
-@router.get("/app/account/password")
+@router.get("/app/account/password", dependencies=[authenticated()])
 async def password_page(request: Request, actor: PageOperator) -> Response:
     async with operator_unit(request, write=False) as (uow, me):
         op = await users.get_operator(uow, me.operator_id)
@@ -45,7 +47,7 @@ async def password_page(request: Request, actor: PageOperator) -> Response:
     return render(request, "account_password.html", actor, nav="account", required=required, rules=rules, errors=[])
 
 
-@router.post("/app/account/password")
+@router.post("/app/account/password", dependencies=[authenticated()])
 async def password_submit(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     current, new, confirm = text(form, "current_password"), text(form, "new_password"), text(form, "confirm_password")
@@ -82,7 +84,7 @@ def _sessions_url(operator_id: str | None, saved: str) -> str:
     return "/app/account/sessions?" + urlencode(query)
 
 
-@router.get("/app/account/sessions")
+@router.get("/app/account/sessions", dependencies=[authenticated()])
 async def sessions_page(request: Request, actor: PageOperator) -> Response:
     target = request.query_params.get("operator") or None
     async with operator_unit(request, write=False) as (uow, me):
@@ -103,7 +105,7 @@ async def sessions_page(request: Request, actor: PageOperator) -> Response:
     )
 
 
-@router.post("/app/account/sessions/end")
+@router.post("/app/account/sessions/end", dependencies=[authenticated()])
 async def end_session(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     target = text(form, "operator") or None
@@ -112,7 +114,7 @@ async def end_session(request: Request, actor: PageOperator, state: StateDep) ->
     return RedirectResponse(_sessions_url(target, "ended"), status_code=303)
 
 
-@router.post("/app/account/sessions/end-others")
+@router.post("/app/account/sessions/end-others", dependencies=[authenticated()])
 async def end_other_sessions(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     target = text(form, "operator") or None
@@ -122,7 +124,7 @@ async def end_other_sessions(request: Request, actor: PageOperator, state: State
 
 
 # ---------------------------------------------------------------- Settings -> Security -> Passwords
-@router.get("/app/settings/security/passwords")
+@router.get("/app/settings/security/passwords", dependencies=[needs(P.SETTINGS_READ)])
 async def rules_page(request: Request, actor: PageOperator, state: StateDep) -> Response:
     async with operator_unit(request, write=False) as (uow, me):
         rules = await users.get_account_rules(state.rt, uow, me)
@@ -139,7 +141,7 @@ async def rules_page(request: Request, actor: PageOperator, state: StateDep) -> 
     )
 
 
-@router.post("/app/settings/security/passwords")
+@router.post("/app/settings/security/passwords", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def rules_submit(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     fields = ("password_min_length", "password_max_age_days", "session_idle_timeout_min", "session_max_per_operator")
