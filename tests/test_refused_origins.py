@@ -86,6 +86,6 @@ async def test_settings_shows_them_to_administrators_only(rt: Runtime, world: Wo
     assert "https://staging.shop.example" in page.text
     async with logged_in(client._transport.app, world.operator_email) as operator:  # type: ignore[attr-defined]
         assert (await operator.get("/app/settings")).status_code == 403
-    with pytest.raises(Exception, match="administrators only"):
+    with pytest.raises(Exception, match="you do not have permission to do this"):
         async with rt.db.unit_of_work(readonly=True) as uow:
             await workspaces.refused_origins(uow, await actor(rt, world.operator_id))

@@ -91,6 +91,22 @@ async def access_conversation_by_id(
     return await load(session, actor, Conversation, conversation_id, permission, for_update=for_update)
 
 
+async def access_conversation_to_accept(
+    session: AsyncSession, actor: OperatorActor, conversation_id: object, *, for_update: bool = True
+) -> Conversation:
+    """A conversation of the operator's departments they may take part in (accepting it: the
+    caller then refuses anything but a queued chat, as a conflict)."""
+    return await load(
+        session,
+        actor,
+        Conversation,
+        conversation_id,
+        Permission.CHATS_PARTICIPATE,
+        for_update=for_update,
+        reach=conversation_clause(actor, Permission.CHATS_PARTICIPATE, departments=True),
+    )
+
+
 async def access_conversation_to_act(
     session: AsyncSession, actor: OperatorActor, conversation_id: object, *, for_update: bool = True
 ) -> Conversation:

@@ -60,14 +60,22 @@ def reaches_workspace_config(actor: OperatorActor) -> bool:
 
 # ---------------------------------------------------------------- the rule, as SQL
 def conversation_clause(
-    actor: OperatorActor, permission: Permission = Permission.CHATS_READ, *, own_only: bool = False
+    actor: OperatorActor,
+    permission: Permission = Permission.CHATS_READ,
+    *,
+    own_only: bool = False,
+    departments: bool = False,
 ) -> ColumnElement[bool]:
     """The conversations ``actor`` reaches with ``permission``. ``own_only``: with the ``OWN``
-    scope, only the chats the operator holds (acting on a chat: transfer, close)."""
+    scope, only the chats the operator holds (acting on a chat: transfer, close). ``departments``:
+    with the ``OWN`` scope, every chat of their departments (accepting one: only a queued chat can
+    be accepted, and the answer to any other is "taken already" or "closed", never its content)."""
     if not allows(actor, permission):
         return false()
     in_workspace = Conversation.workspace_id == actor.workspace_id
     scope = scope_of(actor)
+    if departments and scope is Scope.OWN:
+        scope = Scope.DEPARTMENTS
     if scope is Scope.WORKSPACE:
         return in_workspace
     mine = Conversation.operator_id == actor.operator_id
@@ -139,14 +147,17 @@ async def load(
     *,
     for_update: bool = False,
     where: ColumnElement[bool] | None = None,
+    reach: ColumnElement[bool] | None = None,
 ) -> T:
     """The object ``model`` with id ``object_id`` if ``actor`` may reach it with ``permission``
     (``None``: any operator of the workspace, e.g. a colleague named as a transfer target), else
-    ``NotFound``. ``where``: a narrower rule of a special loader (e.g. "the chat is theirs")."""
+    ``NotFound``. ``where``: a narrower rule of a special loader (e.g. "the chat is theirs");
+    ``reach``: a special loader's own rule instead of the model's (built by this module's clauses)."""
     if not isinstance(object_id, str) or not object_id or len(object_id) > MAX_ID:
         raise not_found(model)
     model_id: Any = getattr(model, "id")  # noqa: B009 - every tenant model has an ``id`` column
-    stmt: Select[Any] = select(model).where(model_id == object_id, _object_clause(actor, model, permission))
+    rule = reach if reach is not None else _object_clause(actor, model, permission)
+    stmt: Select[Any] = select(model).where(model_id == object_id, rule)
     if where is not None:
         stmt = stmt.where(where)
     if for_update:

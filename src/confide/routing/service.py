@@ -28,6 +28,7 @@ from confide.core.runtime import Runtime
 from confide.offline import service as offline
 from confide.permissions.access import (
     access_conversation_by_id,
+    access_conversation_to_accept,
     access_conversation_to_act,
     access_department_by_id,
     access_operator_by_id,
@@ -207,9 +208,7 @@ async def offer_waiting(rt: Runtime, uow: UnitOfWork) -> None:
 
 # ---------------------------------------------------------------- operator actions
 async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> Conversation:
-    conv = await access_conversation_by_id(
-        uow.session, actor, conversation_id, permission=Permission.CHATS_PARTICIPATE, for_update=True
-    )
+    conv = await access_conversation_to_accept(uow.session, actor, conversation_id, for_update=True)
     if conv.status != "queued":
         raise Conflict("this chat has been taken already" if conv.status == "active" else "this chat is closed")
     op = await users.lock_operator(uow, actor.operator_id)  # slots: counted and taken under the lock

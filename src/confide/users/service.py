@@ -185,7 +185,7 @@ async def department_ids_of(uow: UnitOfWork, operator_id: str) -> list[str]:
 
 
 async def list_operator_views(uow: UnitOfWork, actor: OperatorActor) -> list[dict[str, Any]]:
-    """Colleagues, as the caller may see them: e-mail addresses only for administrators."""
+    """Colleagues, as the caller may see them: e-mail addresses only for those with users.read."""
     views = []
     for op in await list_operators(uow, actor):
         view = await operator_view(uow, op)
