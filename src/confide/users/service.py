@@ -226,6 +226,7 @@ async def open_session(rt: Runtime, uow: UnitOfWork, operator_id: str, *, method
     if op is None or op.disabled:
         raise Unauthorized("wrong e-mail or password")
     now = clock.now()
+    op.last_login_at, op.last_login_method = now, method[:20]  # the account review's "last login"
     token = crypto.random_token()
     uow.session.add(
         OperatorSession(

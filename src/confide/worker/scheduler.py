@@ -19,6 +19,7 @@ from sqlalchemy import text
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
+from confide.worker import housekeeping
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +40,7 @@ JOBS: dict[str, Job] = {
     "abandoned": routing.close_abandoned,
     "unanswered": routing.mark_unanswered,
     "presence_purged": routing.purge_presence,
+    "accounts_auto_disabled": housekeeping.auto_disable,  # mail helper: account review, failed jobs
 }
 
 
