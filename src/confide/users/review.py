@@ -333,3 +333,14 @@ def _tell_admins(rt: Runtime, uow: UnitOfWork, workspace_id: str, to: list[str],
             html=body,
             workspace_id=workspace_id,
         )
+
+
+async def page_data(uow: UnitOfWork, actor: OperatorActor) -> dict[str, Any]:
+    """Everything the Account review page shows (``accounts.review``), and what the caller may do."""
+    return {
+        "policy": await policy(uow, actor),
+        "accounts": await account_report(uow, actor),
+        "reviews": await list_reviews(uow, actor),
+        "can_sign_off": allows(actor, Permission.ACCOUNTS_SIGN_OFF),
+        "can_set_policy": allows(actor, Permission.USERS_MANAGE),
+    }

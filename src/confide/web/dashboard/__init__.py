@@ -14,8 +14,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from confide.web.dashboard import auth
-from confide.web.dashboard.pages import chats, console, offline, settings
+from confide.web.dashboard.pages import account_review, chats, console, invites, offline, settings
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, console, chats, offline, settings):
     router.include_router(_module.router)
+router.include_router(invites.router)  # mail helper: invitations
+router.include_router(account_review.router)  # mail helper: account review
