@@ -256,3 +256,39 @@ async def test_two_submissions_of_one_link_make_one_account(rt: Runtime, world: 
         count = await uow.session.scalar(select(users.Operator.id).where(users.Operator.email == INVITEE))
         used = await uow.session.scalar(select(OperatorInvite.operator_id))
     assert count == made[0] == used
+
+
+async def test_no_address_name_or_token_reaches_the_log(rt: Runtime, world: World, client: httpx.AsyncClient) -> None:
+    import io
+
+    from confide.core.logging import configure as configure_logging
+    from confide.users import review
+    from tests.conftest import free_port
+
+    tag = "qq7canary"
+    buffer = io.StringIO()
+    configure_logging("debug", stream=buffer)
+    try:
+        token = await invite(rt, world, email=f"{tag}@shop.example", name=f"Name{tag}")
+        rt.settings.smtp_host, rt.settings.smtp_port, rt.settings.smtp_security = "127.0.0.1", free_port(), "none"
+        await JobRunner(rt, node_id="t").drain()  # SMTP down: a retry, logged by code
+        async with Mailbox(port=rt.settings.smtp_port) as box:
+            box.handler.refuse.add(f"{tag}@shop.example")  # then a refusal that quotes the address
+            clock.advance(timedelta(hours=1))
+            await JobRunner(rt, node_id="t").drain()
+        rt.settings.smtp_host = ""  # kept in the folder
+        assert (await accept(client, token, name=f"Other{tag}", password=f"{tag}-password-long")).status_code == 303
+        admin = await actor(rt, world.admin_id)
+        async with rt.db.unit_of_work() as uow:
+            await review.set_policy(rt, uow, admin, review.PolicyIn(inactive_days=1))
+        clock.advance(timedelta(days=2))
+        async with rt.db.unit_of_work() as uow:
+            assert await review.disable_inactive(rt, uow) >= 1
+        assert await JobRunner(rt, node_id="t").drain() >= 1
+    finally:
+        configure_logging("warning")
+    out = buffer.getvalue()
+    assert "job_failed" in out  # the log did record the failures
+    assert "mail_kept" in out
+    assert tag not in out
+    assert token not in out
