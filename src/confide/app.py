@@ -38,6 +38,7 @@ from confide.web.ws.front import SocketFrontDoor
 from confide.web.ws.operator import operator_socket
 from confide.web.ws.visitor import visitor_socket
 from confide.worker import scheduler
+from confide.worker.jobs import JobRunner
 
 _CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid", 409: "conflict",
           413: "too_large", 422: "invalid", 429: "rate_limited"}
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             rt.tasks.append(asyncio.create_task(rt.db.checkpoint_forever(), name="wal-checkpoint"))
         if settings.run_worker:
             rt.tasks.append(asyncio.create_task(scheduler.run(rt), name="scheduler"))
+            rt.tasks.append(asyncio.create_task(JobRunner(rt).run(), name="jobs"))  # durable jobs (ADR 0013)
         try:
             yield
         finally:

@@ -90,6 +90,24 @@ class Settings(BaseSettings):
     # Audit rows older than this many days are removed, oldest first, with a checkpoint (0: kept forever).
     audit_retention_days: int = Field(default=730, ge=0)
 
+    # Mail and durable jobs (core/mail.py, core/jobs.py, worker/jobs.py; ADR 0013). With no SMTP
+    # host, mail is not sent: each message is written to DATA_DIR/mail/*.eml (the demo's outbox).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = None  # a CA bundle to trust for the SMTP server (default: the system's)
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    mail_from: str = "Confide <no-reply@confide.invalid>"
+    job_max_attempts: int = Field(default=8, ge=1)  # then the job is marked failed
+    job_backoff_s: float = Field(default=30.0, ge=0)  # first retry after this, doubling each time
+    job_backoff_max_s: float = Field(default=3600.0, ge=0)
+    job_lease_s: float = Field(default=300.0, gt=0)  # a job a crashed node held is run again after this
+    job_sweep_s: float = Field(default=30.0, gt=0)  # the runner looks for due jobs this often (plus wake-ups)
+    # Invitations and account review (users/invites.py, users/review.py)
+    invite_ttl_h: float = Field(default=72.0, gt=0)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -3,8 +3,10 @@
 from confide.audit.models import AuditEvent, AuditHead, AuditPrune
 from confide.auth.models import LoginThrottle
 from confide.chats.models import Conversation, ConversationTerm, Message
+from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
+from confide.users.account_models import AccountReview, OperatorInvite, ReviewPolicy
 from confide.users.models import (
     AccountPolicy,
     Operator,
@@ -19,6 +21,7 @@ from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Si
 
 __all__ = [
     "AccountPolicy",
+    "AccountReview",
     "AuditEvent",
     "AuditHead",
     "AuditPrune",
@@ -26,15 +29,18 @@ __all__ = [
     "Conversation",
     "ConversationTerm",
     "Department",
+    "Job",
     "LoginThrottle",
     "Message",
     "OfflineRequest",
     "Operator",
     "OperatorDepartment",
+    "OperatorInvite",
     "OperatorSession",
     "PasswordHistory",
     "Presence",
     "RefusedOrigin",
+    "ReviewPolicy",
     "Role",
     "Site",
     "SubjectKey",

@@ -37,6 +37,11 @@ class KeyRing:
         self._cache: OrderedDict[str, DataKey] = OrderedDict()
         self._cache_size = cache_size
 
+    @property
+    def wrapper(self) -> KeyWrapper:
+        """The master key's wrapper, for data keys kept outside ``subject_keys`` (a job's payload)."""
+        return self._wrapper
+
     async def create(self, session: AsyncSession, *, workspace_id: str, subject_id: str) -> DataKey:
         wrapped, key = self._wrapper.new_wrapped_key(subject_id)
         session.add(

@@ -168,6 +168,8 @@ REGISTRY: dict[str, Table] = {
             "password_changed_at": _N,
             "last_assigned_at": _N,
             "created_at": _N,
+            "last_login_at": _N,  # mail helper (0008): the account review's last login
+            "last_login_method": _N,
             "email": _operator(Category.ACCOUNT, "login name; looked up on every login, so kept plain"),
             "name": _operator(Category.IDENTITY, "shown to visitors as the operator's name"),
         },
@@ -231,6 +233,85 @@ REGISTRY: dict[str, Table] = {
         },
     ),
     "login_throttle": Table(None, {c: _N for c in ("key", "failures", "last_failure_at", "blocked_until")}),
+    # ---- mail helper (0008): durable jobs, invitations, account review
+    # A job's payload may hold a recipient's address and a link: encrypted under a data key of the
+    # job's own (wrapped under the master key); the row is deleted once done, and the payload and
+    # key are cleared when the job fails for good (core/jobs.py).
+    "jobs": Table(
+        "subject_id",
+        {
+            **{
+                c: _N
+                for c in (
+                    "id",
+                    "kind",
+                    "workspace_id",
+                    "subject_id",
+                    "state",
+                    "attempts",
+                    "run_after",
+                    "locked_by",
+                    "locked_until",
+                    "last_error",
+                    "created_at",
+                    "finished_at",
+                )
+            },
+            "payload_enc": Personal(
+                Category.CONTACT,
+                "operator",
+                "deliver account e-mails",
+                _STAFF_BASIS,
+                "job",
+                Storage.ENCRYPTED,
+                Erasure.DELETE_ROW,
+                exported=False,
+                note="recipients, subject and body of a queued e-mail; gone once sent or given up on",
+            ),
+            "wrapped_key": Personal(
+                Category.KEY,
+                "operator",
+                "encrypt a job's payload",
+                _STAFF_BASIS,
+                "job",
+                Storage.ENCRYPTED,
+                Erasure.DESTROY_KEY,
+                exported=False,
+                note="wrapped under the master key; cleared with the payload",
+            ),
+        },
+    ),
+    # The invited person's address and name, until they accept (then the account holds them).
+    "operator_invites": Table(
+        "id",
+        {
+            **{
+                c: _N
+                for c in (
+                    "id",
+                    "workspace_id",
+                    "token_digest",
+                    "role",
+                    "department_ids",
+                    "invited_by",
+                    "created_at",
+                    "expires_at",
+                    "used_at",
+                    "revoked_at",
+                    "operator_id",
+                )
+            },
+            "email": _operator(Category.ACCOUNT, "the invited login name; compared with existing accounts"),
+            "name": _operator(Category.IDENTITY, "the name the invitation proposes"),
+        },
+    ),
+    "account_review_policies": Table(
+        None, {c: _N for c in ("workspace_id", "interval_days", "inactive_days", "updated_at")}
+    ),
+    # Account ids with role, method and state codes at sign-off: ids and codes only, no names.
+    "account_reviews": Table(
+        None, {c: _N for c in ("id", "workspace_id", "signed_by", "signed_at", "account_count", "accounts")}
+    ),
     "visitors": Table(
         "id",
         {

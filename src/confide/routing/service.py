@@ -33,7 +33,6 @@ from confide.permissions.access import (
     access_department_by_id,
     access_operator_by_id,
 )
-from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import (
     ChatAssigned,

@@ -28,6 +28,9 @@ class Operator(Base):
     password_changed_at: Mapped[datetime | None]
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # The account review's "last login" (set by open_session; migration 0008).
+    last_login_at: Mapped[datetime | None]
+    last_login_method: Mapped[str | None] = mapped_column(String(20))
 
 
 class Role(Base):

@@ -461,6 +461,7 @@ async def open_session(
         for old in live[: max(0, len(live) - rules.max_sessions + 1)]:
             old.revoked_at, old.end_reason = now, "cap"
             events.publish(rt, uow, Revoke(op.id, old.id))
+    op.last_login_at, op.last_login_method = now, method[:20]  # the account review's "last login"
     token = crypto.random_token()
     session_id = crypto.new_id()
     uow.session.add(

@@ -14,9 +14,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from confide.web.dashboard import auth
-from confide.web.dashboard.pages import account, audit, chats, console, offline, roles, settings
+from confide.web.dashboard.pages import (
+    account,
+    account_review,
+    audit,
+    chats,
+    console,
+    invites,
+    offline,
+    roles,
+    settings,
+)
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, console, chats, offline, settings, roles, audit, account):
+for _module in (auth, console, chats, offline, settings, roles, audit, account, invites, account_review):
     router.include_router(_module.router)
-router.include_router(account.router)  # accounts: password change, sessions, Settings -> Security -> Passwords
