@@ -4,6 +4,14 @@ from confide.audit.models import AuditEvent, AuditHead
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
+from confide.two_factor.models import (  # two-factor (ADR 0014)
+    PasskeyCredential,
+    RecoveryCode,
+    TotpFactor,
+    TwoFactorPolicy,
+    TwoFactorTicket,
+    WebAuthnChallenge,
+)
 from confide.users.models import Operator, OperatorDepartment, OperatorSession, Presence
 from confide.visitors.models import Visitor, VisitorTerm
 from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
@@ -20,11 +28,17 @@ __all__ = [
     "Operator",
     "OperatorDepartment",
     "OperatorSession",
+    "PasskeyCredential",
     "Presence",
+    "RecoveryCode",
     "RefusedOrigin",
     "Site",
     "SubjectKey",
+    "TotpFactor",
+    "TwoFactorPolicy",
+    "TwoFactorTicket",
     "Visitor",
     "VisitorTerm",
+    "WebAuthnChallenge",
     "Workspace",
 ]

@@ -15,7 +15,9 @@ from fastapi import APIRouter
 
 from confide.web.dashboard import auth
 from confide.web.dashboard.pages import chats, console, offline, settings
+from confide.web.dashboard.pages import two_factor as two_factor_pages
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, console, chats, offline, settings):
     router.include_router(_module.router)
+router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)
