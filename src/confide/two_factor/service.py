@@ -146,7 +146,7 @@ async def get_policy(uow: UnitOfWork, workspace_id: str) -> PolicyView:
 
 
 async def read_policy(uow: UnitOfWork, actor: OperatorActor) -> PolicyView:
-    require(actor, Permission.SETTINGS_MANAGE)
+    require(actor, Permission.SETTINGS_READ)
     return await get_policy(uow, actor.workspace_id)
 
 

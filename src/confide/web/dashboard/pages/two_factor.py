@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError, Invalid
+from confide.permissions.policy import Permission, allows
 from confide.two_factor import service as two_factor
 from confide.two_factor.webauthn_rp import RelyingParty
 from confide.web.api.deps import StateDep, operator_unit
@@ -120,7 +121,7 @@ async def second_step_page(request: Request, state: StateDep) -> Response:
     except two_factor.TicketExpired as exc:
         return _expired(request, target, exc.message)
     if view.stage == two_factor.ENROL:
-        return RedirectResponse(f"{PATH}/enrol?next={target}", status_code=303)
+        return RedirectResponse(f"{PATH}/enrol?" + urlencode({"next": target}), status_code=303)
     return render(request, "login_two_factor.html", None, next=target, view=view, error=None)
 
 
@@ -422,6 +423,7 @@ async def _settings_page(
     try:
         async with operator_unit(request, write=False) as (uow, me):
             policy = chosen or await two_factor.read_policy(uow, me)
+            can_manage = allows(me, Permission.SETTINGS_MANAGE)
     except DomainError as exc:
         if exc.status == 403:
             return render(request, "admin_only.html", actor, status_code=403, nav="settings")
@@ -436,6 +438,7 @@ async def _settings_page(
         tab="security-two-factor",
         policy=policy,
         roles=two_factor.role_choices(),
+        can_manage=can_manage,
         flash=flash,
         flash_kind="error" if error else "success",
     )
