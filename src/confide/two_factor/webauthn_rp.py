@@ -115,8 +115,8 @@ def verify_registration(rp: RelyingParty, credential: dict[str, Any], *, challen
         verified = webauthn.verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp.rp_id, expected_origin=rp.origin
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError):
-        return None
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError):
+        return None  # the browser's answer is attacker-controlled: any structure that fails is a refusal
     return NewCredential(b64url(verified.credential_id), verified.credential_public_key, verified.sign_count)
 
 
@@ -134,6 +134,6 @@ def verify_authentication(
             credential_public_key=public_key,
             credential_current_sign_count=sign_count,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError):
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError):
         return None
     return int(verified.new_sign_count)
