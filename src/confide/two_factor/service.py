@@ -746,3 +746,30 @@ async def cancel_totp(uow: UnitOfWork, actor: OperatorActor) -> None:
 async def renew_session(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> str:
     """A factor changed and every session ended: a new one for the browser that made the change."""
     return await users.open_session(rt, uow, actor.operator_id, method="two_factor")
+
+
+# ---------------------------------------------------------------- the shell's way back in
+async def reset_factors(rt: Runtime, uow: UnitOfWork, *, email: str) -> str:
+    """``confide reset-two-factor``: an operator who lost their app, keys and recovery codes gets back
+    in with their password alone (or is taken to enrolment, when required). Every factor and code is
+    deleted, every session ends; audited as the system's act. Returns the operator id."""
+    attempt = await users.login_attempt(uow, email=email)
+    if attempt.operator_id is None:
+        raise NotFound("no enabled account has this e-mail address")
+    operator_id = attempt.operator_id
+    found = await factors(uow, operator_id)
+    for model in (TotpFactor, PasskeyCredential, RecoveryCode, WebAuthnChallenge):
+        await uow.session.execute(delete(model).where(model.operator_id == operator_id))
+    op = await users.get_operator(uow, operator_id)
+    await audit.record(
+        rt,
+        uow,
+        "auth.two_factor_removed",
+        actor_type="system",
+        workspace_id=op.workspace_id if op else None,
+        target_type="operator",
+        target_id=operator_id,
+        detail={"factor": "all", "totp": found.totp, "passkeys": len(found.passkeys), "via": "cli"},
+    )
+    await _factors_changed(rt, uow, operator_id)
+    return operator_id
