@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from confide.audit.models import AuditEvent
 from confide.core import clock
-from confide.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from confide.core.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthorized
 from confide.core.runtime import Runtime
 from confide.two_factor import service as two_factor
 from confide.two_factor.webauthn_rp import RelyingParty
@@ -156,6 +156,26 @@ async def test_wrong_codes_are_counted_and_end_the_ticket(rt: Runtime, world: Wo
     assert '"attempts":5' in failed[-1].detail
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert (await uow.session.execute(text("select count(*) from operator_sessions"))).scalar_one() == 0
+
+
+async def test_wrong_codes_over_many_tickets_are_throttled(rt: Runtime, world: World) -> None:
+    """New tickets do not buy new guesses: ten wrong answers in a quarter of an hour stop the checks."""
+    clock.freeze(T0)
+    secret, _ = await enrol_totp(rt, world.operator_id)
+    for _ in range(two_factor.THROTTLE_FAILURES // 2):
+        ticket = (await first_factor(rt, world.operator_email)).second_factor
+        assert ticket
+        for _ in range(2):
+            with pytest.raises(Unauthorized):
+                await verify(rt, ticket.token, "000000")
+    fresh = (await first_factor(rt, world.operator_email)).second_factor
+    assert fresh
+    with pytest.raises(RateLimited):
+        await verify(rt, fresh.token, code_now(secret))  # even the right code waits
+    clock.advance(timedelta(seconds=two_factor.THROTTLE_WINDOW_S + 1))
+    later = (await first_factor(rt, world.operator_email)).second_factor
+    assert later
+    await verify(rt, later.token, code_now(secret))
 
 
 async def test_a_ticket_expires_and_is_single_use(rt: Runtime, world: World) -> None:

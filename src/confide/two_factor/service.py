@@ -28,7 +28,7 @@ from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
-from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Unauthorized
+from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from confide.core.runtime import Runtime
 from confide.permissions.policy import BUILT_IN_ROLES, LEGACY_ROLE_KEYS, Permission, require
 from confide.two_factor import totp, webauthn_rp
@@ -45,6 +45,11 @@ from confide.users import service as users
 
 TICKET_TTL_S = 300
 TICKET_ATTEMPTS = 5
+# Wrong second factors of one operator, over all their tickets, within the window: then no more
+# checks until the window has moved on (a password holder cannot brute-force six digits by asking
+# for new tickets: at most ~1,000 guesses a day, each with a 3-in-a-million chance).
+THROTTLE_FAILURES = 10
+THROTTLE_WINDOW_S = 900
 CHALLENGE_TTL_S = 300
 RECOVERY_CODES = 10
 ISSUER = "Confide"
@@ -273,6 +278,18 @@ async def _ticket_for(uow: UnitOfWork, token: object, stage: str) -> TwoFactorTi
     return row
 
 
+async def _throttle(uow: UnitOfWork, operator_id: str) -> None:
+    """Refuse to check anything while the operator's recent wrong answers reach the limit."""
+    since = clock.now() - timedelta(seconds=THROTTLE_WINDOW_S)
+    failures = await uow.session.scalar(
+        select(func.coalesce(func.sum(TwoFactorTicket.attempts), 0)).where(
+            TwoFactorTicket.operator_id == operator_id, TwoFactorTicket.created_at > since
+        )
+    )
+    if int(failures or 0) >= THROTTLE_FAILURES:
+        raise RateLimited("too many wrong codes for this account; wait a quarter of an hour and log in again")
+
+
 async def _operator_audit(
     rt: Runtime,
     uow: UnitOfWork,
@@ -365,6 +382,7 @@ async def _use_recovery(rt: Runtime, uow: UnitOfWork, operator_id: str, code: st
 async def verify_code(rt: Runtime, uow: UnitOfWork, token: object, code: str) -> Passed:
     """The second step with a code: a TOTP code (six digits) or a recovery code."""
     row = await _ticket_for(uow, token, VERIFY)
+    await _throttle(uow, row.operator_id)
     code = (code or "").strip()[:64]
     if totp.looks_like_totp(code):
         if not await _use_totp(rt, uow, row.operator_id, code, confirmed=True):
@@ -671,6 +689,7 @@ async def verify_passkey(rt: Runtime, uow: UnitOfWork, token: object, raw: str, 
     """The second step with a passkey: the answer must be signed over the pending login challenge by
     one of the ticket's operator's credentials, with a sign count that grew."""
     row = await _ticket_for(uow, token, VERIFY)
+    await _throttle(uow, row.operator_id)
     try:
         credential = webauthn_rp.parse_credential(raw)
     except Invalid:
@@ -702,6 +721,7 @@ async def enrol_view(rt: Runtime, uow: UnitOfWork, token: object) -> TotpSetup:
 
 async def enrol_totp_at_login(rt: Runtime, uow: UnitOfWork, token: object, code: str) -> Passed:
     row = await _ticket_for(uow, token, ENROL)
+    await _throttle(uow, row.operator_id)
     try:
         codes = await _confirm_totp(rt, uow, row.operator_id, code)
     except Invalid as exc:
