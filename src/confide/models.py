@@ -6,6 +6,14 @@ from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
 from confide.offline.models import OfflineRequest
+from confide.two_factor.models import (  # two-factor (ADR 0014)
+    PasskeyCredential,
+    RecoveryCode,
+    TotpFactor,
+    TwoFactorPolicy,
+    TwoFactorTicket,
+    WebAuthnChallenge,
+)
 from confide.users.account_models import AccountReview, OperatorInvite, ReviewPolicy
 from confide.users.models import (
     AccountPolicy,
@@ -37,14 +45,20 @@ __all__ = [
     "OperatorDepartment",
     "OperatorInvite",
     "OperatorSession",
+    "PasskeyCredential",
     "PasswordHistory",
     "Presence",
+    "RecoveryCode",
     "RefusedOrigin",
     "ReviewPolicy",
     "Role",
     "Site",
     "SubjectKey",
+    "TotpFactor",
+    "TwoFactorPolicy",
+    "TwoFactorTicket",
     "Visitor",
     "VisitorTerm",
+    "WebAuthnChallenge",
     "Workspace",
 ]

@@ -185,6 +185,19 @@ def audit_verify() -> None:
     typer.echo(result.sentence())
 
 
+@app.command("reset-two-factor")
+def reset_two_factor(email: Annotated[str, typer.Argument(help="The account's log-in e-mail")]) -> None:
+    """Remove an account's second factors (app, passkeys, recovery codes) and end its sessions (ADR 0014)."""
+    from confide.two_factor import service as two_factor
+
+    async def work(rt: Runtime) -> str:
+        async with rt.db.unit_of_work() as uow:
+            return await two_factor.reset_factors(rt, uow, email=email)
+
+    operator_id = _run(work)
+    typer.echo(f"two-factor removed for operator {operator_id}; their sessions have ended")
+
+
 @app.command("generate-key")
 def generate_key() -> None:
     """Print a new master key for CONFIDE_MASTER_KEY."""

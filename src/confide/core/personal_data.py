@@ -312,6 +312,60 @@ REGISTRY: dict[str, Table] = {
     "account_reviews": Table(
         None, {c: _N for c in ("id", "workspace_id", "signed_by", "signed_at", "account_count", "accounts")}
     ),
+    # -- two-factor (ADR 0014): the TOTP secret encrypted, codes and tickets as digests only.
+    "totp_factors": Table(
+        "operator_id",
+        {
+            "operator_id": _N,
+            "created_at": _N,
+            "confirmed_at": _N,
+            "last_used_step": _N,
+            "secret_enc": Personal(
+                Category.ACCOUNT,
+                "operator",
+                _STAFF,
+                _STAFF_BASIS,
+                "account",
+                Storage.ENCRYPTED,
+                Erasure.DELETE_ROW,
+                exported=False,
+                note="TOTP shared secret, AES-GCM under a key derived from the master key; never exported",
+            ),
+        },
+    ),
+    "recovery_codes": Table(None, {c: _N for c in ("id", "operator_id", "code_digest", "created_at", "used_at")}),
+    "passkey_credentials": Table(
+        "operator_id",
+        {
+            "id": _N,
+            "operator_id": _N,
+            "credential_id": _N,
+            "public_key": _N,
+            "sign_count": _N,
+            "created_at": _N,
+            "last_used_at": _N,
+            "label": _operator(Category.ACCOUNT, "the name an operator gave their passkey (e.g. a device)"),
+        },
+    ),
+    "two_factor_tickets": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id",
+                "token_digest",
+                "operator_id",
+                "method",
+                "stage",
+                "attempts",
+                "created_at",
+                "expires_at",
+                "used_at",
+            )
+        },
+    ),
+    "webauthn_challenges": Table(None, {c: _N for c in ("operator_id", "purpose", "challenge", "expires_at")}),
+    "two_factor_policies": Table(None, {c: _N for c in ("workspace_id", "require_all", "roles", "updated_at")}),
     "visitors": Table(
         "id",
         {

@@ -25,6 +25,7 @@ class Runtime:
     filter_tokens: crypto.Sealer  # the dashboard's personal search filters, sealed into its URLs
     broker: Broker
     audit_key: bytes  # the audit log's chain key (audit/), derived from the master key
+    factor_box: crypto.FactorBox  # two-factor secrets at rest (two_factor/), keys derived from the master key
     # Background tasks owned by the runtime (writer, scheduler); cancelled on close.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -66,4 +67,5 @@ def build_runtime(settings: Settings, *, broker: Broker | None = None) -> Runtim
         filter_tokens=crypto.Sealer(secret, "dashboard-filters"),
         broker=broker or create_broker(settings.redis_url),
         audit_key=audit_key,
+        factor_box=crypto.FactorBox(master),
     )

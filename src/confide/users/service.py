@@ -578,6 +578,15 @@ async def password_history(uow: UnitOfWork, operator_id: str) -> list[str]:
     return ([op.password_hash] if op is not None else []) + list(rows.all())
 
 
+async def enabled_operator_id_by_email(uow: UnitOfWork, email: str) -> str | None:
+    """The id of the enabled account with this e-mail address (shell commands), or None."""
+    try:
+        email = check_email(email)
+    except ValueError:
+        return None
+    return await uow.session.scalar(select(Operator.id).where(Operator.email == email, Operator.disabled.is_(False)))
+
+
 async def password_history_of_email(uow: UnitOfWork, email: str) -> list[str]:
     """``password_history`` of the account with this e-mail ([] when none has it)."""
     try:

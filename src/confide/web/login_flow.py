@@ -7,17 +7,23 @@ the login limits (address ranges, time windows), the second factor, and then the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from confide.auth.actors import OperatorActor
+from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
+from confide.two_factor import service as two_factor
 from confide.users import service as users
 
 
 @dataclass(frozen=True)
 class LoginResult:
     operator_id: str
-    token: str  # the new session's token (set as the session cookie)
+    token: str  # the new session's token (set as the session cookie); "" while a second factor is pending
+    # Set instead of a session when the operator has a second factor or must enrol one: the ticket
+    # (for a short-lived HttpOnly cookie) that the second-step pages spend (see two_factor/, ADR 0014).
+    second_factor: two_factor.Ticket | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ async def password_login(rt: Runtime, *, email: str, password: str, client: Logi
 async def complete_login(rt: Runtime, *, operator_id: str, method: str, client: LoginClient) -> LoginResult:
     """Every first factor that passed ends here: the remaining checks, then the session."""
     async with rt.db.unit_of_work() as uow:
+        # The second factor: an operator with one enrolled (or who must enrol) gets a ticket, no session.
+        stage = await two_factor.second_step(uow, operator_id)
+        if stage is not None:
+            ticket = await two_factor.issue_ticket(uow, operator_id=operator_id, method=method, stage=stage)
+            return LoginResult(operator_id=operator_id, token="", second_factor=ticket)
         token = await users.open_session(rt, uow, operator_id, method=method, user_agent=client.user_agent)
     return LoginResult(operator_id=operator_id, token=token)
 
@@ -66,3 +77,21 @@ async def change_own_password(rt: Runtime, actor: OperatorActor, *, current: str
     new_hash = await rt.passwords.hash_async(new) if current_ok and not reused else ""
     async with rt.db.unit_of_work() as uow:
         await users.change_password(rt, uow, actor, plan, current_ok=current_ok, reused=reused, new_hash=new_hash)
+
+
+@dataclass(frozen=True)
+class SecondFactorResult:
+    operator_id: str
+    token: str  # the new session's token
+    recovery_codes: list[str] | None  # codes made by an enrolment at log-in, to show once
+
+
+async def complete_second_factor(
+    rt: Runtime, step: Callable[[UnitOfWork], Awaitable[two_factor.Passed]]
+) -> SecondFactorResult:
+    """The second step spent its ticket (``step``: one of ``two_factor``'s verify or enrol-at-log-in
+    calls): the session opens in the same unit of work, so a ticket gives at most one session."""
+    async with rt.db.unit_of_work() as uow:
+        passed = await step(uow)
+        token = await users.open_session(rt, uow, passed.operator_id, method=passed.method)
+    return SecondFactorResult(passed.operator_id, token, passed.recovery_codes)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from confide.two_factor import service as two_factor
 from confide.users import service as users
 from confide.users.account_schemas import PasswordChangeIn
 from confide.users.schemas import LoginIn
@@ -20,11 +21,15 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 @router.post("/login", responses=errors(400, 401, 422, 429), dependencies=[public()])
 async def login(body: LoginIn, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
+    """An account with a second factor (or that must enrol one) gets no session here: 401 with code
+    ``two_factor_required`` (the console's log-in asks for the second factor)."""
     rt = state.rt
     client = LoginClient(
         address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
     )
     result = await password_login(rt, email=body.email, password=body.password, client=client)
+    if result.second_factor is not None:  # no session without the second factor: the console asks for it
+        raise two_factor.SecondFactorRequired("a second factor is needed: log in through the console")
     async with rt.db.unit_of_work(readonly=True) as uow:
         op = await users.get_operator(uow, result.operator_id)
         assert op is not None  # the session was just opened for it

@@ -16,11 +16,12 @@ from confide.users import service as users
 from confide.users.schemas import LoginIn
 from confide.web.api.deps import StateDep, current_operator
 from confide.web.dashboard.forms import sentence, text
+from confide.web.dashboard.second_step import after_first_factor
 from confide.web.dashboard.templating import error_page, render
 from confide.web.login_flow import LoginClient, password_login
 from confide.web.origins import server_origin
 from confide.web.permits import public
-from confide.web.security import clear_session_cookie, form_from_own_site, set_session_cookie
+from confide.web.security import clear_session_cookie, form_from_own_site
 
 router = APIRouter(include_in_schema=False)
 
@@ -105,9 +106,8 @@ async def login_submit(request: Request, state: StateDep) -> Response:
         return render(
             request, "login.html", None, status_code=exc.status, next=target, email=email, error=sentence(exc.message)
         )
-    response = RedirectResponse(target, status_code=303)
-    set_session_cookie(response, result.token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
-    return response
+    # The session, or the second factor first (two_factor/, ADR 0014).
+    return after_first_factor(result, target, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
 
 
 @router.post("/logout", dependencies=[public()])
