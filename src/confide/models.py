@@ -3,6 +3,7 @@
 from confide.audit.models import AuditEvent, AuditHead
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
+from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.offline.models import OfflineRequest
 from confide.users.models import Operator, OperatorDepartment, OperatorSession, Presence
 from confide.visitors.models import Visitor, VisitorTerm
@@ -15,8 +16,11 @@ __all__ = [
     "Conversation",
     "ConversationTerm",
     "Department",
+    "DirectoryAccount",
+    "LdapDirectory",
     "Message",
     "OfflineRequest",
+    "OidcProvider",
     "Operator",
     "OperatorDepartment",
     "OperatorSession",

@@ -403,3 +403,9 @@ def random_key() -> bytes:
 def keyed_pseudonym(key: bytes, value: str) -> str:
     """A short keyed digest of ``value`` (e.g. a client address in a log line): stable for one key."""
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- OAuth 2.0 PKCE (RFC 7636)
+def pkce_s256(verifier: str) -> str:
+    """The ``S256`` code challenge of a PKCE code verifier: base64url(SHA-256(verifier)), no padding."""
+    return b64e(hashlib.sha256(verifier.encode("ascii")).digest())

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
+from confide.identity import service as identity
 from confide.routing import service as routing
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,7 @@ JOBS: dict[str, Job] = {
     "abandoned": routing.close_abandoned,
     "unanswered": routing.mark_unanswered,
     "presence_purged": routing.purge_presence,
+    "directory_rechecked": identity.recheck_directory_accounts,
 }
 
 

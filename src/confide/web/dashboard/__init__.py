@@ -14,8 +14,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from confide.web.dashboard import auth
-from confide.web.dashboard.pages import chats, console, offline, settings
+from confide.web.dashboard.pages import chats, console, directory_settings, offline, settings, sso
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, console, chats, offline, settings):
+for _module in (auth, console, chats, offline, settings, directory_settings, sso):
     router.include_router(_module.router)

@@ -17,6 +17,7 @@ from confide.users.schemas import LoginIn
 from confide.web.api.deps import StateDep, current_operator
 from confide.web.dashboard.forms import sentence, text
 from confide.web.dashboard.templating import error_page, render
+from confide.web.directory_login import directory_login, login_context
 from confide.web.login_flow import LoginClient, password_login
 from confide.web.origins import server_origin
 from confide.web.security import clear_session_cookie, form_from_own_site, set_session_cookie
@@ -68,7 +69,8 @@ async def login_page(request: Request) -> Response:
     else:
         return RedirectResponse(target, status_code=303)
     flash = "You have been logged out." if request.query_params.get("bye") else None
-    return render(request, "login.html", None, next=target, email="", error=None, flash=flash)
+    return render(request, "login.html", None, next=target, email="", error=None, flash=flash,
+                  **await login_context(request))
 
 
 @router.post("/login")
@@ -83,7 +85,9 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     try:
         body = LoginIn(email=email, password=password)
         client = LoginClient(address=request.client.host if request.client else None)
-        result = await password_login(rt, email=body.email, password=body.password, client=client)
+        result = await directory_login(
+            rt, email=body.email, password=body.password, client=client
+        ) or await password_login(rt, email=body.email, password=body.password, client=client)
     except ValidationError:
         return render(
             request,
@@ -93,10 +97,12 @@ async def login_submit(request: Request, state: StateDep) -> Response:
             next=target,
             email=email,
             error="Enter your e-mail address and your password.",
+            **await login_context(request),
         )
     except DomainError as exc:
         return render(
-            request, "login.html", None, status_code=exc.status, next=target, email=email, error=sentence(exc.message)
+            request, "login.html", None, status_code=exc.status, next=target, email=email, error=sentence(exc.message),
+            **await login_context(request),
         )
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, result.token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
