@@ -97,7 +97,9 @@ async def test_search_then_bind_over_plain_starttls_and_ldaps(slapd: Slapd) -> N
                 config(slapd, urls=(slapd.ldaps_url,), tls="ldaps", ca_pem=slapd.ca_pem)):
         entry = await ldap.authenticate(cfg, "alice@corp.example", ALICE_PW)
         assert entry.dn == f"uid=alice,{PEOPLE}"
-        assert entry.email == "alice@corp.example" and entry.name == "Alice Smith" and not entry.disabled
+        assert entry.email == "alice@corp.example"
+        assert entry.name == "Alice Smith"
+        assert not entry.disabled
         assert set(entry.groups) == {"cn=chat-admins,ou=groups,dc=example,dc=test",
                                      "cn=chat-support,ou=groups,dc=example,dc=test"}
     # The AD login name works through the same filter.
@@ -198,13 +200,16 @@ async def test_first_login_creates_the_account_with_the_mapped_role(
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/app"
     op = await operator_by_email(rt, "alice@corp.example")
-    assert op is not None and op.name == "Alice Smith"
+    assert op is not None
+    assert op.name == "Alice Smith"
     who = await actor(rt, op.id)
     assert "settings.manage" in who.permissions  # chat-admins => administrator
     assert await department_ids(rt, op.id) == [world.department_id]  # chat-support => the department
     async with rt.db.unit_of_work(readonly=True) as uow:
         link = await uow.session.get(DirectoryAccount, op.id)
-    assert link is not None and link.source == "ldap" and link.external_id == f"uid=alice,{PEOPLE}"
+    assert link is not None
+    assert link.source == "ldap"
+    assert link.external_id == f"uid=alice,{PEOPLE}"
     # The session works, and the password is never usable locally.
     assert (await client.get("/app")).status_code == 200
     assert op.password_hash == identity.NO_LOCAL_PASSWORD
@@ -227,7 +232,8 @@ async def test_default_role_when_no_group_matches(
     op = await operator_by_email(rt, "carol@corp.example")
     assert op is not None
     who = await actor(rt, op.id)
-    assert "settings.manage" not in who.permissions and "chats.participate" in who.permissions
+    assert "settings.manage" not in who.permissions
+    assert "chats.participate" in who.permissions
 
 
 async def _assert_refused(rt: Runtime, client: httpx.AsyncClient, email: str, password: str, reason: str) -> None:
@@ -241,7 +247,8 @@ async def _assert_refused(rt: Runtime, client: httpx.AsyncClient, email: str, pa
     row = rows[0]
     assert row.outcome == "failed"
     assert json.loads(row.detail) == {"method": "ldap", "reason": reason}
-    assert email.split("@")[0] not in row.detail and "@" not in (row.actor_id or "")  # never the typed login
+    assert email.split("@")[0] not in row.detail
+    assert "@" not in (row.actor_id or "")
 
 
 async def test_wrong_password_disabled_and_whitespace_are_refused_and_audited(
@@ -312,7 +319,8 @@ async def test_recheck_ends_the_live_session_of_a_user_changed_in_the_directory(
     # Still fine in the directory: a re-check keeps the session.
     clock.advance(timedelta(seconds=61))
     done = await scheduler.tick(rt)
-    assert done is not None and done["directory_rechecked"] == 1
+    assert done is not None
+    assert done["directory_rechecked"] == 1
     assert all(s.revoked_at is None for s in await _sessions(rt, op.id))
     # Not due again until the interval has passed.
     assert (await scheduler.tick(rt) or {})["directory_rechecked"] == 0
@@ -330,10 +338,12 @@ async def test_recheck_ends_the_live_session_of_a_user_changed_in_the_directory(
     clock.advance(timedelta(seconds=61))
     assert (await scheduler.tick(rt) or {})["directory_rechecked"] == 1
     sessions = await _sessions(rt, op.id)
-    assert sessions and all(s.revoked_at is not None for s in sessions)
+    assert sessions
+    assert all(s.revoked_at is not None for s in sessions)
     assert (f"op:{op.id}", {"type": "revoke"}) in events
     response = await client.get("/app")
-    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
     revoked = await audit_rows(rt, "auth.sessions_revoked")
     reason = {"disabled": "disabled", "removed": "removed", "left_group": "not_in_groups"}[change]
     assert [(r.target_id, json.loads(r.detail)) for r in revoked] == [(op.id, {"method": "ldap", "reason": reason})]
@@ -360,11 +370,13 @@ async def test_directory_settings_keep_the_password_encrypted(rt: Runtime, world
     await configure(rt, world, slapd)
     async with rt.db.unit_of_work(readonly=True) as uow:
         row = await uow.session.scalar(select(LdapDirectory))
-        assert row is not None and row.bind_password_enc is not None
+        assert row is not None
+        assert row.bind_password_enc is not None
         assert SERVICE_PW.encode() not in row.bind_password_enc
         assert (await identity.ldap_config(rt, uow, row)).bind_password == SERVICE_PW
         view = identity.ldap_view(row)
-    assert view["has_password"] is True and SERVICE_PW not in json.dumps(view)
+    assert view["has_password"] is True
+    assert SERVICE_PW not in json.dumps(view)
     # Saving without a password keeps the stored one.
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:

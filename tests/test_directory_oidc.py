@@ -167,14 +167,19 @@ async def test_code_flow_creates_the_account_with_roles_from_group_claims(
     provider.set_user("sub-dana", email="dana@corp.example", email_verified=True, name="Dana Lee",
                       groups=["confide-admins", "support"])
     page = await client.get("/login")
-    assert "Sign in with Corp SSO" in page.text and f"/login/sso/{provider_id}" in page.text
+    assert "Sign in with Corp SSO" in page.text
+    assert f"/login/sso/{provider_id}" in page.text
 
     location = await start(client, provider_id)
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(f"{provider.base}/oauth2/authorize?")
-    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
-    assert query["response_type"] == ["code"] and "openid" in query["scope"][0].split()
-    assert query["nonce"][0] and query["state"][0] and query["state"] != query["nonce"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) == 43
+    assert query["response_type"] == ["code"]
+    assert "openid" in query["scope"][0].split()
+    assert query["nonce"][0]
+    assert query["state"][0]
+    assert query["state"] != query["nonce"]
     assert query["redirect_uri"] == [f"http://testserver/login/sso/{provider_id}/callback"]
 
     callback = authorize(location, "sub-dana")
@@ -187,13 +192,15 @@ async def test_code_flow_creates_the_account_with_roles_from_group_claims(
     assert provider.gate.token_requests[-1]["code_verifier"][0]
 
     op = await operator_by_email(rt, "dana@corp.example")
-    assert op is not None and op.name == "Dana Lee"
+    assert op is not None
+    assert op.name == "Dana Lee"
     who = await actor(rt, op.id)
     assert "settings.manage" in who.permissions  # "Confide-Admins" => administrator (case-insensitive)
     assert who.department_ids == frozenset({world.department_id})
     async with rt.db.unit_of_work(readonly=True) as uow:
         link = await uow.session.get(DirectoryAccount, op.id)
-    assert link is not None and (link.source, link.provider_id, link.external_id) == ("oidc", provider_id, "sub-dana")
+    assert link is not None
+    assert (link.source, link.provider_id, link.external_id) == ("oidc", provider_id, "sub-dana")
 
 
 async def test_existing_account_is_matched_by_verified_email(
@@ -206,7 +213,8 @@ async def test_existing_account_is_matched_by_verified_email(
     assert (await client.get("/app")).status_code == 200
     async with rt.db.unit_of_work(readonly=True) as uow:
         link = await uow.session.get(DirectoryAccount, world.operator_id)
-    assert link is not None and link.external_id == "sub-mia"
+    assert link is not None
+    assert link.external_id == "sub-mia"
     assert [r.target_id for r in await audit_rows(rt, "users.directory_linked")] == [world.operator_id]
 
 
@@ -217,7 +225,8 @@ async def test_group_claims_change_the_role_at_the_next_login(
     provider.set_user("sub-eve", email="eve@corp.example", email_verified=True, groups=["confide-admins"])
     assert (await client.get(local(authorize(await start(client, provider_id), "sub-eve")))).status_code == 200
     op = await operator_by_email(rt, "eve@corp.example")
-    assert op is not None and "settings.manage" in (await actor(rt, op.id)).permissions
+    assert op is not None
+    assert "settings.manage" in (await actor(rt, op.id)).permissions
     provider.set_user("sub-eve", email="eve@corp.example", email_verified=True, groups=["other"])
     assert (await client.get(local(authorize(await start(client, provider_id), "sub-eve")))).status_code == 200
     assert "settings.manage" not in (await actor(rt, op.id)).permissions
@@ -329,7 +338,9 @@ async def test_client_secret_is_stored_encrypted(rt: Runtime, world: World, prov
     provider_id = await add_provider(rt, world, provider)
     async with rt.db.unit_of_work(readonly=True) as uow:
         row = await uow.session.get(OidcProvider, provider_id)
-        assert row is not None and row.client_secret_enc and CLIENT_SECRET.encode() not in row.client_secret_enc
+        assert row is not None
+        assert row.client_secret_enc
+        assert CLIENT_SECRET.encode() not in row.client_secret_enc
         plan = await identity.oidc_plan(rt, uow, provider_id)
         assert plan.client_secret == CLIENT_SECRET
         assert CLIENT_SECRET not in json.dumps(identity.oidc_view(row))
@@ -342,5 +353,5 @@ def test_issuer_urls_must_be_https_except_loopback() -> None:
     assert oidc.check_url("http://localhost:8080/realms/x")
     for bad in ("http://idp.example.com", "ftp://x", "https://u:p@idp.example.com", "https://idp.example.com/?a=b",
                 "javascript:alert(1)"):
-        with pytest.raises(ValueError, match="URL|https"):
+        with pytest.raises(ValueError, match=r"URL|https"):
             oidc.check_url(bad)

@@ -183,6 +183,7 @@ def _ldap_form(view: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         "login_domains_text": " ".join(view["login_domains"]),
         "ca_cert_pem": view["ca_cert_pem"] or "",
         "errors": [],
+        "open": False,
     }
 
 
@@ -193,6 +194,7 @@ def _oidc_form(view: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         "group_departments_text": _mapping_text(view["group_departments"], "department_id", names),
         "allowed_domains_text": " ".join(view["allowed_domains"]),
         "errors": [],
+        "open": False,
     }
 
 
@@ -213,6 +215,7 @@ NEW_PROVIDER = {
     "allowed_domains_text": "",
     "auto_create": False,
     "errors": [],
+    "open": False,
 }
 
 
