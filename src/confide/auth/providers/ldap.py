@@ -97,9 +97,9 @@ def _tls(config: LdapConfig) -> ldap3.Tls | None:
     )
 
 
-def _pool(config: LdapConfig) -> ldap3.ServerPool:
+def _servers(config: LdapConfig) -> list[ldap3.Server]:
     tls = _tls(config)
-    servers = [
+    return [
         ldap3.Server(
             url,
             use_ssl=config.tls == "ldaps",
@@ -109,16 +109,27 @@ def _pool(config: LdapConfig) -> ldap3.ServerPool:
         )
         for url in config.urls
     ]
-    # FIRST: in order, skipping a server that does not answer; one round over the list, no waiting.
-    # active=1: one round of availability checks (True would retry for ever); the stubs say bool only.
-    return ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=True)  # type: ignore[arg-type]
 
 
-def _connect(config: LdapConfig, pool: ldap3.ServerPool, user: str, password: str) -> ldap3.Connection:
+def _connect_any(config: LdapConfig, user: str, password: str) -> tuple[ldap3.Connection, ldap3.Server]:
+    """A connection bound as ``user`` to the first server that answers, in the configured order
+    (not ldap3's ServerPool, whose availability loop sleeps 10 s after each round)."""
+    refused = LdapRefused("unreachable")
+    for server in _servers(config):
+        try:
+            return _connect(config, server, user, password), server
+        except LdapRefused as exc:
+            if exc.code != "unreachable":
+                raise
+            refused = exc
+    raise refused
+
+
+def _connect(config: LdapConfig, server: ldap3.Server, user: str, password: str) -> ldap3.Connection:
     """A bound connection, or ``LdapRefused`` ("bad_credentials" for a wrong password,
     "unreachable" when no server answers, "tls_failed" when TLS cannot be set up)."""
     conn = ldap3.Connection(
-        pool,
+        server,
         user=user,
         password=password,
         authentication=ldap3.SIMPLE,
@@ -228,15 +239,15 @@ def authenticate_sync(config: LdapConfig, login: str, password: str) -> Director
         raise LdapRefused("empty_password")
     if not login or not login.strip() or len(login) > 320:
         raise LdapRefused("not_found")
-    pool = _pool(config)
-    service = _connect(config, pool, config.bind_dn, config.bind_password)
+    service, server = _connect_any(config, config.bind_dn, config.bind_password)
     try:
         entry = _search_one(config, service, login)
     finally:
         _close(service)
     if entry.disabled:
         raise LdapRefused("disabled")
-    user = _connect(config, pool, entry.dn, password)
+    # The bind goes to the server that found the entry (a replica elsewhere may lag behind).
+    user = _connect(config, server, entry.dn, password)
     _close(user)
     return entry
 
@@ -244,8 +255,7 @@ def authenticate_sync(config: LdapConfig, login: str, password: str) -> Director
 def lookup_sync(config: LdapConfig, dn: str) -> DirectoryEntry | None:
     """The entry at ``dn`` read with the service account (the periodic re-check), None when it is
     gone. ``LdapRefused`` when the directory cannot be asked: the caller decides what that means."""
-    pool = _pool(config)
-    conn = _connect(config, pool, config.bind_dn, config.bind_password)
+    conn, _server = _connect_any(config, config.bind_dn, config.bind_password)
     try:
         conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=_attrs(config), size_limit=1)
         response = list(conn.response or [])  # read before unbinding: unbind clears it
@@ -266,8 +276,7 @@ def lookup_sync(config: LdapConfig, dn: str) -> DirectoryEntry | None:
 def test_connection_sync(config: LdapConfig) -> int:
     """Bind with the service account and search the user base (size limit 1): the number of
     entries seen (0 or 1). ``LdapRefused`` says what failed."""
-    pool = _pool(config)
-    conn = _connect(config, pool, config.bind_dn, config.bind_password)
+    conn, _server = _connect_any(config, config.bind_dn, config.bind_password)
     try:
         conn.search(config.base_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[], size_limit=1)
         response = list(conn.response or [])
