@@ -189,7 +189,8 @@ async def test_providers_added_edited_deleted(rt: Runtime, world: World, client:
     assert response.status_code == 303
     assert await count(rt, OidcProvider) == 0
     actions = [a[0] for a in await audit_actions(rt)]
-    assert actions == ["settings.sso_provider_changed", "settings.sso_provider_changed", "settings.sso_provider_deleted"]
+    changed, deleted = "settings.sso_provider_changed", "settings.sso_provider_deleted"
+    assert actions == [changed, changed, deleted]
 
 
 async def test_another_workspaces_provider_is_not_found(
