@@ -101,7 +101,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("operator_id", name=op.f("pk_directory_accounts")),
-        sa.UniqueConstraint("source", "provider_id", "external_id", name=op.f("uq_directory_accounts_source")),
+        sa.UniqueConstraint(
+            "source", "provider_id", "external_id", name=op.f("uq_directory_accounts_source_provider_id_external_id")
+        ),
     )
     with op.batch_alter_table("directory_accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_directory_accounts_workspace_id"), ["workspace_id"], unique=False)
