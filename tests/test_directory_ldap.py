@@ -411,3 +411,23 @@ async def test_directory_settings_keep_the_password_encrypted(rt: Runtime, world
         assert row is not None
         assert (await identity.ldap_config(rt, uow, row)).bind_password == SERVICE_PW
     assert (await ldap.test_connection(config(slapd))) == 1
+
+
+async def test_two_first_logins_at_once_make_one_account(
+    rt: Runtime, world: World, slapd: Slapd, live: Any
+) -> None:
+    await configure(rt, world, slapd)
+
+    async def attempt() -> int:
+        async with httpx.AsyncClient(base_url=live.base) as http:
+            response = await http.post("/login", data={"email": "alice@corp.example", "password": ALICE_PW},
+                                       headers={"Origin": live.base})
+            return response.status_code
+
+    statuses = await asyncio.gather(*(attempt() for _ in range(4)))
+    assert set(statuses) <= {303, 401}, statuses  # never a 500
+    assert 303 in statuses
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        assert len((await uow.session.scalars(select(DirectoryAccount))).all()) == 1
+        ops = (await uow.session.scalars(select(Operator).where(Operator.email == "alice@corp.example"))).all()
+    assert len(ops) == 1

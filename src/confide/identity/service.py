@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import delete, exists, select, update
+from sqlalchemy.exc import IntegrityError
 
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
@@ -480,8 +481,13 @@ async def _create_account(
             depts.append(dept_id)
     data = OperatorIn(email=email, name=name[:200] or "Operator", password=crypto.random_token(), department_ids=depts)
     try:
-        op = await users.create_operator(rt, uow, workspace_id=workspace_id, data=data, password_hash=NO_LOCAL_PASSWORD)
-    except Conflict:
+        # A savepoint: two first log-ins of one person at once (on PostgreSQL the second insert
+        # waits for the first and then breaks the unique e-mail) end in a refusal, not a 500.
+        async with uow.session.begin_nested():
+            op = await users.create_operator(
+                rt, uow, workspace_id=workspace_id, data=data, password_hash=NO_LOCAL_PASSWORD
+            )
+    except (Conflict, IntegrityError):
         raise await _refuse_login(
             rt, uow, method=source, workspace_id=workspace_id, operator_id=None, reason="email_taken"
         ) from None
