@@ -29,11 +29,16 @@ run: install
 	$(BIN)/confide demo
 	$(BIN)/confide serve
 
-## Debian packages the browser tests need (Chromium and a CJK font), installed only when missing.
+## Debian packages the tests need (Chromium and a CJK font; slapd for the directory tests), installed only when missing.
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	fi
+	@if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		echo "slapd slapd/no_configuration boolean true" | $$SUDO debconf-set-selections; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null; \
 	fi
 
 ## axe-core (npm) for the accessibility checks of the browser tests, installed only when missing.

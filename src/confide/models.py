@@ -5,6 +5,7 @@ from confide.auth.models import LoginThrottle
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
+from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.offline.models import OfflineRequest
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
@@ -37,10 +38,13 @@ __all__ = [
     "Conversation",
     "ConversationTerm",
     "Department",
+    "DirectoryAccount",
     "Job",
+    "LdapDirectory",
     "LoginThrottle",
     "Message",
     "OfflineRequest",
+    "OidcProvider",
     "Operator",
     "OperatorDepartment",
     "OperatorInvite",

@@ -469,3 +469,9 @@ class FactorBox:
     def code_digest(self, code: str, *, operator_id: str) -> str:
         message = f"{operator_id}\x00{normalise_recovery_code(code)}".encode()
         return hmac.new(self._mac, message, hashlib.sha256).hexdigest()
+
+
+# ---------------------------------------------------------------- OAuth 2.0 PKCE (RFC 7636)
+def pkce_s256(verifier: str) -> str:
+    """The ``S256`` code challenge of a PKCE code verifier: base64url(SHA-256(verifier)), no padding."""
+    return b64e(hashlib.sha256(verifier.encode("ascii")).digest())

@@ -890,6 +890,20 @@ def publish_revoked(rt: Runtime, uow: UnitOfWork, operator_id: str, session_ids:
         events.publish(rt, uow, Revoke(operator_id, session_id))
 
 
+# -- for directory log-ins (identity.service)
+async def operator_by_email(uow: UnitOfWork, email: str) -> Operator | None:
+    """The account with this (normalised) e-mail address, if any."""
+    return await uow.session.scalar(select(Operator).where(Operator.email == email))
+
+
+def has_open_session(operator_id: Any) -> Any:
+    """A clause: the operator (an id or an id column) has a session neither revoked nor expired."""
+    return exists().where(
+        OperatorSession.operator_id == operator_id,
+        OperatorSession.revoked_at.is_(None),
+        OperatorSession.expires_at > clock.now(),
+    )
+
 async def get_operator(uow: UnitOfWork, operator_id: str) -> Operator | None:
     return await uow.session.get(Operator, operator_id)
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from confide.audit import retention as audit_retention
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
+from confide.identity import service as identity
 from confide.routing import service as routing
 from confide.users import service as users
 from confide.worker import housekeeping
@@ -46,6 +47,7 @@ JOBS: dict[str, Job] = {
     "audit_pruned": audit_retention.prune,  # rows past CONFIDE_AUDIT_RETENTION_DAYS, with a checkpoint
     "login_throttle_purged": users.purge_login_throttle,  # accounts (ADR 0012)
     "accounts_auto_disabled": housekeeping.auto_disable,  # mail helper: account review, failed jobs
+    "directory_rechecked": identity.recheck_directory_accounts,
 }
 
 

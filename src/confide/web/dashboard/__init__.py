@@ -20,14 +20,29 @@ from confide.web.dashboard.pages import (
     audit,
     chats,
     console,
+    directory_settings,
     invites,
     offline,
     roles,
     settings,
+    sso,
 )
 from confide.web.dashboard.pages import two_factor as two_factor_pages
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, console, chats, offline, settings, roles, audit, account, invites, account_review):
+for _module in (
+    auth,
+    console,
+    chats,
+    offline,
+    settings,
+    roles,
+    audit,
+    account,
+    invites,
+    account_review,
+    directory_settings,
+    sso,
+):
     router.include_router(_module.router)
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)

@@ -18,6 +18,7 @@ from confide.web.api.deps import StateDep, current_operator
 from confide.web.dashboard.forms import sentence, text
 from confide.web.dashboard.second_step import after_first_factor
 from confide.web.dashboard.templating import error_page, render
+from confide.web.directory_login import directory_login, login_context
 from confide.web.login_flow import LoginClient, password_login
 from confide.web.origins import server_origin
 from confide.web.permits import public
@@ -74,7 +75,9 @@ async def login_page(request: Request) -> Response:
     else:
         return RedirectResponse(target, status_code=303)
     flash = "You have been logged out." if request.query_params.get("bye") else None
-    return render(request, "login.html", None, next=target, email="", error=None, flash=flash)
+    return render(
+        request, "login.html", None, next=target, email="", error=None, flash=flash, **await login_context(request)
+    )
 
 
 @router.post("/login", dependencies=[public()])
@@ -91,7 +94,9 @@ async def login_submit(request: Request, state: StateDep) -> Response:
         client = LoginClient(
             address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
         )
-        result = await password_login(rt, email=body.email, password=body.password, client=client)
+        result = await directory_login(
+            rt, email=body.email, password=body.password, client=client
+        ) or await password_login(rt, email=body.email, password=body.password, client=client)
     except ValidationError:
         return render(
             request,
@@ -101,10 +106,18 @@ async def login_submit(request: Request, state: StateDep) -> Response:
             next=target,
             email=email,
             error="Enter your e-mail address and your password.",
+            **await login_context(request),
         )
     except DomainError as exc:
         return render(
-            request, "login.html", None, status_code=exc.status, next=target, email=email, error=sentence(exc.message)
+            request,
+            "login.html",
+            None,
+            status_code=exc.status,
+            next=target,
+            email=email,
+            error=sentence(exc.message),
+            **await login_context(request),
         )
     # The session, or the second factor first (two_factor/, ADR 0014).
     return after_first_factor(result, target, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)

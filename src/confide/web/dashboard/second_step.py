@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi.responses import RedirectResponse, Response
 
-from confide.two_factor.service import ENROL, TICKET_TTL_S
+from confide.two_factor.service import ENROL, TICKET_TTL_S, Ticket
 from confide.web.login_flow import LoginResult
 from confide.web.security import set_session_cookie
 
@@ -30,11 +30,15 @@ def clear_ticket_cookie(response: Response) -> None:
     response.delete_cookie(TICKET_COOKIE, path=PATH)
 
 
+def second_step_url(ticket: Ticket, target: str) -> str:
+    """Where a first factor that passed goes on when a second factor is due (or must be enrolled)."""
+    return PATH + ("/enrol" if ticket.stage == ENROL else "") + "?" + urlencode({"next": target})
+
+
 def after_first_factor(result: LoginResult, target: str, *, ttl_s: int, secure: bool) -> Response:
     """The answer to a first factor that passed: the session (and on to ``target``), or the second step."""
     if result.second_factor is not None:
-        page = PATH + ("/enrol" if result.second_factor.stage == ENROL else "")
-        response = RedirectResponse(page + "?" + urlencode({"next": target}), status_code=303)
+        response = RedirectResponse(second_step_url(result.second_factor, target), status_code=303)
         set_ticket_cookie(response, result.second_factor.token, secure=secure)
         return response
     response = RedirectResponse(target, status_code=303)
