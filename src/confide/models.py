@@ -3,6 +3,7 @@
 from confide.audit.models import AuditEvent, AuditHead
 from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.keys import SubjectKey
+from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
 from confide.users.models import Operator, OperatorDepartment, OperatorSession, Presence
 from confide.visitors.models import Visitor, VisitorTerm
@@ -15,6 +16,7 @@ __all__ = [
     "Conversation",
     "ConversationTerm",
     "Department",
+    "LoginLimit",
     "Message",
     "OfflineRequest",
     "Operator",

@@ -200,6 +200,25 @@ REGISTRY: dict[str, Table] = {
     "operator_sessions": Table(
         None, {c: _N for c in ("id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at")}
     ),
+    # Login limits (ADR 0016): address ranges and time windows of a role or an operator, set by
+    # administrators; the ranges are networks of the business, not any person's address.
+    "login_limits": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id",
+                "workspace_id",
+                "subject_type",
+                "subject_id",
+                "ranges",
+                "windows",
+                "timezone",
+                "updated_at",
+                "updated_by",
+            )
+        },
+    ),
     "visitors": Table(
         "id",
         {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confide.core.runtime import Runtime
+from confide.login_limits import service as login_limits
 from confide.users import service as users
 
 
@@ -41,6 +42,8 @@ async def password_login(rt: Runtime, *, email: str, password: str, client: Logi
 
 async def complete_login(rt: Runtime, *, operator_id: str, method: str, client: LoginClient) -> LoginResult:
     """Every first factor that passed ends here: the remaining checks, then the session."""
+    async with rt.db.unit_of_work() as uow:  # login limits: address ranges, time windows (ADR 0016)
+        await login_limits.check_login(rt, uow, operator_id=operator_id, address=client.address, method=method)
     async with rt.db.unit_of_work() as uow:
         token = await users.open_session(rt, uow, operator_id, method=method)
     return LoginResult(operator_id=operator_id, token=token)

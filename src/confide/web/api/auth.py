@@ -10,6 +10,7 @@ from confide.users import service as users
 from confide.users.schemas import LoginIn
 from confide.web.api.deps import ReadUnit, StateDep, WriteUnit
 from confide.web.api.docs import errors
+from confide.web.client_address import client_address
 from confide.web.login_flow import LoginClient, password_login
 from confide.web.security import clear_session_cookie, set_session_cookie
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 @router.post("/login", responses=errors(400, 401, 422, 429))
 async def login(body: LoginIn, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
     rt = state.rt
-    client = LoginClient(address=request.client.host if request.client else None)
+    client = LoginClient(address=client_address(request))
     result = await password_login(rt, email=body.email, password=body.password, client=client)
     async with rt.db.unit_of_work(readonly=True) as uow:
         op = await users.get_operator(uow, result.operator_id)

@@ -18,6 +18,7 @@ from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
 from confide.core.errors import Unauthorized
 from confide.users import service as users
+from confide.web import login_guard
 from confide.web.security import SESSION_COOKIE
 from confide.web.state import State
 
@@ -40,6 +41,7 @@ async def _actor(request: Request, uow: UnitOfWork) -> OperatorActor:
     if not token:
         raise Unauthorized("not logged in")
     actor = await users.resolve_session(uow, token)
+    await login_guard.check_request(request, uow, actor)  # login limits: address and time (ADR 0016)
     request.state.operator = actor  # the access log names the operator by id
     return actor
 

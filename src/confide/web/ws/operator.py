@@ -16,6 +16,8 @@ from confide.realtime.outbox import Outbox
 from confide.realtime.wire import PONG, REVOKED
 from confide.routing import service as routing
 from confide.users import service as users
+from confide.web import login_guard
+from confide.web.client_address import client_address
 from confide.web.origins import same_origin, server_origin
 from confide.web.security import SESSION_COOKIE
 from confide.web.state import State
@@ -109,7 +111,10 @@ async def operator_socket(ws: WebSocket) -> None:
     except DomainError:
         await ws.close(1008)
         return
-    address = ws.client.host if ws.client else None  # never logged
+    address = client_address(ws)  # never logged
+    if await login_guard.refuse_socket(rt, actor, address):  # outside the login limits (ADR 0016)
+        await ws.close(1008)
+        return
     if address is not None and not state.limits.address_sockets.acquire(address):
         await ws.send_denial_response(too_many_connections())
         return
@@ -117,6 +122,7 @@ async def operator_socket(ws: WebSocket) -> None:
         await ws.accept()
         outbox = Outbox(ws.send_text, lambda code: close(ws, code), rt.settings.send_queue_frames)
         conn = OperatorConnection(state.node, actor, outbox, lambda code: close(ws, code))
+        limits_guard = login_guard.watch(rt, conn, address, lambda: close(ws, REVOKED))  # re-checks every 20 s
         try:
             await state.presence.operator_connected(actor.operator_id)
             await conn.open()
@@ -129,6 +135,7 @@ async def operator_socket(ws: WebSocket) -> None:
                     return
                 await operator.dispatch(conn, frame)
         finally:
+            limits_guard.cancel()
             conn.shutdown()
             state.presence.operator_disconnected(actor.operator_id)
     finally:

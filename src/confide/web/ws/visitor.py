@@ -25,6 +25,7 @@ from confide.realtime.wire import (
     message_left,
 )
 from confide.routing import service as routing
+from confide.web.client_address import client_address
 from confide.web.origins import origin_allowed
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
@@ -100,7 +101,7 @@ async def visitor_socket(ws: WebSocket) -> None:
     if site_id is None:
         await ws.close(1008)  # before accept: the client gets HTTP 403, no socket
         return
-    address = ws.client.host if ws.client else None  # never logged
+    address = client_address(ws)  # never logged
     if address is not None and not state.limits.address_sockets.acquire(address):
         await ws.send_denial_response(too_many_connections())
         return
