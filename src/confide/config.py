@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     # Built-in TLS (``confide serve --tls-cert --tls-key``): both or neither; implies secure cookies.
     tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_key: Path | None = Field(default=None, validate_default=True)
     # How often an open console socket re-checks its operator's login limits (window, address range).
     login_limits_check_s: float = Field(default=20.0, gt=0, le=60)
 
@@ -103,10 +103,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an IP address or CIDR range: {entry[:60]!r}") from None
         return value
 
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (info.data.get("tls_cert") is None) != (value is None):
+            raise ValueError("set both CONFIDE_TLS_CERT and CONFIDE_TLS_KEY, or neither")
+        return value
+
     @model_validator(mode="after")
     def _tls(self) -> Settings:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("set both tls_cert and tls_key, or neither")
         if self.tls_cert is not None:
             self.cookie_secure = True  # served over TLS: the session cookie never travels in clear
         return self

@@ -47,7 +47,8 @@ MESSAGES = {
 
 @cache
 def known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """IANA zone names; "localtime" (the server's own zone file, when the system lists it) is not one."""
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def check_timezone(name: str) -> str:

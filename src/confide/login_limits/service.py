@@ -26,10 +26,10 @@ from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
-from confide.core.errors import CommitAndRaise, Forbidden, NotFound
+from confide.core.errors import CommitAndRaise, Forbidden, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.login_limits.models import LoginLimit
-from confide.login_limits.rules import MESSAGES, Rules, Window, evaluate, parse_range
+from confide.login_limits.rules import MESSAGES, NETWORK, TIME, Rules, Window, evaluate, parse_range
 from confide.login_limits.schemas import LoginLimitsIn
 from confide.permissions import policy
 from confide.permissions.access import access_operator_by_id
@@ -50,8 +50,7 @@ def _rules(row: LoginLimit) -> Rules:
     return Rules(tuple(parse_range(r) for r in row.ranges), windows, row.timezone)
 
 
-async def rules_for(uow: UnitOfWork, *, workspace_id: str, role: str, operator_id: str) -> list[Rules]:
-    """The rules an operator must satisfy: their role's and their own (either may be absent)."""
+async def _rows_for(uow: UnitOfWork, *, workspace_id: str, role: str, operator_id: str) -> list[LoginLimit]:
     rows = await uow.session.scalars(
         select(LoginLimit).where(
             LoginLimit.workspace_id == workspace_id,
@@ -61,7 +60,12 @@ async def rules_for(uow: UnitOfWork, *, workspace_id: str, role: str, operator_i
             ),
         )
     )
-    return [_rules(row) for row in rows]
+    return list(rows)
+
+
+async def rules_for(uow: UnitOfWork, *, workspace_id: str, role: str, operator_id: str) -> list[Rules]:
+    """The rules an operator must satisfy: their role's and their own (either may be absent)."""
+    return [_rules(row) for row in await _rows_for(uow, workspace_id=workspace_id, role=role, operator_id=operator_id)]
 
 
 # ---------------------------------------------------------------- enforcement
@@ -162,14 +166,41 @@ async def subject(uow: UnitOfWork, actor: OperatorActor, subject_type: str, subj
     raise NotFound("no such role or operator")
 
 
+async def _not_locking_out(
+    uow: UnitOfWork, actor: OperatorActor, who: Subject, new: Rules, address: str | None
+) -> None:
+    """Refuse limits that would end the session of the administrator saving them, right now."""
+    mine = (who.type == ROLE and who.id == role_key(actor.role)) or (
+        who.type == OPERATOR and who.id == actor.operator_id
+    )
+    if not mine:
+        return
+    rows = await _rows_for(uow, workspace_id=actor.workspace_id, role=actor.role, operator_id=actor.operator_id)
+    others = [_rules(r) for r in rows if (r.subject_type, r.subject_id) != (who.type, who.id)]
+    reason = evaluate([*others, new], address, clock.now())
+    if reason == NETWORK:
+        raise Invalid("these limits would end your own session: your current address is outside them")
+    if reason == TIME:
+        raise Invalid("these limits would end your own session: now is outside their time windows")
+
+
 async def set_limits(
-    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, subject_type: str, subject_id: str, data: LoginLimitsIn
+    rt: Runtime,
+    uow: UnitOfWork,
+    actor: OperatorActor,
+    subject_type: str,
+    subject_id: str,
+    data: LoginLimitsIn,
+    *,
+    address: str | None,
 ) -> dict[str, Any]:
     """Replace one role's or one operator's limits (nothing in them: the row goes). One upsert, so
-    two administrators saving at once cannot collide on the unique key."""
+    two administrators saving at once cannot collide on the unique key. ``address``: the saving
+    administrator's own (limits that would lock them out now are refused)."""
     require(actor, Permission.SETTINGS_MANAGE)
     who = await subject(uow, actor, subject_type, subject_id)
     stored = data.stored()
+    await _not_locking_out(uow, actor, who, data.rules(), address)
     where = (
         LoginLimit.workspace_id == actor.workspace_id,
         LoginLimit.subject_type == who.type,

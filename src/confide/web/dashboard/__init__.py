@@ -14,8 +14,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from confide.web.dashboard import auth
-from confide.web.dashboard.pages import chats, console, offline, settings
+from confide.web.dashboard.pages import chats, console, login_limits, offline, settings
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, console, chats, offline, settings):
     router.include_router(_module.router)
+router.include_router(login_limits.router)  # Settings → Security → Login limits
