@@ -172,6 +172,7 @@ def serve(
         typer.echo("error: give both --tls-cert and --tls-key", err=True)
         raise typer.Exit(2)
     if tls_cert is not None and tls_key is not None:
+        _check_tls(tls_cert, tls_key)
         # The app (and every worker) reads its settings from the environment: TLS is said there.
         os.environ["CONFIDE_TLS_CERT"] = str(tls_cert)
         os.environ["CONFIDE_TLS_KEY"] = str(tls_key)
@@ -180,14 +181,18 @@ def serve(
         typer.echo("error: several workers need CONFIDE_DATABASE_URL (PostgreSQL) and CONFIDE_REDIS_URL", err=True)
         raise typer.Exit(2)
     if settings.tls_cert is not None and settings.tls_key is not None:
-        problem = tls_problem(settings.tls_cert, settings.tls_key)
-        if problem:
-            typer.echo(f"error: {problem}", err=True)
-            raise typer.Exit(2)
+        _check_tls(settings.tls_cert, settings.tls_key)
     configure_logging(settings.log_level, json=settings.log_json)
     scheme = "https" if settings.tls_cert else "http"
     typer.echo(f"serving Confide at {scheme}://{settings.host}:{settings.port}")
     uvicorn.run("confide.asgi:app", factory=False, workers=workers, **server_options(settings))
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    problem = tls_problem(cert, key)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 def tls_problem(cert: Path, key: Path) -> str | None:
