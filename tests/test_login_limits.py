@@ -6,6 +6,7 @@ or, for sockets, the real loopback peer of a real uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -395,3 +396,48 @@ async def test_hostile_form_input_is_a_4xx(app: Any, world: World) -> None:
 def test_settings_are_defined() -> None:
     assert Settings().login_limits_check_s <= 30  # "within a minute"
     assert timedelta(seconds=Settings().login_limits_check_s) < timedelta(minutes=1)
+
+
+# ---------------------------------------------------------------- over real HTTP, with `confide serve`'s options
+@pytest.fixture
+async def served(rt: Runtime) -> AsyncIterator[str]:
+    """The app behind uvicorn with exactly ``confide serve``'s options (``proxy_headers=False``)."""
+    import uvicorn
+
+    from confide.app import create_app
+    from confide.cli.main import server_options
+    from tests.conftest import free_port
+
+    options = server_options(rt.settings) | {"port": free_port(), "log_level": "warning"}
+    options.pop("loop")
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime=rt), lifespan="on", **options))
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{options['port']}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_forwarded_for_over_real_http_only_from_a_trusted_proxy(
+    rt: Runtime, world: World, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await limit(rt, world, "role", "operator", ranges=["192.0.2.0/24"])
+
+    async def attempt(forwarded: str) -> int:
+        async with httpx.AsyncClient(base_url=served, trust_env=False) as http:
+            response = await http.post("/api/v1/auth/login", headers={"X-Forwarded-For": forwarded},
+                                       json={"email": world.operator_email, "password": PASSWORD})
+        return response.status_code
+
+    # 127.0.0.1 is not a trusted proxy here: uvicorn does not rewrite the peer, nor does Confide.
+    assert await attempt(OFFICE) == 403
+    monkeypatch.setattr(rt.settings, "trusted_proxies", ["127.0.0.1/32"])
+    monkeypatch.setattr(rt.settings, "trusted_proxy_networks", (ipaddress.ip_network("127.0.0.1/32"),))
+    assert await attempt(OFFICE) == 200  # now the loopback proxy's header counts
+    assert await attempt(f"{OFFICE}, {HOME}") == 403  # ... read from the right

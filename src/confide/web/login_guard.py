@@ -35,6 +35,7 @@ from confide.web.client_address import client_address
 
 log = structlog.get_logger(__name__)
 _ending: set[asyncio.Task[None]] = set()
+_ending_sessions: set[str | None] = set()
 
 
 async def end_session(rt: Runtime, actor: OperatorActor, reason: str) -> None:
@@ -48,9 +49,18 @@ async def end_session(rt: Runtime, actor: OperatorActor, reason: str) -> None:
 
 
 def _end_soon(rt: Runtime, actor: OperatorActor, reason: str) -> None:
+    if actor.session_id in _ending_sessions:
+        return  # already being revoked (requests in flight together)
+    session_id = actor.session_id
+    _ending_sessions.add(session_id)
+
+    def done(task: asyncio.Task[None]) -> None:
+        _ending.discard(task)
+        _ending_sessions.discard(session_id)
+
     task = asyncio.get_running_loop().create_task(end_session(rt, actor, reason))
     _ending.add(task)
-    task.add_done_callback(_ending.discard)
+    task.add_done_callback(done)
 
 
 async def check_request(conn: HTTPConnection, uow: UnitOfWork, actor: OperatorActor) -> None:

@@ -17,7 +17,7 @@ from confide.web.security import clear_session_cookie, set_session_cookie
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login", responses=errors(400, 401, 422, 429))
+@router.post("/login", responses=errors(400, 401, 403, 422, 429))
 async def login(body: LoginIn, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
     rt = state.rt
     client = LoginClient(address=client_address(request))
