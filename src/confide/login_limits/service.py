@@ -149,6 +149,9 @@ async def overview(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict
             "id": op.id,
             "name": op.name,
             "role": role_key(op.role),
+            "role_name": policy.BUILT_IN_ROLES[role_key(op.role)].name
+            if role_key(op.role) in policy.BUILT_IN_ROLES
+            else role_key(op.role),
             **_view(by_subject.get((OPERATOR, op.id))),
         }
         for op in await users.list_operators(uow, actor)
