@@ -219,7 +219,7 @@ async def test_a_live_console_socket_is_closed_at_the_window_boundary(rt: Runtim
     started = asyncio.get_running_loop().time()
     code, _ = await wc.expect_close(ws=ws, timeout=3)
     assert code == 4403
-    assert asyncio.get_running_loop().time() - started < 1.5  # within a check interval or so
+    assert asyncio.get_running_loop().time() - started < 2.5  # a check interval (0.2 s) and the revocation
     response = await wc.console_request(live=live, cookie=cookie, method="GET", path="/api/v1/auth/me")
     assert response.status_code == 401
     [event] = await events(rt, "auth.session_revoked")
