@@ -5,12 +5,15 @@ Secrets are ``SecretStr`` so that ``repr(settings)`` and logs never show them.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -107,6 +110,57 @@ class Settings(BaseSettings):
     job_sweep_s: float = Field(default=30.0, gt=0)  # the runner looks for due jobs this often (plus wake-ups)
     # Invitations and account review (users/invites.py, users/review.py)
     invite_ttl_h: float = Field(default=72.0, gt=0)
+
+    # Reverse proxies, TLS and login limits (docs/deployment.md, ADR 0016)
+    # Peers whose forwarding header is believed (CIDRs, comma-separated; empty: none, the socket's
+    # peer is the client). Only ``proxy_header`` is read, right-most untrusted hop first.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Built-in TLS (``confide serve --tls-cert --tls-key``): both or neither; implies secure cookies.
+    tls_cert: Path | None = None
+    tls_key: Path | None = Field(default=None, validate_default=True)
+    # How often an open console socket re-checks its operator's login limits (window, address range).
+    login_limits_check_s: float = Field(default=20.0, gt=0, le=60)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR range: {entry[:60]!r}") from None
+        return value
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (info.data.get("tls_cert") is None) != (value is None):
+            raise ValueError("set both CONFIDE_TLS_CERT and CONFIDE_TLS_KEY, or neither")
+        return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> Settings:
+        if self.tls_cert is not None:
+            self.cookie_secure = True  # served over TLS: the session cookie never travels in clear
+        return self
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
+
+    @property
+    def https(self) -> bool:
+        """Whether browsers reach us over https: built-in TLS, or a TLS proxy in front (said by
+        ``cookie_secure`` or an https ``public_url``). Turns HSTS on."""
+        return self.tls_cert is not None or self.cookie_secure or self.public_url.lower().startswith("https://")
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -6,6 +6,7 @@ from confide.chats.models import Conversation, ConversationTerm, Message
 from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
+from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
@@ -41,6 +42,7 @@ __all__ = [
     "DirectoryAccount",
     "Job",
     "LdapDirectory",
+    "LoginLimit",
     "LoginThrottle",
     "Message",
     "OfflineRequest",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -207,17 +210,59 @@ def generate_key() -> None:
 @app.command()
 def serve(
     workers: Annotated[int, typer.Option(help="Processes (needs PostgreSQL and Redis when above 1)")] = 1,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve https with this PEM certificate (chain); needs --tls-key")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The certificate's PEM private key, unencrypted")
+    ] = None,
 ) -> None:
-    """Serve Confide (uvicorn) at CONFIDE_HOST:CONFIDE_PORT."""
+    """Serve Confide (uvicorn) at CONFIDE_HOST:CONFIDE_PORT, over https with --tls-cert and --tls-key
+    (or CONFIDE_TLS_CERT / CONFIDE_TLS_KEY)."""
     import uvicorn
 
+    if (tls_cert is None) != (tls_key is None):
+        typer.echo("error: give both --tls-cert and --tls-key", err=True)
+        raise typer.Exit(2)
+    if tls_cert is not None and tls_key is not None:
+        _check_tls(tls_cert, tls_key)
+        # The app (and every worker) reads its settings from the environment: TLS is said there.
+        os.environ["CONFIDE_TLS_CERT"] = str(tls_cert)
+        os.environ["CONFIDE_TLS_KEY"] = str(tls_key)
     settings = _settings()
     if workers > 1 and (settings.is_sqlite or not settings.redis_url):
         typer.echo("error: several workers need CONFIDE_DATABASE_URL (PostgreSQL) and CONFIDE_REDIS_URL", err=True)
         raise typer.Exit(2)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        _check_tls(settings.tls_cert, settings.tls_key)
     configure_logging(settings.log_level, json=settings.log_json)
-    typer.echo(f"serving Confide at http://{settings.host}:{settings.port}")
+    scheme = "https" if settings.tls_cert else "http"
+    typer.echo(f"serving Confide at {scheme}://{settings.host}:{settings.port}")
     uvicorn.run("confide.asgi:app", factory=False, workers=workers, **server_options(settings))
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    problem = tls_problem(cert, key)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+
+
+def tls_problem(cert: Path, key: Path) -> str | None:
+    """Why this certificate and key cannot serve https (a sentence naming the file), or None."""
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            return f"{flag} {path}: no such file"
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            return f"{flag} {path}: cannot be read ({exc.strerror or exc})"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=lambda: "")  # an encrypted key fails instead of prompting
+    except (ssl.SSLError, ValueError) as exc:
+        return f"the TLS certificate {cert} and key {key} cannot be used together ({exc.__class__.__name__}: {exc})"
+    return None
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -237,8 +282,13 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "log_level": settings.log_level.lower(),
         "access_log": False,
         "log_config": None,
-        "proxy_headers": False,
+        "proxy_headers": False,  # client addresses behind proxies: web/client_address.py, trusted proxies only
         "server_header": False,
+        **(
+            {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+            if settings.tls_cert is not None
+            else {}
+        ),
     }
 
 

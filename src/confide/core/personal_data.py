@@ -406,6 +406,25 @@ REGISTRY: dict[str, Table] = {
     ),
     "webauthn_challenges": Table(None, {c: _N for c in ("operator_id", "purpose", "challenge", "expires_at")}),
     "two_factor_policies": Table(None, {c: _N for c in ("workspace_id", "require_all", "roles", "updated_at")}),
+    # Login limits (ADR 0016): address ranges and time windows of a role or an operator, set by
+    # administrators; the ranges are networks of the business, not any person's address.
+    "login_limits": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id",
+                "workspace_id",
+                "subject_type",
+                "subject_id",
+                "ranges",
+                "windows",
+                "timezone",
+                "updated_at",
+                "updated_by",
+            )
+        },
+    ),
     "visitors": Table(
         "id",
         {

@@ -7,7 +7,8 @@
 
 Counts live in this process (a node). Buckets are dropped once they are full again (a visitor
 who reconnects cannot reset its allowance by doing so), so idle visitors cost nothing here.
-Client addresses are held only in memory, only as keys, and are never logged.
+Client addresses are held only in memory, only as keys, and are never logged; they are the
+addresses after trusted proxies (``web/client_address.py``), so one proxy is not one client.
 """
 
 from __future__ import annotations

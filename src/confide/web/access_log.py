@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confide.auth.actors import OperatorActor
 from confide.core import crypto
+from confide.web.client_address import of_app_scope
 
 log = structlog.get_logger("confide.access")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -36,11 +37,11 @@ def route_template(scope: Scope, root_path: str = "") -> str:
 
 
 def client_form(scope: Scope, mode: str, key: bytes) -> str | None:
-    client = scope.get("client")
-    if mode == "none" or not client:
+    client = of_app_scope(scope) if mode != "none" else None  # after trusted proxies
+    if not client:
         return None
     try:
-        address = ipaddress.ip_address(client[0])
+        address = ipaddress.ip_address(client)
     except ValueError:
         return None
     if mode == "truncated":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
+from confide.login_limits import service as login_limits
 from confide.two_factor import service as two_factor
 from confide.users import service as users
 
@@ -54,6 +55,8 @@ async def password_login(rt: Runtime, *, email: str, password: str, client: Logi
 
 async def complete_login(rt: Runtime, *, operator_id: str, method: str, client: LoginClient) -> LoginResult:
     """Every first factor that passed ends here: the remaining checks, then the session."""
+    async with rt.db.unit_of_work() as uow:  # login limits: address ranges, time windows (ADR 0016)
+        await login_limits.check_login(rt, uow, operator_id=operator_id, address=client.address, method=method)
     async with rt.db.unit_of_work() as uow:
         # The second factor: an operator with one enrolled (or who must enrol) gets a ticket, no session.
         stage = await two_factor.second_step(uow, operator_id)

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from confide.core.errors import DomainError
 from confide.permissions.access import site_by_key
 from confide.web.origins import origin_allowed, server_origin
-from confide.web.security import UNSAFE_METHODS, add_security_headers, cookie_write_allowed
+from confide.web.security import UNSAFE_METHODS, add_security_headers, cookie_write_allowed, served_over_https
 from confide.web.state import State
 from confide.workspaces import service as workspaces
 
@@ -81,10 +81,12 @@ class SecurityMiddleware:
                 await _refuse(send)
                 return
 
+        https = served_over_https(scope["scheme"], scope["app"].state.confide.rt.settings)  # HSTS
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
-                add_security_headers(out, path)
+                add_security_headers(out, path, https=https)
                 if cors_origin:
                     out["Access-Control-Allow-Origin"] = cors_origin
                     out["Vary"] = "Origin"

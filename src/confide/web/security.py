@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 
+from confide.config import Settings
 from confide.web import origins
 
 SESSION_COOKIE = "confide_session"  # over plain HTTP (development, tests)
@@ -21,10 +22,14 @@ SESSION_COOKIE = "confide_session"  # over plain HTTP (development, tests)
 HOST_SESSION_COOKIE = "__Host-confide_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+# No 'unsafe-inline' anywhere: scripts are ES modules from /static, styles are /static/confide.css;
+# scripts may still set element.style (CSSOM), which style-src does not govern.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 )
+# Browsers that reached us over https keep to https for a year, subdomains included (RFC 6797).
+HSTS = "max-age=31536000; includeSubDomains"
 # Paths that are not our HTML pages: no CSP / frame headers (the widget assets are embedded elsewhere).
 _NOT_PAGES = ("/api/", "/widget", "/static/", "/healthz", "/openapi.json", "/docs")
 _CSP_EXEMPT = frozenset({"/demo"})  # the demo page embeds the widget like a customer's site would
@@ -93,7 +98,17 @@ def is_page(path: str) -> bool:
     return not path.startswith(_NOT_PAGES)
 
 
-def add_security_headers(headers: MutableHeaders, path: str) -> None:
+def served_over_https(scheme: str, settings: Settings) -> bool:
+    """Whether this request reached us over TLS (built in: the scope's scheme), or the browser's did
+    through a TLS proxy (``CONFIDE_COOKIE_SECURE`` or an https ``CONFIDE_PUBLIC_URL`` say so)."""
+    return scheme in ("https", "wss") or settings.https
+
+
+def add_security_headers(headers: MutableHeaders, path: str, *, https: bool = False) -> None:
+    """Every answer: no sniffing, same-origin referrers, HSTS when served over https; our pages
+    also get the CSP and may not be framed."""
+    if https:
+        headers.setdefault("Strict-Transport-Security", HSTS)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     if is_page(path) and path not in _CSP_EXEMPT:

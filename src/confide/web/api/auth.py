@@ -12,6 +12,7 @@ from confide.users.account_schemas import PasswordChangeIn
 from confide.users.schemas import LoginIn
 from confide.web.api.deps import ReadUnit, StateDep, WriteUnit, current_operator
 from confide.web.api.docs import errors
+from confide.web.client_address import client_address
 from confide.web.login_flow import LoginClient, change_own_password, password_login
 from confide.web.permits import authenticated, public
 from confide.web.security import clear_session_cookie, set_session_cookie
@@ -19,14 +20,12 @@ from confide.web.security import clear_session_cookie, set_session_cookie
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login", responses=errors(400, 401, 422, 429), dependencies=[public()])
+@router.post("/login", responses=errors(400, 401, 403, 422, 429), dependencies=[public()])
 async def login(body: LoginIn, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
     """An account with a second factor (or that must enrol one) gets no session here: 401 with code
     ``two_factor_required`` (the console's log-in asks for the second factor)."""
     rt = state.rt
-    client = LoginClient(
-        address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
-    )
+    client = LoginClient(address=client_address(request), user_agent=request.headers.get("user-agent"))
     result = await password_login(rt, email=body.email, password=body.password, client=client)
     if result.second_factor is not None:  # no session without the second factor: the console asks for it
         raise two_factor.SecondFactorRequired("a second factor is needed: log in through the console")

@@ -18,6 +18,7 @@ from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
 from confide.core.errors import Unauthorized
 from confide.users import service as users
+from confide.web import login_guard
 from confide.web.security import session_token
 from confide.web.state import State
 
@@ -50,6 +51,7 @@ async def _actor(request: Request, uow: UnitOfWork) -> OperatorActor:
     rt = get_state(request).rt
     info = await users.resolve_session_info(rt, uow, token, password_change=request.url.path in PASSWORD_CHANGE_PATHS)
     actor = info.actor
+    await login_guard.check_request(request, uow, actor)  # login limits: address and time (ADR 0016)
     request.state.operator = actor  # the access log names the operator by id
     if info.touch_due and actor.session_id is not None:
         session_id = actor.session_id

@@ -19,6 +19,7 @@ from confide.permissions.access import site_by_key
 from confide.routing import service as routing
 from confide.web.api.deps import AnonymousRead, AnonymousWrite, StateDep
 from confide.web.api.docs import errors
+from confide.web.client_address import client_address
 from confide.web.origins import origin_allowed
 from confide.web.permits import visitor
 from confide.workspaces.models import Site
@@ -69,7 +70,7 @@ async def start_conversation(
     """The visitor submitted the pre-chat form: returns a visitor token and the conversation.
     ``429`` when this client address started too many chats in the last hour."""
     rt = state.rt
-    address = request.client.host if request.client else None  # held in memory only, never logged
+    address = client_address(request)  # held in memory only, never logged
     if address is not None and not state.limits.conversations.allowed(address):
         raise RateLimited("too many chats were started from your address; try again later")
     async with rt.db.unit_of_work() as uow:

@@ -22,6 +22,7 @@ from confide.web.dashboard.pages import (
     console,
     directory_settings,
     invites,
+    login_limits,
     offline,
     roles,
     settings,
@@ -46,3 +47,4 @@ for _module in (
 ):
     router.include_router(_module.router)
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)
+router.include_router(login_limits.router)  # Settings → Security → Login limits

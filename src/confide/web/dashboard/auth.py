@@ -15,6 +15,7 @@ from confide.core.errors import DomainError, Unauthorized
 from confide.users import service as users
 from confide.users.schemas import LoginIn
 from confide.web.api.deps import StateDep, current_operator
+from confide.web.client_address import client_address
 from confide.web.dashboard.forms import sentence, text
 from confide.web.dashboard.second_step import after_first_factor
 from confide.web.dashboard.templating import error_page, render
@@ -91,9 +92,7 @@ async def login_submit(request: Request, state: StateDep) -> Response:
     rt = state.rt
     try:
         body = LoginIn(email=email, password=password)
-        client = LoginClient(
-            address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
-        )
+        client = LoginClient(address=client_address(request), user_agent=request.headers.get("user-agent"))
         result = await directory_login(
             rt, email=body.email, password=body.password, client=client
         ) or await password_login(rt, email=body.email, password=body.password, client=client)

@@ -18,6 +18,8 @@ from confide.realtime.session_watch import REASON, session_watch
 from confide.realtime.wire import PONG, REVOKED
 from confide.routing import service as routing
 from confide.users import service as users
+from confide.web import login_guard
+from confide.web.client_address import client_address
 from confide.web.origins import same_origin, server_origin
 from confide.web.security import session_token
 from confide.web.state import State
@@ -89,8 +91,15 @@ async def _history(conn: OperatorConnection, uow: UnitOfWork, frame: History) ->
     """Opening a conversation in the console (its messages and visitor panel): the read-access log
     row commits with the read, and the frame goes out only after that commit."""
     history = await operator_history(conn.rt, uow, conn.actor, frame.conversation_id, frame.after_seq)
-    await audit.record(conn.rt, uow, "chats.viewed", actor=conn.actor, target_type="conversation",
-                       target_id=frame.conversation_id, detail={"via": "console", "after_seq": frame.after_seq})
+    await audit.record(
+        conn.rt,
+        uow,
+        "chats.viewed",
+        actor=conn.actor,
+        target_type="conversation",
+        target_id=frame.conversation_id,
+        detail={"via": "console", "after_seq": frame.after_seq},
+    )
     uow.after_commit(lambda: conn.outbox.put(history))
 
 
@@ -116,7 +125,10 @@ async def operator_socket(ws: WebSocket) -> None:
     except DomainError:
         await ws.close(1008)
         return
-    address = ws.client.host if ws.client else None  # never logged
+    address = client_address(ws)  # never logged
+    if await login_guard.refuse_socket(rt, actor, address):  # outside the login limits (ADR 0016)
+        await ws.close(1008)
+        return
     if address is not None and not state.limits.address_sockets.acquire(address):
         await ws.send_denial_response(too_many_connections())
         return
@@ -126,6 +138,7 @@ async def operator_socket(ws: WebSocket) -> None:
         conn = OperatorConnection(state.node, actor, outbox, lambda code: close(ws, code))
         # accounts (ADR 0012): closed within session_check_s once the session ends, event or not
         unwatch = session_watch(rt).watch(actor.session_id or "", lambda: ws.close(REVOKED, REASON))
+        limits_guard = login_guard.watch(rt, conn, address, lambda: close(ws, REVOKED))  # re-checks every 20 s
         try:
             await state.presence.operator_connected(actor.operator_id)
             await conn.open()
@@ -139,9 +152,9 @@ async def operator_socket(ws: WebSocket) -> None:
                 await operator.dispatch(conn, frame)
         finally:
             unwatch()
+            limits_guard.cancel()
             conn.shutdown()
             state.presence.operator_disconnected(actor.operator_id)
     finally:
         if address is not None:
             state.limits.address_sockets.release(address)
-

@@ -28,6 +28,7 @@ from confide.realtime.wire import (
     message_left,
 )
 from confide.routing import service as routing
+from confide.web.client_address import client_address
 from confide.web.middleware import RefusalRecorder
 from confide.web.origins import origin_allowed
 from confide.web.state import State
@@ -124,8 +125,7 @@ async def visitor_socket(ws: WebSocket) -> None:
     if site_id is None:
         await ws.close(1008)  # before accept: the client gets HTTP 403, no socket
         return
-    client = ws.scope.get("client")
-    address: str | None = client[0] if client else None  # never logged
+    address = client_address(ws)  # never logged
     if address is not None and not state.limits.address_sockets.acquire(address):
         await ws.send_denial_response(too_many_connections())
         return
