@@ -226,6 +226,116 @@ async def _(ctx: Ctx) -> dict[str, Any]:
     return {"url": f"/app/offline/{ctx.request_id}/handled", "data": {"handled": "0"}}
 
 
+# ---- issue 6's pages and calls. GETs must work for an allowed role like every other route. For the
+# POSTs below a role that is allowed must not be refused (no 403) and nothing may fail (no 5xx); what a
+# valid request does is each route's own tests' business (test_accounts_*, test_two_factor_pages,
+# test_invites, test_account_review, test_directory_pages, test_login_limits, test_audit_report).
+# Public routes keyed by a secret no role holds (an invitation token, a second-factor ticket, a single
+# sign-on state) answer every role alike. A denied role still gets exactly 403 and changes nothing.
+LENIENT: set[tuple[str, str]] = set()
+
+
+def lenient(method: str, path: str, **kwargs: Any) -> None:
+    plain(method, path, **kwargs)
+    LENIENT.add((method, path))
+
+
+for _path in (
+    "/api/v1/auth/sessions",
+    "/app/audit",
+    "/app/audit/export.csv",
+    "/app/account/password",
+    "/app/account/sessions",
+    "/app/settings/security/passwords",
+    "/app/settings/invites",
+    "/app/settings/account-review",
+    "/app/settings/account-review.csv",
+    "/app/settings/security/directory",
+    "/app/account/two-factor",
+    "/app/settings/security/two-factor",
+    "/app/settings/security/login-limits",
+):
+    plain("GET", _path)
+plain("POST", "/app/audit", data={"action": "auth.login"})
+plain("POST", "/app/audit/verify", data={})
+lenient("POST", "/api/v1/auth/password", json={"current_password": "x", "new_password": "short"})
+lenient("POST", "/app/account/password", data={})  # refused before any password check or throttle count
+lenient("POST", "/app/account/sessions/end", data={"session_id": "no-such-session"})
+lenient("POST", "/app/account/sessions/end-others", data={})
+lenient("POST", "/app/settings/security/passwords", data={"password_min_length": "12"})
+lenient("POST", "/app/settings/account-review/sign-off", data={})
+lenient("POST", "/app/settings/account-review/policy", data={"interval_days": "90", "inactive_days": ""})
+for _path in (
+    "/app/settings/security/directory/ldap",
+    "/app/settings/security/directory/ldap/test",
+    "/app/settings/security/directory/oidc",
+    "/app/settings/security/two-factor",
+    "/login/two-factor",
+    "/login/two-factor/passkey/options",
+    "/login/two-factor/passkey",
+    "/login/two-factor/enrol",
+    "/login/two-factor/enrol/passkey/options",
+    "/login/two-factor/enrol/passkey",
+    "/app/account/two-factor/totp/start",
+    "/app/account/two-factor/totp/cancel",
+    "/app/account/two-factor/totp/confirm",
+    "/app/account/two-factor/totp/remove",
+    "/app/account/two-factor/recovery",
+    "/app/account/two-factor/passkeys/options",
+    "/app/account/two-factor/passkeys",
+):
+    lenient("POST", _path, data={})
+for _path in ("/login/two-factor", "/login/two-factor/enrol"):
+    lenient("GET", _path)
+
+
+def _keyed(method: str, pattern: str, url: str, **kwargs: Any) -> None:
+    async def fn(ctx: Ctx) -> dict[str, Any]:
+        return {"url": url, **kwargs}
+
+    SAMPLES[(method, pattern)] = fn
+    LENIENT.add((method, pattern))
+
+
+_keyed(
+    "POST",
+    "/app/settings/invites",
+    "/app/settings/invites",
+    data={"email": "invited@shop.example", "name": "Invited", "role": "operator"},
+)
+_keyed("POST", "/app/settings/invites/{invite_id}/revoke", "/app/settings/invites/no-such-invite/revoke", data={})
+_keyed("POST", "/app/settings/invites/{invite_id}/resend", "/app/settings/invites/no-such-invite/resend", data={})
+_keyed("DELETE", "/api/v1/auth/sessions/{session_id}", "/api/v1/auth/sessions/no-such-session")
+_keyed("GET", "/invite/{token}", "/invite/no-such-token")
+_keyed("POST", "/invite/{token}", "/invite/no-such-token", data={})
+_keyed(
+    "POST",
+    "/app/settings/security/directory/oidc/{provider_id}",
+    "/app/settings/security/directory/oidc/no-such-provider",
+    data={},
+)
+_keyed(
+    "POST",
+    "/app/settings/security/directory/oidc/{provider_id}/delete",
+    "/app/settings/security/directory/oidc/no-such-provider/delete",
+    data={},
+)
+_keyed("GET", "/login/sso/{provider_id}", "/login/sso/no-such-provider")
+_keyed("GET", "/login/sso/{provider_id}/callback", "/login/sso/no-such-provider/callback?state=x&code=y")
+_keyed(
+    "POST",
+    "/app/account/two-factor/passkeys/{passkey_id}/remove",
+    "/app/account/two-factor/passkeys/no-such-passkey/remove",
+    data={},
+)
+_keyed(
+    "POST",
+    "/app/settings/security/login-limits/{subject_type}/{subject_id}",
+    "/app/settings/security/login-limits/role/supervisor",
+    data={"ranges": "", "timezone": "UTC", "w-count": "0"},
+)
+
+
 def _widget(path: str, method: str, **kwargs: Any) -> None:
     async def fn(ctx: Ctx) -> dict[str, Any]:
         url = "/api/v1/widget/" + ctx.world.site_key + path
@@ -423,7 +533,10 @@ async def test_role_against_every_route(
             )
             label = f"{role.key} {method} {path}"
             results[f"{method} {path}"] = response.status_code
-            if allowed(access, role):
+            if allowed(access, role) and (method, path) in LENIENT:
+                assert response.status_code != 403, (label, response.status_code, response.text[:300])
+                assert response.status_code < 500, (label, response.status_code, response.text[:300])
+            elif allowed(access, role):
                 assert 200 <= response.status_code < 400, (label, response.status_code, response.text[:300])
             else:
                 assert response.status_code == 403, (label, response.status_code, response.text[:300])

@@ -49,6 +49,7 @@ def code(secret: str) -> str:
 async def test_totp_enrolment_and_login(rt: Runtime, world: World, live: Live, people: People) -> None:
     context = await people.new()
     page = await log_in(context, live, world.operator_email, "/app/chats")
+    await page.click(t("account-link"))  # the account area, then its two-step section
     await page.click(t("account-two-factor"))
     await expect(page).to_have_url(f"{live.base}/app/account/two-factor")
     await axe(page, "account two-factor page, nothing set up")

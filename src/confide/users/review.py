@@ -38,12 +38,11 @@ from confide.users.models import Operator
 DEFAULT_INTERVAL_DAYS = 90
 
 
-def two_factor_state(uow: UnitOfWork, operator_id: str) -> str:
-    """An account's two-factor state as a code: ``none`` until the two-factor module is merged.
+async def two_factor_state(uow: UnitOfWork, operator_id: str) -> str:
+    """An account's two-factor state as a code: ``none``, ``totp``, ``passkey`` or ``totp+passkey``."""
+    from confide.two_factor import service as two_factor  # it sits above users/ in the layers
 
-    TODO(twofa): return e.g. "totp", "passkey", "totp+passkey" or "none" from its own tables
-    (a coroutine if it must query: make this ``async`` and await it in ``_rows``)."""
-    return "none"
+    return await two_factor.two_factor_state(uow, operator_id)
 
 
 class PolicyIn(BaseModel):
@@ -63,6 +62,7 @@ async def _rows(uow: UnitOfWork, workspace_id: str) -> list[dict[str, Any]]:
             select(Operator).where(Operator.workspace_id == workspace_id).order_by(Operator.created_at, Operator.id)
         )
     ).all()
+    states = {op.id: await two_factor_state(uow, op.id) for op in ops}
     return [
         {
             "id": op.id,
@@ -71,7 +71,7 @@ async def _rows(uow: UnitOfWork, workspace_id: str) -> list[dict[str, Any]]:
             "role": op.role,
             "last_login_at": clock.iso(op.last_login_at),
             "last_login_method": op.last_login_method or "",
-            "two_factor": two_factor_state(uow, op.id),
+            "two_factor": states[op.id],
             "inactive_days": _days_since(op.last_login_at or op.created_at, now),
             "never_logged_in": op.last_login_at is None,
             "disabled": op.disabled,

@@ -153,6 +153,12 @@ async def update_operator(
     return op
 
 
+async def check_role_grantable(uow: UnitOfWork, actor: OperatorActor, key: str) -> None:
+    """Refuse a role the actor may not give (one that grants more than they hold, or none at all):
+    creating, changing and inviting an operator all ask this."""
+    await _check_role(uow, actor, key)
+
+
 async def _check_role(uow: UnitOfWork, actor: OperatorActor, key: str, *, holder: bool = False) -> None:
     """``key`` must name a role of the actor's workspace that grants no more than the actor holds
     (``holder``: the role the operator being changed holds now)."""

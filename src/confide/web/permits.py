@@ -23,8 +23,10 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
 
+from confide.auth.actors import OperatorActor
 from confide.core.errors import Unauthorized
 from confide.permissions.policy import Permission, require
+from confide.users import service as users
 from confide.web.api.deps import current_operator
 from confide.web.security import is_page
 
@@ -69,17 +71,26 @@ def _declared(access: Access, check: Callable[[Request], Awaitable[None]]) -> An
     return Depends(check)
 
 
+async def _operator(request: Request) -> OperatorActor:
+    """The logged-in operator; a page sends the others to the log-in page, or to the password
+    change when theirs must be changed first (an API call gets the 401 or 403 as it is)."""
+    try:
+        return await current_operator(request)
+    except users.PasswordChangeRequired:
+        if is_page(request.url.path):
+            raise HTTPException(status_code=303, headers={"Location": "/app/account/password"}) from None
+        raise
+    except Unauthorized:
+        if is_page(request.url.path):
+            raise _login_redirect(request) from None
+        raise
+
+
 def needs(permission: Permission) -> Any:
     """A route dependency: the caller is a logged-in operator who holds ``permission``."""
 
     async def check(request: Request) -> None:
-        try:
-            actor = await current_operator(request)
-        except Unauthorized:
-            if is_page(request.url.path):
-                raise _login_redirect(request) from None
-            raise
-        require(actor, permission)
+        require(await _operator(request), permission)
 
     return _declared(Access("permission", permission), check)
 
@@ -88,12 +99,7 @@ def authenticated() -> Any:
     """A route dependency: any logged-in operator (the handler's services scope what they see)."""
 
     async def check(request: Request) -> None:
-        try:
-            await current_operator(request)
-        except Unauthorized:
-            if is_page(request.url.path):
-                raise _login_redirect(request) from None
-            raise
+        await _operator(request)
 
     return _declared(AUTHENTICATED, check)
 

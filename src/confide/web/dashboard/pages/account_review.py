@@ -12,11 +12,13 @@ from pydantic import ValidationError
 from confide.auth.actors import OperatorActor
 from confide.core import clock
 from confide.core.errors import DomainError
+from confide.permissions.policy import Permission as P
 from confide.users import review
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import errors, text
 from confide.web.dashboard.templating import NO_STORE, render
+from confide.web.permits import needs
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,12 +54,12 @@ async def _page(
     )
 
 
-@router.get(PAGE)
+@router.get(PAGE, dependencies=[needs(P.ACCOUNTS_REVIEW)])
 async def account_review_page(request: Request, actor: PageOperator) -> Response:
     return await _page(request, actor)
 
 
-@router.get(PAGE + ".csv")
+@router.get(PAGE + ".csv", dependencies=[needs(P.ACCOUNTS_REVIEW)])
 async def account_review_csv(request: Request, actor: PageOperator, state: StateDep) -> Response:
     async with operator_unit(request, write=True) as (uow, actor):  # the export is audited
         body = await review.report_csv(state.rt, uow, actor)
@@ -66,14 +68,14 @@ async def account_review_csv(request: Request, actor: PageOperator, state: State
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.post(PAGE + "/sign-off")
+@router.post(PAGE + "/sign-off", dependencies=[needs(P.ACCOUNTS_SIGN_OFF)])
 async def account_review_sign_off(request: Request, actor: PageOperator, state: StateDep) -> Response:
     async with operator_unit(request, write=True) as (uow, actor):
         await review.sign_off(state.rt, uow, actor)
     return RedirectResponse(f"{PAGE}?done=signed", status_code=303)
 
 
-@router.post(PAGE + "/policy")
+@router.post(PAGE + "/policy", dependencies=[needs(P.USERS_MANAGE)])
 async def account_review_policy(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     shape = {"interval_days": text(form, "interval_days").strip(), "inactive_days": text(form, "inactive_days").strip()}

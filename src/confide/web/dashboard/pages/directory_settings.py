@@ -18,10 +18,12 @@ from confide.core.errors import DomainError
 from confide.identity import service as identity
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
 from confide.permissions.policy import BUILT_IN_ROLES
+from confide.permissions.policy import Permission as P
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import errors, sentence, text
 from confide.web.dashboard.templating import error_page, render
+from confide.web.permits import needs
 from confide.web.state import State
 from confide.workspaces import service as workspaces
 
@@ -276,12 +278,12 @@ async def _departments(request: Request) -> list[dict[str, Any]]:
         return [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)]
 
 
-@router.get(PATH)
+@router.get(PATH, dependencies=[needs(P.SETTINGS_MANAGE)])
 async def directory_page(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _page(request, state, actor)
 
 
-@router.post(f"{PATH}/ldap")
+@router.post(f"{PATH}/ldap", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def directory_save(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     shape = _ldap_shape(form)
@@ -296,7 +298,7 @@ async def directory_save(request: Request, actor: PageOperator, state: StateDep)
     return RedirectResponse(f"{PATH}?saved=ldap#ldap", status_code=303)
 
 
-@router.post(f"{PATH}/ldap/test")
+@router.post(f"{PATH}/ldap/test", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def directory_test(request: Request, actor: PageOperator, state: StateDep) -> Response:
     """Three steps, like a log-in: read the settings, ask the directory with no unit open, audit."""
     try:
@@ -317,12 +319,12 @@ async def directory_test(request: Request, actor: PageOperator, state: StateDep)
     return await _page(request, state, actor, test_result=(code is None, message))
 
 
-@router.post(f"{PATH}/oidc")
+@router.post(f"{PATH}/oidc", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def provider_create(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _save_provider(request, actor, state, None)
 
 
-@router.post(f"{PATH}/oidc/{{provider_id}}")
+@router.post(f"{PATH}/oidc/{{provider_id}}", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def provider_update(provider_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _save_provider(request, actor, state, provider_id)
 
@@ -345,7 +347,7 @@ async def _save_provider(request: Request, actor: OperatorActor, state: State, p
     return RedirectResponse(f"{PATH}?saved={saved}#oidc-{row.id}", status_code=303)
 
 
-@router.post(f"{PATH}/oidc/{{provider_id}}/delete")
+@router.post(f"{PATH}/oidc/{{provider_id}}/delete", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def provider_delete(provider_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         async with operator_unit(request, write=True) as (uow, actor):

@@ -14,14 +14,18 @@ from pydantic import ValidationError
 
 from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError
+from confide.permissions.policy import Permission as P
 from confide.users import invites
 from confide.web.api.deps import StateDep, operator_unit
+from confide.web.client_address import client_address
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import errors, messages, sentence, text
+from confide.web.dashboard.second_step import after_first_factor
 from confide.web.dashboard.templating import error_page, render
 from confide.web.login_flow import LoginClient, complete_login
 from confide.web.origins import server_origin
-from confide.web.security import form_from_own_site, set_session_cookie
+from confide.web.permits import needs, public
+from confide.web.security import form_from_own_site
 from confide.web.state import State
 from confide.workspaces import service as workspaces
 
@@ -81,12 +85,12 @@ async def _list_page(
     )
 
 
-@router.get(LIST)
+@router.get(LIST, dependencies=[needs(P.USERS_MANAGE)])
 async def invites_page(request: Request, actor: PageOperator) -> Response:
     return await _list_page(request, actor, flash=SENT.get(request.query_params.get("done", "")))
 
 
-@router.post(LIST)
+@router.post(LIST, dependencies=[needs(P.USERS_MANAGE)])
 async def invite_submit(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     shape = {
@@ -107,7 +111,7 @@ async def invite_submit(request: Request, actor: PageOperator, state: StateDep) 
     return RedirectResponse(f"{LIST}?done=sent", status_code=303)
 
 
-@router.post(LIST + "/{invite_id}/revoke")
+@router.post(LIST + "/{invite_id}/revoke", dependencies=[needs(P.USERS_MANAGE)])
 async def invite_revoke(invite_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         async with operator_unit(request, write=True) as (uow, actor):
@@ -119,7 +123,7 @@ async def invite_revoke(invite_id: str, request: Request, actor: PageOperator, s
     return RedirectResponse(f"{LIST}?done=revoked", status_code=303)
 
 
-@router.post(LIST + "/{invite_id}/resend")
+@router.post(LIST + "/{invite_id}/resend", dependencies=[needs(P.USERS_MANAGE)])
 async def invite_resend(invite_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         async with operator_unit(request, write=True) as (uow, actor):
@@ -138,7 +142,7 @@ def _refused(request: Request, reason: str) -> Response:
     return render(request, "invite.html", None, status_code=status, refused=True, title=title, message=message)
 
 
-@router.get("/invite/{token}")
+@router.get("/invite/{token}", dependencies=[public()])
 async def invite_page(token: str, request: Request, state: StateDep) -> Response:
     async with state.rt.db.unit_of_work(readonly=True) as uow:
         try:
@@ -150,7 +154,7 @@ async def invite_page(token: str, request: Request, state: StateDep) -> Response
     )
 
 
-@router.post("/invite/{token}")
+@router.post("/invite/{token}", dependencies=[public()])
 async def invite_accept(token: str, request: Request, state: StateDep) -> Response:
     rt = state.rt
     own = server_origin(request.url.scheme, request.headers.get("host"), rt.settings.public_url)
@@ -195,10 +199,7 @@ async def invite_accept(token: str, request: Request, state: StateDep) -> Respon
         return _refused(request, exc.reason)
     except DomainError as exc:
         return again([sentence(exc.message)], exc.status)
-    client = LoginClient(
-        address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
-    )
+    client = LoginClient(address=client_address(request), user_agent=request.headers.get("user-agent"))
     result = await complete_login(rt, operator_id=operator_id, method="invite", client=client)
-    response = RedirectResponse("/app", status_code=303)
-    set_session_cookie(response, result.token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
-    return response
+    # The session, or the second factor first (e.g. when the workspace requires one: enrolment).
+    return after_first_factor(result, "/app", ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)

@@ -17,11 +17,13 @@ from confide.login_limits import service as login_limits
 from confide.login_limits.rules import DAY_NAMES, DAYS, known_timezones
 from confide.login_limits.schemas import MAX_WINDOWS, LoginLimitsIn
 from confide.permissions.policy import Permission, allows
+from confide.permissions.policy import Permission as P
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.client_address import client_address
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.forms import FormInvalid, sentence, text
 from confide.web.dashboard.templating import error_page, render
+from confide.web.permits import needs
 
 router = APIRouter(include_in_schema=False)
 PATH = "/app/settings/security/login-limits"
@@ -129,12 +131,12 @@ async def _page(
     return render(request, "settings_login_limits.html", actor, status_code=status_code, **context)
 
 
-@router.get(PATH)
+@router.get(PATH, dependencies=[needs(P.SETTINGS_READ)])
 async def login_limits_page(request: Request, actor: PageOperator) -> Response:
     return await _page(request, actor)
 
 
-@router.post(PATH + "/{subject_type}/{subject_id}")
+@router.post(PATH + "/{subject_type}/{subject_id}", dependencies=[needs(P.SETTINGS_MANAGE)])
 async def login_limits_save(
     subject_type: str, subject_id: str, request: Request, actor: PageOperator, state: StateDep
 ) -> Response:

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from confide.auth.providers.oidc import OidcRefused
 from confide.core.errors import DomainError
 from confide.web.api.deps import StateDep
+from confide.web.client_address import client_address
 from confide.web.dashboard import second_step
 from confide.web.dashboard.auth import safe_next
 from confide.web.dashboard.forms import sentence
@@ -24,6 +25,7 @@ from confide.web.directory_login import (
     sso_start,
 )
 from confide.web.login_flow import LoginClient
+from confide.web.permits import public
 from confide.web.security import set_session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -44,7 +46,7 @@ async def _login_error(request: Request, status: int, message: str) -> Response:
     return response
 
 
-@router.get("/login/sso/{provider_id}")
+@router.get("/login/sso/{provider_id}", dependencies=[public()])
 async def sso_begin(provider_id: str, request: Request, state: StateDep) -> Response:
     rt = state.rt
     target = safe_next(request.query_params.get("next"))
@@ -69,12 +71,12 @@ async def sso_begin(provider_id: str, request: Request, state: StateDep) -> Resp
     return response
 
 
-@router.get("/login/sso/{provider_id}/callback")
+@router.get("/login/sso/{provider_id}/callback", dependencies=[public()])
 async def sso_callback(provider_id: str, request: Request, state: StateDep) -> Response:
     rt = state.rt
     params = {k: v for k, v in request.query_params.items() if k in ("code", "state", "error") and len(v) <= 4096}
     client = LoginClient(
-        address=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
+        address=client_address(request), user_agent=request.headers.get("user-agent")
     )
     try:
         done = await sso_finish(

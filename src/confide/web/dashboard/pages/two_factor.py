@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError, Invalid
 from confide.permissions.policy import Permission, allows
+from confide.permissions.policy import Permission as P
 from confide.two_factor import service as two_factor
 from confide.two_factor.webauthn_rp import RelyingParty
 from confide.web.api.deps import StateDep, operator_unit
@@ -25,6 +26,7 @@ from confide.web.dashboard.second_step import PATH, TICKET_COOKIE, clear_ticket_
 from confide.web.dashboard.templating import error_page, render
 from confide.web.login_flow import SecondFactorResult, complete_second_factor
 from confide.web.origins import server_origin
+from confide.web.permits import authenticated, needs, public
 from confide.web.security import form_from_own_site, from_own_site, set_session_cookie
 from confide.web.state import State
 
@@ -112,7 +114,7 @@ def _signed_in(state: State, done: SecondFactorResult, target: str, request: Req
     return _session_response(response, state, done.token)
 
 
-@router.get(PATH)
+@router.get(PATH, dependencies=[public()])
 async def second_step_page(request: Request, state: StateDep) -> Response:
     target = safe_next(request.query_params.get("next"))
     try:
@@ -125,7 +127,7 @@ async def second_step_page(request: Request, state: StateDep) -> Response:
     return render(request, "login_two_factor.html", None, next=target, view=view, error=None)
 
 
-@router.post(PATH)
+@router.post(PATH, dependencies=[public()])
 async def second_step_submit(request: Request, state: StateDep) -> Response:
     form = await request.form()
     target = safe_next(text(form, "next"))
@@ -171,7 +173,7 @@ async def _ticket_json(
         return _json_error(exc)
 
 
-@router.post(PATH + "/passkey/options")
+@router.post(PATH + "/passkey/options", dependencies=[public()])
 async def second_step_passkey_options(request: Request, state: StateDep) -> Response:
     token = request.cookies.get(TICKET_COOKIE)
     return await _ticket_json(
@@ -196,7 +198,7 @@ async def _finish_json(
     return _session_response(response, state, done.token)
 
 
-@router.post(PATH + "/passkey")
+@router.post(PATH + "/passkey", dependencies=[public()])
 async def second_step_passkey(request: Request, state: StateDep) -> Response:
     token, rt = request.cookies.get(TICKET_COOKIE), state.rt
 
@@ -208,7 +210,7 @@ async def second_step_passkey(request: Request, state: StateDep) -> Response:
 
 
 # -- enrolment at log-in (the workspace requires a second factor and the operator has none)
-@router.get(PATH + "/enrol")
+@router.get(PATH + "/enrol", dependencies=[public()])
 async def enrol_page(request: Request, state: StateDep) -> Response:
     target = safe_next(request.query_params.get("next"))
     try:
@@ -219,7 +221,7 @@ async def enrol_page(request: Request, state: StateDep) -> Response:
     return render(request, "login_two_factor_enrol.html", None, next=target, setup=setup, error=None)
 
 
-@router.post(PATH + "/enrol")
+@router.post(PATH + "/enrol", dependencies=[public()])
 async def enrol_submit(request: Request, state: StateDep) -> Response:
     form = await request.form()
     target = safe_next(text(form, "next"))
@@ -252,7 +254,7 @@ async def enrol_submit(request: Request, state: StateDep) -> Response:
     return _signed_in(state, done, target, request)
 
 
-@router.post(PATH + "/enrol/passkey/options")
+@router.post(PATH + "/enrol/passkey/options", dependencies=[public()])
 async def enrol_passkey_options(request: Request, state: StateDep) -> Response:
     token = request.cookies.get(TICKET_COOKIE)
     return await _ticket_json(
@@ -262,7 +264,7 @@ async def enrol_passkey_options(request: Request, state: StateDep) -> Response:
     )
 
 
-@router.post(PATH + "/enrol/passkey")
+@router.post(PATH + "/enrol/passkey", dependencies=[public()])
 async def enrol_passkey(request: Request, state: StateDep) -> Response:
     token, rt = request.cookies.get(TICKET_COOKIE), state.rt
 
@@ -296,7 +298,7 @@ async def _account_page(
     )
 
 
-@router.get(ACCOUNT)
+@router.get(ACCOUNT, dependencies=[authenticated()])
 async def account_page(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _account_page(request, state, actor)
 
@@ -327,21 +329,21 @@ async def _account_action(
     return _session_response(response, state, token) if token else response
 
 
-@router.post(ACCOUNT + "/totp/start")
+@router.post(ACCOUNT + "/totp/start", dependencies=[authenticated()])
 async def account_totp_start(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _account_action(
         request, state, actor, lambda uow, me: two_factor.start_totp(state.rt, uow, me), saved="", renew=False
     )
 
 
-@router.post(ACCOUNT + "/totp/cancel")
+@router.post(ACCOUNT + "/totp/cancel", dependencies=[authenticated()])
 async def account_totp_cancel(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _account_action(
         request, state, actor, lambda uow, me: two_factor.cancel_totp(uow, me), saved="totp-cancelled", renew=False
     )
 
 
-@router.post(ACCOUNT + "/totp/confirm")
+@router.post(ACCOUNT + "/totp/confirm", dependencies=[authenticated()])
 async def account_totp_confirm(request: Request, actor: PageOperator, state: StateDep) -> Response:
     code = text(await request.form(), "code")
     return await _account_action(
@@ -354,7 +356,7 @@ async def account_totp_confirm(request: Request, actor: PageOperator, state: Sta
     )
 
 
-@router.post(ACCOUNT + "/totp/remove")
+@router.post(ACCOUNT + "/totp/remove", dependencies=[authenticated()])
 async def account_totp_remove(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _account_action(
         request,
@@ -366,7 +368,7 @@ async def account_totp_remove(request: Request, actor: PageOperator, state: Stat
     )
 
 
-@router.post(ACCOUNT + "/recovery")
+@router.post(ACCOUNT + "/recovery", dependencies=[authenticated()])
 async def account_recovery(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _account_action(
         request,
@@ -378,7 +380,7 @@ async def account_recovery(request: Request, actor: PageOperator, state: StateDe
     )
 
 
-@router.post(ACCOUNT + "/passkeys/{passkey_id}/remove")
+@router.post(ACCOUNT + "/passkeys/{passkey_id}/remove", dependencies=[authenticated()])
 async def account_passkey_remove(passkey_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _account_action(
         request,
@@ -390,7 +392,7 @@ async def account_passkey_remove(passkey_id: str, request: Request, actor: PageO
     )
 
 
-@router.post(ACCOUNT + "/passkeys/options")
+@router.post(ACCOUNT + "/passkeys/options", dependencies=[authenticated()])
 async def account_passkey_options(request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         await _json_body(request, state)
@@ -401,7 +403,7 @@ async def account_passkey_options(request: Request, actor: PageOperator, state: 
         return _json_error(exc)
 
 
-@router.post(ACCOUNT + "/passkeys")
+@router.post(ACCOUNT + "/passkeys", dependencies=[authenticated()])
 async def account_passkey_add(request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         body = await _json_body(request, state)
@@ -444,12 +446,12 @@ async def _settings_page(
     )
 
 
-@router.get(SETTINGS)
+@router.get(SETTINGS, dependencies=[needs(P.SETTINGS_READ)])
 async def settings_two_factor(request: Request, actor: PageOperator) -> Response:
     return await _settings_page(request, actor)
 
 
-@router.post(SETTINGS)
+@router.post(SETTINGS, dependencies=[needs(P.SETTINGS_MANAGE)])
 async def settings_two_factor_save(request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
     mode = text(form, "mode")
