@@ -347,3 +347,18 @@ async def test_another_workspace_is_invisible(app: Any, admin: httpx.AsyncClient
     response = await admin.post("/api/v1/operators", headers=SELF, json={
         "email": other.operator_email, "name": "Twin", "password": "x" * 12})
     assert response.status_code == 409
+
+
+async def test_a_nul_character_in_text_is_an_answer_not_a_crash(admin: httpx.AsyncClient, db_kind: str) -> None:
+    """PostgreSQL refuses NUL in text: the unit of work turns it into a 422 and writes nothing
+    (SQLite stores the text as it is). Found by the API fuzzing."""
+    before = (await admin.get("/api/v1/canned-replies")).json()
+    response = await admin.post(
+        "/api/v1/canned-replies", headers=SELF, json={"shortcut": "nul", "title": "a\x00b", "text": "Text"}
+    )
+    if db_kind == "postgresql":
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == "text must not contain NUL characters"
+        assert (await admin.get("/api/v1/canned-replies")).json() == before
+    else:
+        assert response.status_code == 201, response.text

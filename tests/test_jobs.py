@@ -228,9 +228,8 @@ async def test_the_runner_loop_is_woken_after_commit(rt: Runtime) -> None:
     assert sorted(m.message["Subject"] for m in got) == ["Message 0", "Message 1", "Message 2"]
 
 
+@pytest.mark.parametrize("db_kind", ["postgresql"])  # two nodes share a PostgreSQL database (SQLite is one process)
 async def test_two_runners_on_postgresql_send_each_mail_exactly_once(rt: Runtime, db_kind: str) -> None:
-    if db_kind != "postgresql":
-        pytest.skip("two nodes share a PostgreSQL database (SQLite is one process)")
     other = build_runtime(rt.settings, broker=MemoryBroker())
     try:
         async with Mailbox() as box:

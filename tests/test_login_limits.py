@@ -183,7 +183,7 @@ async def test_a_session_used_from_outside_the_range_is_revoked(app: Any, rt: Ru
 async def test_a_session_ends_with_its_window(app: Any, rt: Runtime, world: World) -> None:
     await limit(rt, world, "operator", world.operator_id, timezone="Europe/Lisbon",
                 windows=[{"days": ["sat"], "start": "22:00", "end": "06:00", "overnight": True}])
-    clock.freeze(lisbon_time("2026-10-25T05:30"))  # 05:30 WET, the night clocks went back
+    clock.freeze(lisbon_time("2026-10-25T05:50"))  # 05:50 WET, the night clocks went back (inside the idle timeout)
     cookie = (await login(app, OFFICE, world.operator_email)).cookies["confide_session"]
     assert (await me(app, OFFICE, cookie)).status_code == 200
     clock.freeze(lisbon_time("2026-10-25T06:00"))

@@ -23,12 +23,13 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from confide.core.errors import CommitAndRaise, DomainError
+from confide.core.errors import CommitAndRaise, DomainError, Invalid
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NUL_MESSAGE = "text must not contain NUL characters"
+
+
+def _nul_in_text(exc: BaseException) -> bool:
+    """PostgreSQL refuses a NUL character in text (SQLite stores it as it is): whatever field of
+    whichever input carried one, the caller gets a 422 with a sentence, never a 500, and the unit
+    of work has rolled back."""
+    return isinstance(exc, DBAPIError) and "invalid byte sequence" in str(exc.orig) and "0x00" in str(exc.orig)
 
 
 class Base(DeclarativeBase):
@@ -245,14 +256,22 @@ class Database:
                     pending = signal.error
                     await uow._run_before_commit()
                     await session.commit()
-                except BaseException:
+                except BaseException as exc:
                     await session.rollback()
+                    if _nul_in_text(exc):
+                        raise Invalid(NUL_MESSAGE) from None
                     raise
                 else:
                     # A read-only unit just closes: its transaction ends with the session, and the
                     # objects it loaded stay readable (a rollback would expire them).
                     if not readonly:
-                        await session.commit()
+                        try:
+                            await session.commit()
+                        except DBAPIError as exc:
+                            await session.rollback()
+                            if _nul_in_text(exc):
+                                raise Invalid(NUL_MESSAGE) from None
+                            raise
         finally:
             if lock is not None:
                 lock.release()
