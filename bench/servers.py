@@ -369,8 +369,20 @@ def prepare_confide(server: Server, n_operators: int, max_chats: int, strategy: 
             body = {"email": email, "name": f"Operator {i}", "password": password, "role": "operator",
                     "max_chats": max_chats, "department_ids": [d["id"] for d in departments]}
             _check(http.post("/api/v1/operators", json=body), "create operator")
-            logins.append({"email": email, "password": password})
+            logins.append({"email": email, "password": _first_log_in(server, email, password)})
     return logins
+
+
+def _first_log_in(server: Server, email: str, one_time: str) -> str:
+    """A password set by an administrator is a one-time password: the operator chooses their own
+    at the first log-in (until then the console socket is refused). Returns the new password."""
+    chosen = "op-" + secrets.token_urlsafe(18)
+    with httpx.Client(base_url=server.base_url, timeout=60, headers={"Origin": server.origin}) as http:
+        _check(http.post("/api/v1/auth/login", json={"email": email, "password": one_time}), "operator login")
+        r = http.post("/api/v1/auth/password", json={"current_password": one_time, "new_password": chosen})
+        if r.status_code >= 300:
+            raise RuntimeError(f"operator password change: HTTP {r.status_code} {r.text[:200]}")
+    return chosen
 
 
 def _items(data: Any) -> list[dict[str, Any]]:
