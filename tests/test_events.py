@@ -210,3 +210,14 @@ async def test_a_waiting_visitor_socket_follows_its_queue_and_re_reads_only_when
     assert sent.frames[-1] == "t-op"
     await conn.shutdown()
     assert hub.listeners("conv:c1") == 0
+
+
+def test_events_are_published_only_through_the_events_module() -> None:
+    """``rt.publish`` with a hand-made dict bypasses the typed events (and their one wire form)."""
+    src = Path(__file__).resolve().parent.parent / "src" / "confide"
+    offenders = [
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if path.name != "runtime.py" and path != src / "realtime" / "events.py" and "rt.publish(" in path.read_text()
+    ]
+    assert offenders == []

@@ -34,6 +34,7 @@ from confide.core.runtime import Runtime
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
 from confide.permissions.policy import LEGACY_ROLE_KEYS, Permission, require
+from confide.realtime import events
 from confide.users import service as users
 from confide.users.schemas import OperatorIn, check_email
 from confide.workspaces import service as workspaces
@@ -52,6 +53,25 @@ _STORED_ROLE = {new: old for old, new in LEGACY_ROLE_KEYS.items() if old != new}
 def _stored_role(key: str) -> str:
     """The role key as operators store it today (``administrator`` is still stored ``admin``)."""
     return _STORED_ROLE.get(key, key)
+
+
+async def _sync_role(rt: Runtime, uow: UnitOfWork, op: users.Operator, role: str, *, source: str) -> None:
+    """The role the directory's or the provider's groups map to, set on the account (audited; its
+    open consoles reload who it is) when it differs."""
+    if op.role == _stored_role(role):
+        return
+    op.role = _stored_role(role)
+    events.publish(rt, uow, events.Refresh(op.id))
+    await audit.record(
+        rt,
+        uow,
+        "users.role_synced",
+        actor_type="system",
+        workspace_id=op.workspace_id,
+        target_type="operator",
+        target_id=op.id,
+        detail={"source": source, "role": role},
+    )
 
 
 def _aad(table: str, column: str, row_id: str) -> str:
@@ -413,19 +433,8 @@ async def record_ldap_login(
         if link is None or link.source != LDAP or op is None or op.disabled:
             raise await refuse("account_disabled")
         link.external_id, link.checked_at = outcome.dn, now
-        if row.group_roles and op.role != _stored_role(role):
-            op.role = _stored_role(role)  # the directory's groups decide the role of its accounts
-            rt.publish(uow, users.operator_topic(op.id), {"type": "refresh"})
-            await audit.record(
-                rt,
-                uow,
-                "users.role_synced",
-                actor_type="system",
-                workspace_id=op.workspace_id,
-                target_type="operator",
-                target_id=op.id,
-                detail={"source": LDAP, "role": role},
-            )
+        if row.group_roles:  # the directory's groups decide the role of its accounts
+            await _sync_role(rt, uow, op, role, source=LDAP)
         await uow.session.flush()
         return op.id
     # First log-in: create the account (the directory's e-mail when it has a valid one).
@@ -655,19 +664,8 @@ async def record_oidc_login(rt: Runtime, uow: UnitOfWork, plan: OidcPlan, claims
         raise await refuse("account_disabled", op.id)
     if link is not None:
         link.checked_at = now
-    if row.group_roles and op.role != _stored_role(role):
-        op.role = _stored_role(role)
-        rt.publish(uow, users.operator_topic(op.id), {"type": "refresh"})
-        await audit.record(
-            rt,
-            uow,
-            "users.role_synced",
-            actor_type="system",
-            workspace_id=op.workspace_id,
-            target_type="operator",
-            target_id=op.id,
-            detail={"source": OIDC, "role": role},
-        )
+    if row.group_roles:
+        await _sync_role(rt, uow, op, role, source=OIDC)
     await uow.session.flush()
     return op.id
 
@@ -770,7 +768,7 @@ async def _recheck(rt: Runtime, due: list[_Due]) -> None:
     async with rt.db.unit_of_work() as uow:
         for item, reason in refused:
             await users.revoke_sessions(uow, item.operator_id)
-            rt.publish(uow, users.operator_topic(item.operator_id), {"type": "revoke"})
+            events.publish(rt, uow, events.Revoke(item.operator_id))
             await audit.record(
                 rt,
                 uow,

@@ -31,6 +31,7 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from confide.core.runtime import Runtime
 from confide.permissions.policy import BUILT_IN_ROLES, LEGACY_ROLE_KEYS, Permission, require
+from confide.realtime import events
 from confide.two_factor import totp, webauthn_rp
 from confide.two_factor.models import (
     PasskeyCredential,
@@ -401,7 +402,7 @@ async def verify_code(rt: Runtime, uow: UnitOfWork, token: object, code: str) ->
 async def _factors_changed(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
     """Every session of the operator ends (the page that made the change gets a new one)."""
     await users.revoke_sessions(uow, operator_id)
-    rt.publish(uow, users.operator_topic(operator_id), {"type": "revoke"})
+    events.publish(rt, uow, events.Revoke(operator_id))
 
 
 async def _new_recovery_codes(rt: Runtime, uow: UnitOfWork, operator_id: str) -> list[str]:

@@ -31,6 +31,7 @@ from confide.core import clock, crypto, mail
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission, allows, require
+from confide.realtime import events
 from confide.users import service as users
 from confide.users.account_models import AccountReview, ReviewPolicy
 from confide.users.models import Operator
@@ -275,7 +276,7 @@ async def _disable_in_workspace(rt: Runtime, uow: UnitOfWork, workspace_id: str,
     for op in stale:
         op.disabled, op.status = True, "offline"
         await users.revoke_sessions(uow, op.id)
-        rt.publish(uow, users.operator_topic(op.id), {"type": "revoke"})
+        events.publish(rt, uow, events.Revoke(op.id))
         await audit.record(
             rt,
             uow,
