@@ -33,8 +33,9 @@ from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Una
 from confide.core.runtime import Runtime
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
-from confide.permissions.policy import LEGACY_ROLE_KEYS, Permission, require
+from confide.permissions.policy import Permission, require
 from confide.realtime import events
+from confide.users import roles as user_roles
 from confide.users import service as users
 from confide.users.schemas import OperatorIn, check_email
 from confide.workspaces import service as workspaces
@@ -47,12 +48,40 @@ SSO_REFUSED = "single sign-on did not succeed; ask your administrator if this ke
 # A password hash no password matches: directory accounts never log in with a local password.
 NO_LOCAL_PASSWORD = "!directory"  # noqa: S105 - not a password: a hash nothing matches
 RECHECK_BATCH = 50
-_STORED_ROLE = {new: old for old, new in LEGACY_ROLE_KEYS.items() if old != new}
 
 
 def _stored_role(key: str) -> str:
-    """The role key as operators store it today (``administrator`` is still stored ``admin``)."""
-    return _STORED_ROLE.get(key, key)
+    """The role key as operators store it: the canonical key (``administrator``, never the legacy
+    ``admin``) or a custom role's id."""
+    return user_roles.canonical(key)
+
+
+async def _check_roles(uow: UnitOfWork, actor: OperatorActor, data: LdapSettingsIn | OidcProviderIn) -> None:
+    """Every role a directory maps to must be one of the workspace's (built-in or custom): unknown
+    is a 422. A custom role's row stays share-locked until the unit ends (``roles.checked_key``), so
+    it cannot be deleted while the mapping is being stored."""
+
+    async def checked(key: str) -> str:
+        try:
+            return await user_roles.checked_key(uow, actor.workspace_id, key)
+        except Invalid:
+            raise Invalid(f"“{key[:40]}” is not a role of this workspace") from None
+
+    data.default_role = await checked(data.default_role)
+    for mapping in data.group_roles:
+        mapping.role = await checked(mapping.role)
+
+
+async def roles_in_use(uow: UnitOfWork, workspace_id: str, role_key: str) -> bool:
+    """Does the workspace's directory or one of its single sign-on providers map groups (or its
+    default) to this role? (A role in use there cannot be deleted.)"""
+    rows: list[LdapDirectory | OidcProvider] = [
+        *(await uow.session.scalars(select(LdapDirectory).where(LdapDirectory.workspace_id == workspace_id))),
+        *(await uow.session.scalars(select(OidcProvider).where(OidcProvider.workspace_id == workspace_id))),
+    ]
+    return any(
+        row.default_role == role_key or any(str(m.get("role")) == role_key for m in row.group_roles) for row in rows
+    )
 
 
 async def _sync_role(rt: Runtime, uow: UnitOfWork, op: users.Operator, role: str, *, source: str) -> None:
@@ -108,6 +137,40 @@ def _domain_of(email: str) -> str:
     return email.rsplit("@", 1)[-1].lower()
 
 
+async def _end_directory_sessions(
+    rt: Runtime, uow: UnitOfWork, *, source: str, provider_id: str, workspace_id: str, reason: str
+) -> int:
+    """The directory or provider ``provider_id`` was deleted or turned off: every session that
+    logged in through it ends now (its sockets close on every node: the ``revoke`` event), audited
+    per operator. Sessions the same people opened otherwise (a local password) are kept. Returns
+    how many sessions ended."""
+    operator_ids = list(
+        await uow.session.scalars(
+            select(DirectoryAccount.operator_id)
+            .where(DirectoryAccount.source == source, DirectoryAccount.provider_id == provider_id)
+            .order_by(DirectoryAccount.operator_id)
+        )
+    )
+    total = 0
+    for operator_id in operator_ids:
+        ended = await users.revoke_sessions(uow, operator_id, reason=reason[:16], method=source)
+        if not ended:
+            continue
+        total += len(ended)
+        users.publish_revoked(rt, uow, operator_id, ended)
+        await audit.record(
+            rt,
+            uow,
+            "auth.sessions_revoked",
+            actor_type="system",
+            workspace_id=workspace_id,
+            target_type="operator",
+            target_id=operator_id,
+            detail={"method": source, "reason": reason, "sessions": len(ended)},
+        )
+    return total
+
+
 # ---------------------------------------------------------------- settings (Settings → Security → Directory & SSO)
 async def get_ldap(uow: UnitOfWork, workspace_id: str) -> LdapDirectory | None:
     return await uow.session.scalar(select(LdapDirectory).where(LdapDirectory.workspace_id == workspace_id))
@@ -160,16 +223,22 @@ async def directory_settings(uow: UnitOfWork, actor: OperatorActor) -> dict[str,
             .order_by(OidcProvider.created_at)
         )
     ).all()
-    return {"ldap": ldap_view(await get_ldap(uow, actor.workspace_id)), "providers": [oidc_view(p) for p in providers]}
+    return {
+        "ldap": ldap_view(await get_ldap(uow, actor.workspace_id)),
+        "providers": [oidc_view(p) for p in providers],
+        "roles": await user_roles.role_names(uow, actor.workspace_id),  # what a group may map to
+    }
 
 
 async def save_ldap(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: LdapSettingsIn) -> LdapDirectory:
     require(actor, Permission.SETTINGS_MANAGE)
     await _check_departments(uow, actor, data.group_departments)
+    await _check_roles(uow, actor, data)
     row = await uow.session.scalar(
         select(LdapDirectory).where(LdapDirectory.workspace_id == actor.workspace_id).with_for_update()
     )
     created = row is None
+    was_enabled = row is not None and row.enabled
     if row is None:
         row = LdapDirectory(id=crypto.new_id(), workspace_id=actor.workspace_id, updated_at=clock.now())
         uow.session.add(row)
@@ -186,6 +255,11 @@ async def save_ldap(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: Ld
         raise Invalid("to turn the directory on, give the service account's password")
     row.updated_at = clock.now()
     await uow.session.flush()
+    ended = 0
+    if was_enabled and not row.enabled:  # turned off: its log-ins end now, not at the next re-check
+        ended = await _end_directory_sessions(
+            rt, uow, source=LDAP, provider_id=row.id, workspace_id=row.workspace_id, reason="directory_off"
+        )
     await audit.record(
         rt,
         uow,
@@ -199,6 +273,7 @@ async def save_ldap(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: Ld
             "password_changed": password_changed,
             "tls": row.tls_mode,
             "auto_create": row.auto_create,
+            "sessions_ended": ended,
         },
     )
     return row
@@ -269,6 +344,7 @@ async def save_oidc_provider(
 ) -> OidcProvider:
     require(actor, Permission.SETTINGS_MANAGE)
     await _check_departments(uow, actor, data.group_departments)
+    await _check_roles(uow, actor, data)
     now = clock.now()
     if provider_id is None:
         row = OidcProvider(id=crypto.new_id(), workspace_id=actor.workspace_id, created_at=now, updated_at=now)
@@ -278,6 +354,7 @@ async def save_oidc_provider(
         if found is None or found.workspace_id != actor.workspace_id:
             raise NotFound("provider not found")
         row = found
+    was_enabled = provider_id is not None and row.enabled
     values = data.model_dump(exclude={"client_secret"})
     values["group_roles"] = [g.model_dump() for g in data.group_roles]
     values["group_departments"] = [g.model_dump() for g in data.group_departments]
@@ -288,6 +365,11 @@ async def save_oidc_provider(
         row.client_secret_enc = await _encrypt(rt, uow, actor.workspace_id, row.id, aad, data.client_secret)
     row.updated_at = now
     await uow.session.flush()
+    ended = 0
+    if was_enabled and not row.enabled:  # turned off: the sessions it opened end now
+        ended = await _end_directory_sessions(
+            rt, uow, source=OIDC, provider_id=row.id, workspace_id=row.workspace_id, reason="provider_off"
+        )
     await audit.record(
         rt,
         uow,
@@ -300,6 +382,7 @@ async def save_oidc_provider(
             "enabled": row.enabled,
             "secret_changed": bool(data.client_secret),
             "auto_create": row.auto_create,
+            "sessions_ended": ended,
         },
     )
     return row
@@ -307,16 +390,29 @@ async def save_oidc_provider(
 
 async def delete_oidc_provider(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, provider_id: str) -> None:
     require(actor, Permission.SETTINGS_MANAGE)
-    row = await uow.session.get(OidcProvider, provider_id)
+    row = (
+        await uow.session.scalar(select(OidcProvider).where(OidcProvider.id == provider_id).with_for_update())
+        if isinstance(provider_id, str) and len(provider_id) <= 32
+        else None
+    )
     if row is None or row.workspace_id != actor.workspace_id:
         raise NotFound("provider not found")
+    ended = await _end_directory_sessions(
+        rt, uow, source=OIDC, provider_id=row.id, workspace_id=row.workspace_id, reason="provider_deleted"
+    )
     await uow.session.execute(
         delete(DirectoryAccount).where(DirectoryAccount.source == OIDC, DirectoryAccount.provider_id == row.id)
     )
     await rt.keyring.destroy(uow.session, row.id)
     await uow.session.delete(row)
     await audit.record(
-        rt, uow, "settings.sso_provider_deleted", actor=actor, target_type="oidc_provider", target_id=provider_id
+        rt,
+        uow,
+        "settings.sso_provider_deleted",
+        actor=actor,
+        target_type="oidc_provider",
+        target_id=provider_id,
+        detail={"sessions_ended": ended},
     )
 
 
@@ -389,19 +485,11 @@ async def _refuse_login(
     reason: str,
     message: str = REFUSED,
 ) -> CommitAndRaise:
-    await audit.record(
-        rt,
-        uow,
-        "auth.login",
-        actor_type="operator" if operator_id else "anonymous",
-        actor_id=operator_id,
-        workspace_id=workspace_id,
-        target_type="operator" if operator_id else None,
-        target_id=operator_id,
-        outcome="failed",
-        detail={"method": method, "reason": reason},
+    """Audit a refused directory log-in (the one shape of every failed log-in,
+    ``users.record_login_failure``) and build the 401 to raise once the row is committed."""
+    await users.record_login_failure(
+        rt, uow, method=method, reason=reason, operator_id=operator_id, workspace_id=workspace_id
     )
-    log.info("directory_login_refused", method=method, reason=reason, operator_id=operator_id)
     return CommitAndRaise(Unauthorized(message))
 
 

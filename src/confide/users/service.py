@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -39,6 +40,8 @@ from confide.users.account_schemas import AccountRulesIn
 from confide.users.models import AccountPolicy, OperatorDepartment, OperatorSession, PasswordHistory, Presence
 from confide.users.models import Operator as Operator  # re-exported: other domains hold operators, never query them
 from confide.users.schemas import OperatorIn, OperatorPatch, check_email
+
+log = structlog.get_logger(__name__)
 
 
 async def create_operator(
@@ -162,7 +165,8 @@ async def check_role_grantable(uow: UnitOfWork, actor: OperatorActor, key: str) 
 async def _check_role(uow: UnitOfWork, actor: OperatorActor, key: str, *, holder: bool = False) -> None:
     """``key`` must name a role of the actor's workspace that grants no more than the actor holds
     (``holder``: the role the operator being changed holds now)."""
-    granted = await roles.role_definition(uow, actor.workspace_id, key)
+    # Giving a role share-locks a custom role's row until the unit ends: it cannot be deleted meanwhile.
+    granted = await roles.role_definition(uow, actor.workspace_id, key, lock=not holder)
     if granted is None:
         if holder:
             return  # a role that no longer exists grants nothing
@@ -323,21 +327,74 @@ def _rule(rt: Runtime, *, address: bool) -> throttle.Rule:
     return throttle.Rule(free, s.login_delay_base_s, s.login_delay_max_s, s.login_forget_s)
 
 
-def _throttle_keys(rt: Runtime, email: str, address: str | None) -> tuple[str, str | None]:
-    account = "a:" + rt.bidx.term(_THROTTLE_SPACE, "email", email.strip().casefold()[:320])
+def _account_key(rt: Runtime, email: str) -> str:
+    return "a:" + rt.bidx.term(_THROTTLE_SPACE, "email", email.strip().casefold()[:320])
+
+
+def _throttle_keys(rt: Runtime, email: str | None, address: str | None) -> tuple[str | None, str | None]:
+    account = _account_key(rt, email) if email is not None else None
     return account, ("n:" + rt.bidx.term(_THROTTLE_SPACE, "address", address[:64]) if address else None)
 
 
-async def login_attempt(rt: Runtime, uow: UnitOfWork, *, email: str, address: str | None) -> LoginAttempt:
-    """Step 1 of a log-in, in a short write unit: count the attempt (``auth.throttle``), then load
-    the hash to check. A throttled attempt is audited and refused with 429 (``CommitAndRaise``),
-    the same for every typed e-mail, known or not, and with no password check at all."""
+@dataclass(frozen=True, slots=True)
+class LoginGate:
+    """The throttle keys one log-in attempt was counted under (``count_login_attempt``)."""
+
+    account_key: str | None
+    address_key: str | None
+
+
+async def count_login_attempt(
+    rt: Runtime,
+    uow: UnitOfWork,
+    *,
+    email: str | None,
+    address: str | None,
+    method: str,
+    operator_id: str | None = None,
+    workspace_id: str | None = None,
+) -> LoginGate:
+    """Count one log-in attempt against the throttle (``auth.throttle``), before its first factor
+    is checked, whatever that factor is (the local password, a directory's, a single sign-on
+    callback): under the typed e-mail's key (``email``; None for single sign-on, which has none)
+    and the client address's. A throttled attempt is audited (``record_login_failure``, reason
+    ``throttled``) and refused with 429 (``CommitAndRaise``), the same for every typed e-mail, known
+    or not, and with no check of the factor at all."""
     now = clock.now()
+    account_key, address_key = _throttle_keys(rt, email, address)
+    keys = [k for k in (account_key, address_key) if k]
+    blocked = await throttle.blocked_until(uow, keys, now) if keys else None
+    if blocked is None:
+        for key, rule in ((account_key, _rule(rt, address=False)), (address_key, _rule(rt, address=True))):
+            if key and await throttle.count_attempt(uow, key, rule, now) is None:
+                blocked = await throttle.blocked_until(uow, [key], now) or now + timedelta(seconds=1)
+                break
+    if blocked is not None:
+        await record_login_failure(
+            rt, uow, method=method, reason="throttled", operator_id=operator_id, workspace_id=workspace_id
+        )
+        wait = throttle.retry_after_s(blocked, now)
+        raise CommitAndRaise(RateLimited(f"too many failed log-ins; try again in {wait} seconds"))
+    return LoginGate(account_key, address_key)
+
+
+async def login_passed(uow: UnitOfWork, gate: LoginGate) -> None:
+    """The first factor passed: the account's throttle count is forgotten, the address's loses this
+    attempt (colleagues behind one address do not throttle each other)."""
+    await throttle.succeeded(
+        uow,
+        forget=[gate.account_key] if gate.account_key else [],
+        undo=[gate.address_key] if gate.address_key else [],
+    )
+
+
+async def login_attempt(rt: Runtime, uow: UnitOfWork, *, email: str, address: str | None) -> LoginAttempt:
+    """Step 1 of a password log-in, in a short write unit: count the attempt
+    (``count_login_attempt``: 429 when throttled), then load the hash to check."""
     try:
         email = check_email(email)
     except ValueError:
         email = email.strip().casefold()
-    account_key, address_key = _throttle_keys(rt, email, address)
     row = (
         await uow.session.execute(
             select(Operator.id, Operator.workspace_id, Operator.password_hash, Operator.disabled).where(
@@ -345,17 +402,16 @@ async def login_attempt(rt: Runtime, uow: UnitOfWork, *, email: str, address: st
             )
         )
     ).first()
-    keys = [k for k in (account_key, address_key) if k]
-    blocked = await throttle.blocked_until(uow, keys, now)
-    if blocked is None:
-        for key, rule in ((account_key, _rule(rt, address=False)), (address_key, _rule(rt, address=True))):
-            if key and await throttle.count_attempt(uow, key, rule, now) is None:
-                blocked = await throttle.blocked_until(uow, [key], now) or now + timedelta(seconds=1)
-                break
-    if blocked is not None:
-        await _audit_failure(rt, uow, row.id if row else None, row.workspace_id if row else None, "throttled")
-        wait = throttle.retry_after_s(blocked, now)
-        raise CommitAndRaise(RateLimited(f"too many failed log-ins; try again in {wait} seconds"))
+    gate = await count_login_attempt(
+        rt,
+        uow,
+        email=email,
+        address=address,
+        method="password",
+        operator_id=row.id if row else None,
+        workspace_id=row.workspace_id if row else None,
+    )
+    account_key, address_key = gate.account_key or "", gate.address_key
     if row is None:
         return LoginAttempt(None, None, None, "unknown", account_key, address_key)
     if row.disabled:
@@ -368,14 +424,22 @@ async def check_password(rt: Runtime, attempt: LoginAttempt, password: str) -> b
     return await rt.passwords.verify_async(attempt.password_hash, password)
 
 
-async def _audit_failure(
+async def record_login_failure(
     rt: Runtime,
     uow: UnitOfWork,
+    *,
+    method: str,
+    reason: str,
     operator_id: str | None,
     workspace_id: str | None,
-    reason: str,
-    method: str = "password",
+    outcome: str = "failed",
 ) -> None:
+    """The one audit row of a log-in that did not succeed, whatever its first factor (password,
+    ldap, oidc) and whatever stopped it (docs/audit.md): action ``auth.login``, outcome ``failed``
+    (``denied`` when the login limits refused a right first factor), actor and target the account
+    when one is known (else an anonymous actor and no target), detail ``{"method", "reason"}`` (a
+    reason code, never what was typed)."""
+    method = method if method.isalnum() and len(method) <= 16 else "other"
     await audit.record(
         rt,
         uow,
@@ -383,9 +447,12 @@ async def _audit_failure(
         actor_type="operator" if operator_id else "anonymous",
         actor_id=operator_id,
         workspace_id=workspace_id,
-        outcome="failed",
+        target_type="operator" if operator_id else None,
+        target_id=operator_id,
+        outcome=outcome,
         detail={"method": method, "reason": reason},
     )
+    log.info("login_refused", method=method, reason=reason, operator_id=operator_id)
 
 
 async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, ok: bool) -> Operator:
@@ -395,7 +462,14 @@ async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, o
     conditional UPDATE, so a password changed or an account disabled while it was checked wins."""
     if not ok or attempt.operator_id is None:
         reason = attempt.reason or "wrong_password"
-        await _audit_failure(rt, uow, attempt.operator_id, attempt.workspace_id, reason)
+        await record_login_failure(
+            rt,
+            uow,
+            method="password",
+            reason=reason,
+            operator_id=attempt.operator_id,
+            workspace_id=attempt.workspace_id,
+        )
         raise CommitAndRaise(Unauthorized(WRONG))
     op = await uow.session.scalar(
         select(Operator)
@@ -408,11 +482,16 @@ async def record_login(rt: Runtime, uow: UnitOfWork, attempt: LoginAttempt, *, o
         .execution_options(populate_existing=True)
     )
     if op is None:  # the password changed, or the account was disabled, while it was checked
-        await _audit_failure(rt, uow, attempt.operator_id, attempt.workspace_id, "changed")
+        await record_login_failure(
+            rt,
+            uow,
+            method="password",
+            reason="changed",
+            operator_id=attempt.operator_id,
+            workspace_id=attempt.workspace_id,
+        )
         raise CommitAndRaise(Unauthorized(WRONG))
-    await throttle.succeeded(
-        uow, forget=[attempt.account_key], undo=[attempt.address_key] if attempt.address_key else []
-    )
+    await login_passed(uow, LoginGate(attempt.account_key, attempt.address_key))
     rules = await account_rules(rt, uow, op.workspace_id)
     if passwords.expired(op.password_changed_at, rules.password, clock.now()):
         op.must_change_password = True  # past the workspace's maximum age (when it has one)
@@ -533,7 +612,7 @@ async def reset_password(rt: Runtime, uow: UnitOfWork, *, email: str, password: 
     check_password_policy(await account_rules(rt, uow, op.workspace_id), password, email=op.email)
     await _store_password(rt, uow, op, password_hash, must_change=True)
     await revoke_sessions(uow, op.id, reason="reset")
-    account_key, _ = _throttle_keys(rt, email, None)
+    account_key = _account_key(rt, email)
     await throttle.succeeded(uow, forget=[account_key])
     events.publish(rt, uow, Revoke(op.id))
     await audit.record(
@@ -623,7 +702,7 @@ async def begin_password_change(
         raise Unauthorized("not logged in")
     check_password_policy(await account_rules(rt, uow, op.workspace_id), new_password, email=op.email)
     now = clock.now()
-    key, _ = _throttle_keys(rt, op.email, None)
+    key = _account_key(rt, op.email)
     blocked = await throttle.blocked_until(uow, [key], now)
     if blocked is not None or await throttle.count_attempt(uow, key, _rule(rt, address=False), now) is None:
         wait = throttle.retry_after_s(blocked or now + timedelta(seconds=1), now)
@@ -868,15 +947,23 @@ async def logout(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> None:
 
 
 async def revoke_sessions(
-    uow: UnitOfWork, operator_id: str, *, except_session_id: str | None = None, reason: str = "revoked"
+    uow: UnitOfWork,
+    operator_id: str,
+    *,
+    except_session_id: str | None = None,
+    reason: str = "revoked",
+    method: str | None = None,
 ) -> list[str]:
     """End the operator's sessions (all, or all but ``except_session_id``): on a password, role,
     two-factor or permission change, and when the account is disabled. Open consoles on every node
     notice within ``session_check_s`` even without an event; callers also publish ``revoke`` for
-    at once (``publish_revoked``). Returns the ids of those that ended."""
+    at once (``publish_revoked``). ``method``: only the sessions opened by that first factor
+    (``ldap``, ``oidc``: a directory turned off or deleted). Returns the ids of those that ended."""
     query = select(OperatorSession.id).where(
         OperatorSession.operator_id == operator_id, OperatorSession.revoked_at.is_(None)
     )
+    if method is not None:
+        query = query.where(OperatorSession.method == method)
     if except_session_id is not None:
         query = query.where(OperatorSession.id != except_session_id)
     ids = list((await uow.session.scalars(query.with_for_update())).all())
