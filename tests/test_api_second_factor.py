@@ -19,7 +19,7 @@ from confide.core import clock
 from confide.core.runtime import Runtime
 from confide.login_limits.schemas import LoginLimitsIn
 from confide.two_factor import service as two_factor
-from confide.users import service as users
+from confide.users import operators as user_operators
 from tests.conftest import World
 from tests.helpers_api import PASSWORD, SELF, actor
 from tests.ldap_server import Slapd
@@ -121,7 +121,7 @@ async def test_a_directory_account_logs_in_through_the_api(
     response = await api_login(client, "alice@corp.example", ALICE_PW)
     assert response.status_code == 200, response.text
     async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await users.operator_by_email(uow, "alice@corp.example")
+        op = await user_operators.operator_by_email(uow, "alice@corp.example")
     assert op is not None
     assert op.last_login_method == "ldap"
     assert (await api_login(client, "alice@corp.example", "wrong")).status_code == 401

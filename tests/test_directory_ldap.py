@@ -91,10 +91,10 @@ async def operator_by_email(rt: Runtime, email: str) -> Operator | None:
 
 
 async def department_ids(rt: Runtime, operator_id: str) -> list[str]:
-    from confide.users import service as users
+    from confide.users import operators as user_operators
 
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await users.department_ids_of(uow, operator_id)
+        return await user_operators.department_ids_of(uow, operator_id)
 
 
 # ---------------------------------------------------------------- the protocol, against slapd

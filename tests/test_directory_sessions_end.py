@@ -16,7 +16,7 @@ from confide.core.runtime import Runtime
 from confide.identity import service as identity
 from confide.identity.models import DirectoryAccount
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.users.models import OperatorSession
 from tests import wsclient
 from tests.conftest import Live, World
@@ -36,7 +36,7 @@ async def link(rt: Runtime, world: World, operator_id: str, source: str, provide
 
 async def open_session(rt: Runtime, operator_id: str, method: str) -> str:
     async with rt.db.unit_of_work() as uow:
-        return await users.open_session(rt, uow, operator_id, method=method)
+        return await user_sessions.open_session(rt, uow, operator_id, method=method)
 
 
 async def live_methods(rt: Runtime, operator_id: str) -> list[str]:

@@ -25,7 +25,7 @@ from confide.login_limits import service as login_limits
 from confide.login_limits.models import LoginLimit
 from confide.login_limits.schemas import LoginLimitsIn
 from confide.two_factor import service as two_factor
-from confide.users import service as users
+from confide.users import accounts as user_accounts
 from confide.users.models import Operator, Role
 from confide.users.schemas import OperatorPatch
 from tests.conftest import World
@@ -46,7 +46,7 @@ OIDC = {"name": "Corp SSO", "issuer": "https://sso.corp.example", "client_id": "
 async def give(rt: Runtime, world: World, operator_id: str, role: str) -> None:
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
-        await users.update_operator(rt, uow, admin, operator_id, OperatorPatch(role=role))
+        await user_accounts.update_operator(rt, uow, admin, operator_id, OperatorPatch(role=role))
 
 
 async def stored_role(rt: Runtime, operator_id: str) -> str:
@@ -100,7 +100,7 @@ async def test_another_workspaces_custom_role_is_unknown_everywhere(rt: Runtime,
             await identity.save_oidc_provider(rt, uow, admin, OidcProviderIn.model_validate(
                 {**OIDC, "group_roles": [{"group": "g", "role": theirs}]}))
         with pytest.raises(Invalid):
-            await users.update_operator(rt, uow, admin, world.operator_id, OperatorPatch(role=theirs))
+            await user_accounts.update_operator(rt, uow, admin, world.operator_id, OperatorPatch(role=theirs))
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert (await uow.session.scalars(select(LoginLimit))).all() == []
         assert (await uow.session.scalars(select(OidcProvider))).all() == []

@@ -21,8 +21,8 @@ from confide.login_limits import service as login_limits
 from confide.login_limits.models import LoginLimit
 from confide.login_limits.schemas import LoginLimitsIn
 from confide.two_factor import service as two_factor
+from confide.users import accounts as user_accounts
 from confide.users import roles
-from confide.users import service as users
 from confide.users.models import Operator, Role
 from confide.users.schemas import OperatorPatch
 from tests.conftest import World
@@ -64,8 +64,8 @@ async def test_assignment_first_then_the_deletion_is_refused(rt: Runtime, world:
     admin = await actor(rt, world.admin_id)
     assigned = asyncio.Event()
     results = await asyncio.gather(
-        in_unit(rt, lambda uow: users.update_operator(rt, uow, admin, world.operator_id, OperatorPatch(role=role_id)),
-                hold=assigned),
+        in_unit(rt, lambda uow: user_accounts.update_operator(rt, uow, admin, world.operator_id,
+                                                              OperatorPatch(role=role_id)), hold=assigned),
         in_unit(rt, lambda uow: role_use.delete_role(rt, uow, admin, role_id), after=assigned),
         return_exceptions=True,
     )
@@ -80,8 +80,8 @@ async def test_deletion_first_then_the_assignment_is_refused(rt: Runtime, world:
     deleted = asyncio.Event()
     results = await asyncio.gather(
         in_unit(rt, lambda uow: role_use.delete_role(rt, uow, admin, role_id), hold=deleted),
-        in_unit(rt, lambda uow: users.update_operator(rt, uow, admin, world.operator_id, OperatorPatch(role=role_id)),
-                after=deleted),
+        in_unit(rt, lambda uow: user_accounts.update_operator(rt, uow, admin, world.operator_id,
+                                                              OperatorPatch(role=role_id)), after=deleted),
         return_exceptions=True,
     )
     assert results[0] is None
@@ -116,7 +116,7 @@ async def test_many_rounds_at_once_leave_no_dangling_role(rt: Runtime, world: Wo
     for round_ in range(8):
         role_id = await make_role(rt, world, name=f"Shift {round_}")
         results = await asyncio.gather(
-            in_unit(rt, lambda uow, r=role_id: users.update_operator(rt, uow, admin, world.operator_id,
+            in_unit(rt, lambda uow, r=role_id: user_accounts.update_operator(rt, uow, admin, world.operator_id,
                                                                      OperatorPatch(role=r))),
             in_unit(rt, lambda uow, r=role_id: role_use.delete_role(rt, uow, admin, r)),
             return_exceptions=True,
@@ -128,5 +128,5 @@ async def test_many_rounds_at_once_leave_no_dangling_role(rt: Runtime, world: Wo
         outcomes.add("assigned" if held == role_id else "deleted")
         if held == role_id:  # give the built-in role back, so that the next round starts alike
             async with rt.db.unit_of_work() as uow:
-                await users.update_operator(rt, uow, admin, world.operator_id, OperatorPatch(role="operator"))
+                await user_accounts.update_operator(rt, uow, admin, world.operator_id, OperatorPatch(role="operator"))
     assert outcomes  # either may win a round; every round ended consistent

@@ -10,7 +10,7 @@ the outcome: audits a refusal, or creates / matches / updates the account and re
 Accounts are linked to their directory in ``directory_accounts``. An LDAP account with an open
 session is looked up again every ``recheck_interval_s`` (the scheduler's ``directory_rechecked``
 job, one node at a time): a user disabled, removed, or no longer in a required group loses every
-session at once (``users.revoke_sessions`` and the "revoke" event, as ``users.reset_password``).
+session at once (``user_sessions.revoke_sessions`` and the "revoke" event, as ``user_passwords.reset_password``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvide
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
 from confide.permissions.policy import Permission, require
 from confide.realtime import events
+from confide.users import accounts as user_accounts
+from confide.users import login as user_login
+from confide.users import operators as user_operators
 from confide.users import roles as user_roles
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.users.schemas import OperatorIn, check_email
 from confide.workspaces import service as workspaces
 
@@ -84,7 +87,7 @@ async def roles_in_use(uow: UnitOfWork, workspace_id: str, role_key: str) -> boo
     )
 
 
-async def _sync_role(rt: Runtime, uow: UnitOfWork, op: users.Operator, role: str, *, source: str) -> None:
+async def _sync_role(rt: Runtime, uow: UnitOfWork, op: user_operators.Operator, role: str, *, source: str) -> None:
     """The role the directory's or the provider's groups map to, set on the account (audited; its
     open consoles reload who it is) when it differs."""
     if op.role == _stored_role(role):
@@ -153,11 +156,11 @@ async def _end_directory_sessions(
     )
     total = 0
     for operator_id in operator_ids:
-        ended = await users.revoke_sessions(uow, operator_id, reason=reason[:16], method=source)
+        ended = await user_sessions.revoke_sessions(uow, operator_id, reason=reason[:16], method=source)
         if not ended:
             continue
         total += len(ended)
-        users.publish_revoked(rt, uow, operator_id, ended)
+        user_sessions.publish_revoked(rt, uow, operator_id, ended)
         await audit.record(
             rt,
             uow,
@@ -442,7 +445,7 @@ async def ldap_plan(rt: Runtime, uow: UnitOfWork, *, email: str) -> LdapPlan | N
         email = check_email(email)
     except ValueError:
         return None
-    op = await users.operator_by_email(uow, email)
+    op = await user_operators.operator_by_email(uow, email)
     if op is not None:
         link = await uow.session.get(DirectoryAccount, op.id)
         if link is None or link.source != LDAP:
@@ -486,8 +489,8 @@ async def _refuse_login(
     message: str = REFUSED,
 ) -> CommitAndRaise:
     """Audit a refused directory log-in (the one shape of every failed log-in,
-    ``users.record_login_failure``) and build the 401 to raise once the row is committed."""
-    await users.record_login_failure(
+    ``user_login.record_login_failure``) and build the 401 to raise once the row is committed."""
+    await user_login.record_login_failure(
         rt, uow, method=method, reason=reason, operator_id=operator_id, workspace_id=workspace_id
     )
     return CommitAndRaise(Unauthorized(message))
@@ -517,7 +520,7 @@ async def record_ldap_login(
     now = clock.now()
     if plan.operator_id is not None:
         link = await uow.session.get(DirectoryAccount, plan.operator_id, with_for_update=True)
-        op = await users.get_operator(uow, plan.operator_id)
+        op = await user_operators.get_operator(uow, plan.operator_id)
         if link is None or link.source != LDAP or op is None or op.disabled:
             raise await refuse("account_disabled")
         link.external_id, link.checked_at = outcome.dn, now
@@ -532,7 +535,7 @@ async def record_ldap_login(
             account_email = check_email(outcome.email)
         except ValueError:
             account_email = email
-    if await users.operator_by_email(uow, account_email) is not None:
+    if await user_operators.operator_by_email(uow, account_email) is not None:
         raise await refuse("email_taken")
     if await uow.session.scalar(
         select(DirectoryAccount.operator_id).where(
@@ -581,7 +584,7 @@ async def _create_account(
         # A savepoint: two first log-ins of one person at once (on PostgreSQL the second insert
         # waits for the first and then breaks the unique e-mail) end in a refusal, not a 500.
         async with uow.session.begin_nested():
-            op = await users.create_operator(
+            op = await user_accounts.create_operator(
                 rt, uow, workspace_id=workspace_id, data=data, password_hash=NO_LOCAL_PASSWORD
             )
     except (Conflict, IntegrityError):
@@ -699,9 +702,9 @@ async def record_oidc_login(rt: Runtime, uow: UnitOfWork, plan: OidcPlan, claims
         .with_for_update()
     )
     now = clock.now()
-    op = await users.get_operator(uow, link.operator_id) if link is not None else None
+    op = await user_operators.get_operator(uow, link.operator_id) if link is not None else None
     if op is None:
-        op = await users.operator_by_email(uow, email)
+        op = await user_operators.operator_by_email(uow, email)
         if op is not None:
             if op.workspace_id != row.workspace_id:
                 raise await refuse("other_workspace")
@@ -774,7 +777,7 @@ async def recheck_directory_accounts(rt: Runtime, uow: UnitOfWork) -> int:
     no other tick takes them again), and asks the directory about them after this unit commits:
     no directory call holds a transaction (or SQLite's writer) open. Returns how many it claimed."""
     now = clock.now()
-    open_session = users.has_open_session(DirectoryAccount.operator_id)
+    open_session = user_sessions.has_open_session(DirectoryAccount.operator_id)
     rows = (
         await uow.session.execute(
             select(DirectoryAccount, LdapDirectory)
@@ -855,7 +858,7 @@ async def _recheck(rt: Runtime, due: list[_Due]) -> None:
         return
     async with rt.db.unit_of_work() as uow:
         for item, reason in refused:
-            await users.revoke_sessions(uow, item.operator_id)
+            await user_sessions.revoke_sessions(uow, item.operator_id)
             events.publish(rt, uow, events.Revoke(item.operator_id))
             await audit.record(
                 rt,

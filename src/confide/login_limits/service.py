@@ -33,8 +33,10 @@ from confide.login_limits.rules import MESSAGES, NETWORK, TIME, Rules, Window, e
 from confide.login_limits.schemas import LoginLimitsIn
 from confide.permissions.access import access_operator_by_id
 from confide.permissions.policy import Permission, require
+from confide.users import login as user_login
+from confide.users import operators as user_operators
 from confide.users import roles as user_roles
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 
 ROLE, OPERATOR = "role", "operator"
 SUBJECT_TYPES = (ROLE, OPERATOR)
@@ -72,14 +74,14 @@ async def rules_for(uow: UnitOfWork, *, workspace_id: str, role: str, operator_i
 # ---------------------------------------------------------------- enforcement
 async def check_login(rt: Runtime, uow: UnitOfWork, *, operator_id: str, address: str | None, method: str) -> None:
     """Refuse a log-in outside the operator's limits (audited, committed, then raised as 403)."""
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         return  # open_session refuses it
     rules = await rules_for(uow, workspace_id=op.workspace_id, role=op.role, operator_id=op.id)
     reason = evaluate(rules, address, clock.now())
     if reason is None:
         return
-    await users.record_login_failure(
+    await user_login.record_login_failure(
         rt,
         uow,
         method=method,
@@ -99,7 +101,7 @@ async def session_denial(uow: UnitOfWork, actor: OperatorActor, address: str | N
 
 async def end_session(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, reason: str) -> None:
     """Revoke the session for leaving its limits; its sockets close on every node (``revoke``)."""
-    await users.logout(rt, uow, actor)  # revokes this session and publishes its revoke event
+    await user_sessions.logout(rt, uow, actor)  # revokes this session and publishes its revoke event
     await audit.record(
         rt,
         uow,
@@ -160,7 +162,7 @@ async def overview(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict
             "role_name": names.get(role_key(op.role), "No role"),
             **_view(by_subject.get((OPERATOR, op.id))),
         }
-        for op in await users.list_operators(uow, actor)
+        for op in await user_operators.list_operators(uow, actor)
     ]
     return {"roles": roles, "operators": operators}
 

@@ -42,8 +42,9 @@ from confide.two_factor.models import (
     WebAuthnChallenge,
 )
 from confide.two_factor.webauthn_rp import RelyingParty
+from confide.users import operators as user_operators
 from confide.users import roles as user_roles
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 
 TICKET_TTL_S = 300
 TICKET_ATTEMPTS = 5
@@ -199,7 +200,7 @@ async def set_policy(
 async def is_required(uow: UnitOfWork, operator_id: str) -> bool:
     """Whether this operator's workspace requires them to use a second factor (policy configuration:
     which role keys it names, matched against the operator's; access itself is decided elsewhere)."""
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         return False
     policy = await get_policy(uow, op.workspace_id)
@@ -324,7 +325,7 @@ async def _operator_audit(
     outcome: str = "ok",
     detail: dict[str, audit.DetailValue] | None = None,
 ) -> None:
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     await audit.record(
         rt,
         uow,
@@ -425,7 +426,7 @@ async def verify_code(rt: Runtime, uow: UnitOfWork, token: object, code: str) ->
 # ---------------------------------------------------------------- what changes a factor does to sessions
 async def _factors_changed(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
     """Every session of the operator ends (the page that made the change gets a new one)."""
-    await users.revoke_sessions(uow, operator_id)
+    await user_sessions.revoke_sessions(uow, operator_id)
     events.publish(rt, uow, events.Revoke(operator_id))
 
 
@@ -487,7 +488,7 @@ class TotpSetup:
 async def pending_totp(rt: Runtime, uow: UnitOfWork, operator_id: str) -> TotpSetup:
     """The secret waiting for its first code (made now when there is none). Conflict when an app is
     set up already."""
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         raise NotFound()
     factor = await uow.session.get(TotpFactor, operator_id, with_for_update=True)
@@ -606,7 +607,7 @@ async def _take_challenge(uow: UnitOfWork, operator_id: str, purpose: str) -> by
 
 
 async def _passkey_registration_options(uow: UnitOfWork, operator_id: str, rp: RelyingParty) -> str:
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         raise NotFound()
     existing = (
@@ -773,7 +774,7 @@ async def enrol_passkey_at_login(
 async def pending_setup(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> TotpSetup | None:
     """The authenticator-app secret waiting for its first code, if the operator started one."""
     factor = await uow.session.get(TotpFactor, actor.operator_id)
-    op = await users.get_operator(uow, actor.operator_id)
+    op = await user_operators.get_operator(uow, actor.operator_id)
     if factor is None or factor.confirmed_at is not None or op is None:
         return None
     secret = rt.factor_box.open_secret(factor.secret_enc, operator_id=actor.operator_id)
@@ -790,7 +791,7 @@ async def cancel_totp(uow: UnitOfWork, actor: OperatorActor) -> None:
 
 async def renew_session(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> str:
     """A factor changed and every session ended: a new one for the browser that made the change."""
-    return await users.open_session(rt, uow, actor.operator_id, method="two_factor")
+    return await user_sessions.open_session(rt, uow, actor.operator_id, method="two_factor")
 
 
 # ---------------------------------------------------------------- the shell's way back in
@@ -798,14 +799,14 @@ async def reset_factors(rt: Runtime, uow: UnitOfWork, *, email: str) -> str:
     """``confide reset-two-factor``: an operator who lost their app, keys and recovery codes gets back
     in with their password alone (or is taken to enrolment, when required). Every factor and code is
     deleted, every session ends; audited as the system's act. Returns the operator id."""
-    found_id = await users.enabled_operator_id_by_email(uow, email)
+    found_id = await user_operators.enabled_operator_id_by_email(uow, email)
     if found_id is None:
         raise NotFound("no enabled account has this e-mail address")
     operator_id = found_id
     found = await factors(uow, operator_id)
     for model in (TotpFactor, PasskeyCredential, RecoveryCode, WebAuthnChallenge):
         await uow.session.execute(delete(model).where(model.operator_id == operator_id))
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     await audit.record(
         rt,
         uow,

@@ -301,9 +301,9 @@ async def end_sessions_of_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActo
 async def end_sessions(rt: Runtime, uow: UnitOfWork, operator_id: str, *, keep: str | None = None) -> None:
     """End an operator's sessions (but ``keep``), and close their sockets through the broker."""
     if keep is None:
-        from confide.users import service  # the one revocation of every session (service imports this module)
+        from confide.users import sessions  # the one revocation of every session (it imports this module)
 
-        await service.revoke_sessions(uow, operator_id)
+        await sessions.revoke_sessions(uow, operator_id)
         events.publish(rt, uow, events.Revoke(operator_id))
         return
     stmt = update(OperatorSession).where(

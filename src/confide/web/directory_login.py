@@ -27,7 +27,7 @@ from confide.core import clock
 from confide.core.errors import DomainError, NotFound
 from confide.core.runtime import Runtime
 from confide.identity import service as identity
-from confide.users import service as users
+from confide.users import login as user_login
 from confide.web.login_flow import LoginClient, LoginResult, complete_login
 from confide.web.state import State
 
@@ -48,7 +48,7 @@ async def directory_login(rt: Runtime, *, email: str, password: str, client: Log
         plan = await identity.ldap_plan(rt, uow, email=email)
         if plan is None:
             return None
-        gate = await users.count_login_attempt(
+        gate = await user_login.count_login_attempt(
             rt,
             uow,
             email=email,
@@ -61,7 +61,7 @@ async def directory_login(rt: Runtime, *, email: str, password: str, client: Log
     try:
         async with rt.db.unit_of_work() as uow:
             operator_id = await identity.record_ldap_login(rt, uow, plan, outcome, email=email)
-            await users.login_passed(uow, gate)
+            await user_login.login_passed(uow, gate)
     except DomainError:
         await asyncio.sleep(max(0.0, rt.settings.directory_login_floor_s - (time.monotonic() - started)))
         raise
@@ -129,7 +129,7 @@ async def sso_finish(
     sealed round trip is this provider's and its ``state`` is the one returned, the code is
     exchanged (with the PKCE verifier) and the ID token verifies with this log-in's ``nonce``."""
     async with rt.db.unit_of_work() as uow:  # per client address, like every log-in (429 when it must wait)
-        gate = await users.count_login_attempt(rt, uow, email=None, address=client.address, method="oidc")
+        gate = await user_login.count_login_attempt(rt, uow, email=None, address=client.address, method="oidc")
     sealed = rt.filter_tokens.open(cookie, context=_CONTEXT, now_epoch=clock.now().timestamp())
     plan: identity.OidcPlan | None = None
     try:
@@ -167,7 +167,7 @@ async def sso_finish(
         if reason is not None or plan is None or claims is None:
             raise await identity.record_oidc_refusal(rt, uow, plan, reason or "refused")
         operator_id = await identity.record_oidc_login(rt, uow, plan, claims)
-        await users.login_passed(uow, gate)
+        await user_login.login_passed(uow, gate)
     result = await complete_login(rt, operator_id=operator_id, method="oidc", client=client)
     next_path = sealed.get("next") if isinstance(sealed, dict) else None
     return SsoDone(result, next_path if isinstance(next_path, str) else "/app")

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request, Response
 
 from confide.core.runtime import Runtime
 from confide.two_factor import service as two_factor
-from confide.users import service as users
+from confide.users import operators as user_operators
+from confide.users import sessions as user_sessions
 from confide.users.account_schemas import PasswordChangeIn
 from confide.users.schemas import LoginIn, SecondFactorIn
 from confide.web.api.deps import ReadUnit, StateDep, WriteUnit, current_operator
@@ -54,24 +55,24 @@ async def login_second_factor(body: SecondFactorIn, response: Response, state: S
 
 async def _session_answer(rt: Runtime, response: Response, operator_id: str, token: str) -> dict[str, Any]:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await users.get_operator(uow, operator_id)
+        op = await user_operators.get_operator(uow, operator_id)
         assert op is not None  # the session was just opened for it
-        view = await users.operator_view(uow, op)
+        view = await user_operators.operator_view(uow, op)
     set_session_cookie(response, token, ttl_s=rt.settings.session_ttl_s, secure=rt.settings.cookie_secure)
     return view
 
 
 @router.post("/logout", status_code=204, responses=errors(401, 403), dependencies=[authenticated()])
 async def logout(response: Response, state: StateDep, unit: WriteUnit) -> None:
-    await users.logout(state.rt, unit.uow, unit.actor)
+    await user_sessions.logout(state.rt, unit.uow, unit.actor)
     clear_session_cookie(response, secure=state.rt.settings.cookie_secure)
 
 
 @router.get("/me", responses=errors(401, 403), dependencies=[authenticated()])
 async def me(unit: ReadUnit) -> dict[str, Any]:
-    op = await users.get_operator(unit.uow, unit.actor.operator_id)
+    op = await user_operators.get_operator(unit.uow, unit.actor.operator_id)
     assert op is not None
-    return await users.operator_view(unit.uow, op)
+    return await user_operators.operator_view(unit.uow, op)
 
 
 @router.post(
@@ -88,7 +89,7 @@ async def change_password(body: PasswordChangeIn, state: StateDep, request: Requ
 @router.get("/sessions", responses=errors(401, 403), dependencies=[authenticated()])
 async def sessions(unit: ReadUnit) -> list[dict[str, Any]]:
     """The caller's live sessions, newest first (no addresses are kept)."""
-    return await users.list_sessions(unit.uow, unit.actor)
+    return await user_sessions.list_sessions(unit.uow, unit.actor)
 
 
 @router.delete(
@@ -96,4 +97,4 @@ async def sessions(unit: ReadUnit) -> list[dict[str, Any]]:
 )
 async def end_session(session_id: str, state: StateDep, unit: WriteUnit) -> None:
     """End one of one's own sessions (or, with ``users.manage``, anyone's in the workspace)."""
-    await users.end_session(state.rt, unit.uow, unit.actor, session_id)
+    await user_sessions.end_session(state.rt, unit.uow, unit.actor, session_id)
