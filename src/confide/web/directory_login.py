@@ -44,10 +44,11 @@ async def directory_login(rt: Runtime, *, email: str, password: str, client: Log
     and no directory call while it must wait); a refusal is audited and answered like a wrong
     password, no sooner than ``directory_login_floor_s`` after it began; a success lifts the counts."""
     started = time.monotonic()
-    async with rt.db.unit_of_work() as uow:
+    async with rt.db.unit_of_work(readonly=True) as uow:
         plan = await identity.ldap_plan(rt, uow, email=email)
-        if plan is None:
-            return None
+    if plan is None:
+        return None
+    async with rt.db.unit_of_work() as uow:
         gate = await user_login.count_login_attempt(
             rt,
             uow,
