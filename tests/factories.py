@@ -6,7 +6,8 @@ from typing import Any
 
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
-from confide.users import service as users
+from confide.users import accounts as user_accounts
+from confide.users import presence as user_presence
 from confide.users.models import Operator
 from confide.users.schemas import OperatorIn
 from confide.workspaces import service as workspaces
@@ -44,7 +45,7 @@ async def department(uow: UnitOfWork, *, workspace_id: str, site_id: str, name: 
 async def operator(rt: Runtime, uow: UnitOfWork, *, workspace_id: str, email: str, name: str = "Operator",
                    role: str = "operator", department_ids: list[str] | None = None, max_chats: int = 5,
                    status: str = "offline") -> Operator:
-    op = await users.create_operator(rt, uow, workspace_id=workspace_id, data=OperatorIn(
+    op = await user_accounts.create_operator(rt, uow, workspace_id=workspace_id, data=OperatorIn(
         email=email, name=name, password=PASSWORD, role=role, max_chats=max_chats,  # type: ignore[arg-type]
         department_ids=department_ids or []))
     op.status = status
@@ -60,4 +61,4 @@ TEST_NODE = "test-node"
 
 async def present(uow: UnitOfWork, operator_id: str) -> None:
     """The operator has a live console (a heartbeat that outlives the test's clock moves)."""
-    await users.beat(uow, TEST_NODE, operators=[operator_id], ttl_s=10 * 365 * 24 * 3600)
+    await user_presence.beat(uow, TEST_NODE, operators=[operator_id], ttl_s=10 * 365 * 24 * 3600)

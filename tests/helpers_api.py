@@ -15,7 +15,7 @@ from confide.chats.schemas import Draft
 from confide.core import crypto
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from tests import factories
 from tests.conftest import World
 
@@ -41,7 +41,7 @@ async def logged_in(app: Any, email: str, password: str = PASSWORD) -> AsyncIter
 
 async def actor(rt: Runtime, operator_id: str) -> OperatorActor:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await users.actor_for(uow, operator_id)
+        return await user_sessions.actor_for(uow, operator_id)
 
 
 async def set_status(rt: Runtime, operator_id: str, status: str = "online") -> None:

@@ -20,8 +20,9 @@ from confide.core import clock, jobs, mail
 from confide.core.errors import Forbidden
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission
+from confide.realtime import events
+from confide.users import operators as user_operators
 from confide.users import review
-from confide.users import service as users
 from confide.users.account_models import AccountReview
 from confide.worker import housekeeping, scheduler
 from tests import factories
@@ -43,9 +44,9 @@ async def mails(rt: Runtime) -> list[dict[str, Any]]:
         return [p for p in (jobs.open_payload(rt, r) for r in rows) if p is not None]
 
 
-async def get_op(rt: Runtime, operator_id: str) -> users.Operator:
+async def get_op(rt: Runtime, operator_id: str) -> user_operators.Operator:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await users.get_operator(uow, operator_id)
+        op = await user_operators.get_operator(uow, operator_id)
     assert op is not None
     return op
 
@@ -174,7 +175,7 @@ async def test_inactive_accounts_are_disabled_their_sessions_end_and_people_are_
 ) -> None:
     heard: list[tuple[str, dict[str, Any]]] = []
     rt.broker.set_handler(lambda topic, payload: heard.append((topic, payload)))
-    await rt.broker.subscribe(users.operator_topic(world.operator_id))
+    await rt.broker.subscribe(events.operator_topic(world.operator_id))
     async with rt.db.unit_of_work() as uow:
         assert await review.disable_inactive(rt, uow) == 0  # off by default
     await set_rules(rt, world, inactive_days=30)
@@ -193,7 +194,7 @@ async def test_inactive_accounts_are_disabled_their_sessions_end_and_people_are_
     assert op.disabled is True
     assert op.status == "offline"
     assert (await get_op(rt, world.admin_id)).disabled is False
-    assert (users.operator_topic(world.operator_id), {"type": "revoke"}) in heard
+    assert (events.operator_topic(world.operator_id), {"type": "revoke"}) in heard
     (event,) = await audit_rows(rt, "users.auto_disabled")
     assert event.actor_type == "system"
     assert event.target_id == world.operator_id

@@ -27,7 +27,7 @@ from confide.core import clock
 from confide.core.broker import RedisBroker
 from confide.core.db import Base
 from confide.core.runtime import Runtime, build_runtime
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from tests import factories
 from tests.conftest import MASTER_KEY, free_port
 
@@ -141,11 +141,11 @@ async def test_ending_a_session_on_one_node_closes_it_on_the_other(nodes: tuple[
     token = await b.login("mia@shop.example")
     console = await b.console(token)
     async with a.rt.db.unit_of_work(readonly=True) as uow:
-        who = await users.actor_for(uow, operator_id)
-        [session] = await users.list_sessions(uow, who)
+        who = await user_sessions.actor_for(uow, operator_id)
+        [session] = await user_sessions.list_sessions(uow, who)
     start = time.monotonic()
     async with a.rt.db.unit_of_work() as uow:  # through the service: the broker event is sent too
-        await users.end_session(a.rt, uow, who, session["id"])
+        await user_sessions.end_session(a.rt, uow, who, session["id"])
     code, _, _ = await closed_within(console, CHECK_S + 2)
     assert code == 4403
     assert time.monotonic() - start < CHECK_S  # the event was faster than the re-check

@@ -284,10 +284,10 @@ async def test_mixed_work_on_two_nodes_stays_consistent(rt: Runtime, node2: Runt
                                            name="Second")
     admin = await actor(rt, world.admin_id)
     for op_id in team.ops:  # every operator is in both departments
-        from confide.users import service as users
+        from confide.users import accounts as user_accounts
         from confide.users.schemas import OperatorPatch
         async with rt.db.unit_of_work() as uow:
-            await users.update_operator(rt, uow, admin, op_id,
+            await user_accounts.update_operator(rt, uow, admin, op_id,
                                         OperatorPatch(department_ids=[team.department_id, other.id]))
     ops = [await actor(rt, op_id) for op_id in team.ops]
     for round_ in range(3):

@@ -9,7 +9,7 @@ import httpx
 
 from confide.core import clock
 from confide.core.runtime import Runtime
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.workspaces import service as workspaces
 from tests.conftest import World
 from tests.factories import PASSWORD
@@ -66,7 +66,7 @@ async def test_admin_creates_a_department_and_bad_input_is_shown_again(
     assert bad.status_code == 422
     assert "Too fast" in bad.text  # what was typed is kept
     async with rt.db.unit_of_work(readonly=True) as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         names = {d.name: d for d in await workspaces.list_departments(uow, admin)}
     assert names["Billing"].strategy == "least_busy"
     assert names["Billing"].offer_timeout_s == 45

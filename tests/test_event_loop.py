@@ -134,15 +134,16 @@ async def test_concurrent_wrong_passwords_are_all_counted_and_throttled(rt: Runt
 
 async def test_a_password_changed_during_the_check_does_not_let_the_old_one_in(rt: Runtime, world: World) -> None:
     from confide.core.errors import Unauthorized
-    from confide.users import service as users
+    from confide.users import login as user_login
+    from confide.users import passwords as user_passwords
 
     async with rt.db.unit_of_work() as uow:
-        attempt = await users.login_attempt(rt, uow, email=world.operator_email, address=None)
-    assert await users.check_password(rt, attempt, wc.PASSWORD)
+        attempt = await user_login.login_attempt(rt, uow, email=world.operator_email, address=None)
+    assert await user_login.check_password(rt, attempt, wc.PASSWORD)
     async with rt.db.unit_of_work() as uow:  # an administrator resets it meanwhile
         new = "a completely new passphrase"
-        await users.reset_password(rt, uow, email=world.operator_email, password=new,
+        await user_passwords.reset_password(rt, uow, email=world.operator_email, password=new,
                                    password_hash=rt.passwords.hash(new))
     with pytest.raises(Unauthorized):
         async with rt.db.unit_of_work() as uow:
-            await users.record_login(rt, uow, attempt, ok=True)
+            await user_login.record_login(rt, uow, attempt, ok=True)

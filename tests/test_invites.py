@@ -17,7 +17,7 @@ from confide.core import clock, jobs, mail
 from confide.core.errors import Conflict, Forbidden, NotFound
 from confide.core.runtime import Runtime
 from confide.users import invites
-from confide.users import service as users
+from confide.users import operators as user_operators
 from confide.users.account_models import OperatorInvite
 from confide.worker.jobs import JobRunner
 from tests.conftest import World
@@ -66,9 +66,9 @@ async def audit_actions(rt: Runtime) -> list[str]:
         return list((await uow.session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq))).all())
 
 
-async def operator_by_email(rt: Runtime, email: str) -> users.Operator | None:
+async def operator_by_email(rt: Runtime, email: str) -> user_operators.Operator | None:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await uow.session.scalar(select(users.Operator).where(users.Operator.email == email))
+        return await uow.session.scalar(select(user_operators.Operator).where(user_operators.Operator.email == email))
 
 
 async def test_invite_from_settings_mail_arrives_and_the_link_creates_the_account(
@@ -118,7 +118,7 @@ async def test_invite_from_settings_mail_arrives_and_the_link_creates_the_accoun
     assert op.last_login_method == "invite"
     assert op.last_login_at is not None
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert await users.department_ids_of(uow, op.id) == [world.department_id]
+        assert await user_operators.department_ids_of(uow, op.id) == [world.department_id]
     actions = await audit_actions(rt)
     assert "users.invited" in actions
     assert "users.invite_accepted" in actions
@@ -253,7 +253,8 @@ async def test_two_submissions_of_one_link_make_one_account(rt: Runtime, world: 
     assert len(made) == 1, results
     assert all(isinstance(r, invites.InviteUnusable) and r.reason == "used" for r in results if r not in made)
     async with rt.db.unit_of_work(readonly=True) as uow:
-        count = await uow.session.scalar(select(users.Operator.id).where(users.Operator.email == INVITEE))
+        operator = user_operators.Operator
+        count = await uow.session.scalar(select(operator.id).where(operator.email == INVITEE))
         used = await uow.session.scalar(select(OperatorInvite.operator_id))
     assert count == made[0] == used
 

@@ -26,7 +26,7 @@ from confide.core.runtime import Runtime
 from confide.login_limits import service as login_limits
 from confide.login_limits.models import LoginLimit
 from confide.login_limits.schemas import LoginLimitsIn
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from tests import wsclient as wc
 from tests.conftest import Live, World
 from tests.factories import PASSWORD
@@ -49,7 +49,7 @@ def client_from(app: Any, address: str) -> httpx.AsyncClient:
 
 async def limit(rt: Runtime, world: World, subject_type: str, subject_id: str, **data: Any) -> None:
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await login_limits.set_limits(rt, uow, admin, subject_type, subject_id, LoginLimitsIn.model_validate(data),
                                       address=None)
 
@@ -245,8 +245,8 @@ async def test_a_console_socket_from_outside_the_range_is_refused_and_an_open_on
 # ---------------------------------------------------------------- the service's rules
 async def test_set_limits_checks_subject_permission_and_self_lock_out(rt: Runtime, world: World) -> None:
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
-        operator = await users.actor_for(uow, world.operator_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
+        operator = await user_sessions.actor_for(uow, world.operator_id)
         with pytest.raises(NotFound):
             await login_limits.set_limits(rt, uow, admin, "role", "wizard", LoginLimitsIn(), address=None)
         with pytest.raises(NotFound):
@@ -275,7 +275,7 @@ async def test_another_workspace_cannot_see_or_set_our_limits(rt: Runtime, world
         other = await factories.operator(rt, uow, workspace_id=other_ws.id, email="eve@other.example", role="admin")
     await limit(rt, world, "operator", world.operator_id, ranges=["192.0.2.0/24"])
     async with rt.db.unit_of_work() as uow:
-        eve = await users.actor_for(uow, other.id)
+        eve = await user_sessions.actor_for(uow, other.id)
         with pytest.raises(NotFound):
             await login_limits.set_limits(rt, uow, eve, "operator", world.operator_id, LoginLimitsIn(), address=None)
         view = await login_limits.overview(uow, eve)
@@ -286,7 +286,7 @@ async def test_another_workspace_cannot_see_or_set_our_limits(rt: Runtime, world
         await login_limits.set_limits(rt, uow, eve, "role", "operator", LoginLimitsIn(ranges=["198.51.100.0/24"]),
                                       address=None)
     async with rt.db.unit_of_work(readonly=True) as uow:
-        mia = await users.actor_for(uow, world.operator_id)
+        mia = await user_sessions.actor_for(uow, world.operator_id)
         assert await login_limits.session_denial(uow, mia, OFFICE, clock.now()) is None
 
 

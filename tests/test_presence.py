@@ -14,7 +14,7 @@ from confide.core import clock
 from confide.core.runtime import Runtime
 from confide.realtime.presence import Presence
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import operators as user_operators
 from confide.users.models import Presence as PresenceRow
 from confide.workspaces.models import Site
 from tests import factories
@@ -64,7 +64,7 @@ async def test_online_needs_a_live_console_and_a_lapsed_heartbeat_is_offline(rt:
     clock.advance(timedelta(seconds=2))
     assert not await available(rt, world)
     async with rt.db.unit_of_work(readonly=True) as uow:  # her chosen status is untouched
-        op = await users.get_operator(uow, world.operator_id)
+        op = await user_operators.get_operator(uow, world.operator_id)
         assert op is not None
         assert op.status == "online"
 

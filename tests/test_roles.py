@@ -127,9 +127,9 @@ async def test_a_rename_alone_ends_no_session(rt: Runtime, world: World) -> None
 
 
 async def factories_session(rt: Runtime, uow: Any, operator_id: str) -> None:
-    from confide.users import service as users
+    from confide.users import sessions as user_sessions
 
-    await users.open_session(rt, uow, operator_id, method="password")
+    await user_sessions.open_session(rt, uow, operator_id, method="password")
 
 
 async def test_delete_only_when_unused(app: Any, rt: Runtime, world: World) -> None:

@@ -19,7 +19,7 @@ from confide.core.runtime import Runtime
 from confide.realtime import events
 from confide.realtime.events import operator_topic
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import accounts as user_accounts
 from confide.users.schemas import OperatorPatch
 from confide.workspaces import service as workspaces
 from confide.workspaces.models import Site
@@ -296,7 +296,7 @@ async def test_away_offline_and_full_operators_are_never_offered(rt: Runtime, wo
 async def disable(rt: Runtime, world: World, operator_id: str) -> None:
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
-        await users.update_operator(rt, uow, admin, operator_id, OperatorPatch(disabled=True))
+        await user_accounts.update_operator(rt, uow, admin, operator_id, OperatorPatch(disabled=True))
 
 
 async def test_a_disabled_operator_is_never_offered(rt: Runtime, world: World) -> None:
@@ -618,7 +618,7 @@ async def test_transferring_a_waiting_chat_to_a_department_re_offers_it_after_th
     [a] = team.ops
     async with rt.db.unit_of_work() as uow:  # a is in Support too
         admin = await actor(rt, world.admin_id)
-        await users.update_operator(rt, uow, admin, a, OperatorPatch(
+        await user_accounts.update_operator(rt, uow, admin, a, OperatorPatch(
             department_ids=[team.department_id, world.department_id]))
     chat = await new_chat(rt, team)
     assert await offered(rt, chat) == a

@@ -18,7 +18,7 @@ from confide.core.errors import Conflict, Forbidden, Invalid, NotFound, RateLimi
 from confide.core.runtime import Runtime
 from confide.two_factor import service as two_factor
 from confide.two_factor.webauthn_rp import RelyingParty
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.web.login_flow import LoginClient, LoginResult, complete_login, complete_second_factor, password_login
 from tests.conftest import PASSWORD, World
 from tests.soft_authenticator import SoftAuthenticator
@@ -34,7 +34,7 @@ def code_now(secret: str) -> str:
 
 async def actor(rt: Runtime, operator_id: str):  # type: ignore[no-untyped-def]
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await users.actor_for(uow, operator_id)
+        return await user_sessions.actor_for(uow, operator_id)
 
 
 async def enrol_totp(rt: Runtime, operator_id: str) -> tuple[str, list[str]]:
@@ -76,14 +76,14 @@ async def test_without_a_factor_the_login_opens_a_session(rt: Runtime, world: Wo
 async def test_totp_enrolment_then_login_needs_the_code(rt: Runtime, world: World) -> None:
     clock.freeze(T0)
     async with rt.db.unit_of_work() as uow:
-        old_session = await users.open_session(rt, uow, world.operator_id, method="password")
+        old_session = await user_sessions.open_session(rt, uow, world.operator_id, method="password")
     secret, codes = await enrol_totp(rt, world.operator_id)
     assert len(codes) == 10
     assert len(set(codes)) == 10
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert await two_factor.two_factor_state(uow, world.operator_id) == "totp"
         with pytest.raises(Unauthorized):  # enrolling ended the other sessions
-            await users.resolve_session(uow, old_session)
+            await user_sessions.resolve_session(uow, old_session)
         # The secret is stored encrypted, and the codes as digests only.
         raw = (await uow.session.execute(text("select secret_enc from totp_factors"))).scalar_one()
         assert secret.encode() not in bytes(raw)
@@ -98,7 +98,7 @@ async def test_totp_enrolment_then_login_needs_the_code(rt: Runtime, world: Worl
     assert result.second_factor.stage == two_factor.VERIFY
     token = await verify(rt, result.second_factor.token, code_now(secret))
     async with rt.db.unit_of_work(readonly=True) as uow:
-        me = await users.resolve_session(uow, token)
+        me = await user_sessions.resolve_session(uow, token)
     assert me.operator_id == world.operator_id
     [ok] = await audit_rows(rt, "auth.two_factor")
     assert ok.outcome == "ok"
@@ -297,7 +297,7 @@ async def test_passkey_enrolment_and_login(rt: Runtime, world: World) -> None:
     assert ticket
     token = await passkey_step(rt, ticket.token, key)
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert (await users.resolve_session(uow, token)).operator_id == world.operator_id
+        assert (await user_sessions.resolve_session(uow, token)).operator_id == world.operator_id
         count = (await uow.session.execute(text("select sign_count from passkey_credentials"))).scalar_one()
     assert count == 1
     clock.freeze(T0)
@@ -383,7 +383,7 @@ async def test_removing_a_passkey_ends_sessions_and_is_audited(rt: Runtime, worl
     await add_passkey(rt, world.operator_id)
     me = await actor(rt, world.operator_id)
     async with rt.db.unit_of_work() as uow:
-        session_token = await users.open_session(rt, uow, world.operator_id, method="password")
+        session_token = await user_sessions.open_session(rt, uow, world.operator_id, method="password")
         [passkey] = (await two_factor.factors(uow, world.operator_id)).passkeys
     other = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
@@ -393,7 +393,7 @@ async def test_removing_a_passkey_ends_sessions_and_is_audited(rt: Runtime, worl
         await two_factor.remove_passkey(rt, uow, me, passkey["id"])
     async with rt.db.unit_of_work(readonly=True) as uow:
         with pytest.raises(Unauthorized):
-            await users.resolve_session(uow, session_token)
+            await user_sessions.resolve_session(uow, session_token)
         found = await two_factor.factors(uow, world.operator_id)
     assert not found.passkeys
     assert found.recovery_total == 0
@@ -439,7 +439,7 @@ async def test_enrolment_at_login_opens_the_session_only_once_enrolled(rt: Runti
     assert done.recovery_codes
     assert len(done.recovery_codes) == 10
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert (await users.resolve_session(uow, done.token)).operator_id == world.operator_id
+        assert (await user_sessions.resolve_session(uow, done.token)).operator_id == world.operator_id
     with pytest.raises(two_factor.TicketExpired):
         await complete_second_factor(rt, lambda uow: two_factor.enrol_totp_at_login(rt, uow, ticket.token, code))
     # Next time: the ordinary second step.

@@ -45,11 +45,11 @@ async def _message_count(rt: Runtime, conversation_id: str) -> int:
 async def _online(rt: Runtime, world: World) -> None:
     """Somebody must be online for the widget to start a chat; Mia, without a console."""
     from confide.routing import service as routing
-    from confide.users import service as users
+    from confide.users import sessions as user_sessions
 
     async with rt.db.unit_of_work() as uow:
         await factories.present(uow, world.operator_id)  # a console of hers is open (presence)
-        await routing.set_status(rt, uow, await users.actor_for(uow, world.operator_id), "online")
+        await routing.set_status(rt, uow, await user_sessions.actor_for(uow, world.operator_id), "online")
 
 
 async def _queued_chat(rt: Runtime, world: World, live: Live, *, name: str = "Ana") -> wc.VisitorChat:

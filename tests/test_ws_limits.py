@@ -16,7 +16,7 @@ from confide.core import clock
 from confide.core.runtime import Runtime
 from confide.realtime.limits import Limits
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from tests import factories
 from tests import wsclient as wc
 from tests.conftest import Live, World
@@ -47,7 +47,7 @@ async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 async def _online(rt: Runtime, world: World) -> None:
     async with rt.db.unit_of_work() as uow:
         await factories.present(uow, world.operator_id)  # a console of hers is open (presence)
-        await routing.set_status(rt, uow, await users.actor_for(uow, world.operator_id), "online")
+        await routing.set_status(rt, uow, await user_sessions.actor_for(uow, world.operator_id), "online")
 
 
 # ---------------------------------------------------------------- rates per visitor, not per socket

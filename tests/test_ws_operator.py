@@ -13,7 +13,8 @@ from confide.chats.models import Conversation
 from confide.core import clock
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import operators as user_operators
+from confide.users import sessions as user_sessions
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import CannedReplyIn, DepartmentPatch
 from tests import factories
@@ -44,7 +45,7 @@ async def _new_department(rt: Runtime, world: World, *, name: str, strategy: str
 
 async def _make_manual(rt: Runtime, world: World) -> None:
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await workspaces.update_department(uow, admin, world.department_id, DepartmentPatch(strategy="manual"))
 
 
@@ -52,7 +53,7 @@ async def _set_status(rt: Runtime, operator_id: str, status: str) -> None:
     async with rt.db.unit_of_work() as uow:
         if status == "online":
             await factories.present(uow, operator_id)  # a console of theirs is open (presence)
-        await routing.set_status(rt, uow, await users.actor_for(uow, operator_id), status)
+        await routing.set_status(rt, uow, await user_sessions.actor_for(uow, operator_id), status)
 
 
 async def _conversation(rt: Runtime, conversation_id: str) -> Conversation:
@@ -71,7 +72,7 @@ async def test_welcome_lists_me_queue_chats_and_canned_replies(rt: Runtime, worl
     await _make_manual(rt, world)
     sales = await _new_department(rt, world, name="Sales")
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await workspaces.create_canned_reply(uow, admin, CannedReplyIn(shortcut="hi", title="Hello",
                                                                        text="Hi! How can I help?"))
         await workspaces.create_canned_reply(uow, admin, CannedReplyIn(shortcut="sales", title="Sales",
@@ -80,7 +81,7 @@ async def test_welcome_lists_me_queue_chats_and_canned_replies(rt: Runtime, worl
     mine = await wc.start_chat(live=live, site_key=world.site_key, origin=world.origin, name="Ana")
     waiting = await wc.start_chat(live=live, site_key=world.site_key, origin=world.origin, name="Ben")
     async with rt.db.unit_of_work() as uow:
-        await routing.accept(rt, uow, await users.actor_for(uow, world.operator_id), mine.conversation_id)
+        await routing.accept(rt, uow, await user_sessions.actor_for(uow, world.operator_id), mine.conversation_id)
 
     op, welcome, _ = await wc.operator_connect(live=live, email=world.operator_email)
     assert welcome["operator"] == {"id": world.operator_id, "name": "Mia", "role": "operator", "status": "offline",
@@ -369,7 +370,7 @@ async def test_disabling_an_operator_closes_their_socket(rt: Runtime, world: Wor
         await wc.operator_socket(live=live, cookie=mia_cookie)
     assert refused.value.response.status_code == 403
     async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await users.get_operator(uow, world.operator_id)
+        op = await user_operators.get_operator(uow, world.operator_id)
         assert op is not None
         assert (op.disabled, op.status) == (True, "offline")
 
@@ -397,7 +398,7 @@ async def test_status_change_reaches_every_tab(rt: Runtime, world: World, live: 
     error = await _error(tab1, {"type": "status", "status": "busy", "client_id": "s-1"})
     assert error["code"] == "invalid"
     async with rt.db.unit_of_work(readonly=True) as uow:
-        op = await users.get_operator(uow, world.operator_id)
+        op = await user_operators.get_operator(uow, world.operator_id)
         assert op is not None
         assert op.status == "away"
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from confide.chats import service as chats
 from confide.chats.models import Conversation, Message
 from confide.core.runtime import Runtime
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import DepartmentPatch
 from tests import wsclient as wc
@@ -301,7 +301,7 @@ async def test_rate_stores_score_and_comment(rt: Runtime, world: World, live: Li
 
 async def test_queue_position_reported_and_moves_up(rt: Runtime, world: World, live: Live) -> None:
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await workspaces.update_department(uow, admin, world.department_id, DepartmentPatch(strategy="manual"))
     op, _, _ = await wc.operator_connect(live=live, email=world.operator_email)
     await wc.go_online(ws=op)

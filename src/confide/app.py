@@ -87,7 +87,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             return await page_error(request, exc)
         await record_denial(request, exc)  # access.denied for a 403 (audit log)
         # The message may quote the input (a field's name): keep it encodable and short.
-        return JSONResponse({"detail": _clean(exc.message), "code": exc.code}, status_code=exc.status)
+        return JSONResponse(
+            {"detail": _clean(exc.message), "code": exc.code, **exc.extra()},
+            status_code=exc.status,
+            headers={"Cache-Control": "no-store"} if exc.extra() else None,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     login_delay_base_s: float = Field(default=1.0, gt=0)
     login_delay_max_s: float = Field(default=900.0, gt=0)  # never locked out for good
     login_forget_s: float = Field(default=86400.0, gt=0)
+    # A refused directory (LDAP) log-in is answered no sooner than this after it began, so that an
+    # unknown login (the directory's search finds nobody) and a wrong password (search, then bind)
+    # take the same time, as the dummy argon2 check does for local accounts.
+    directory_login_floor_s: float = Field(default=0.3, ge=0, le=10)
     session_idle_timeout_s: int = Field(default=30 * 60, ge=60)
     session_max_per_operator: int = Field(default=0, ge=0)  # 0: no cap
     session_check_s: float = Field(default=5.0, gt=0)  # open consoles re-check their session this often

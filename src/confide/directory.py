@@ -7,8 +7,9 @@ from typing import Any
 from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
 from confide.permissions.policy import Permission, require
+from confide.users import accounts as user_accounts
+from confide.users import operators as user_operators
 from confide.users import roles as user_roles
-from confide.users import service as users
 from confide.workspaces import service as workspaces
 
 
@@ -17,7 +18,7 @@ async def filter_choices(uow: UnitOfWork, actor: OperatorActor) -> dict[str, lis
     return {
         "sites": [workspaces.site_view(s) for s in await workspaces.list_sites(uow, actor)],
         "departments": [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)],
-        "operators": [{"id": op.id, "name": op.name} for op in await users.list_operators(uow, actor)],
+        "operators": [{"id": op.id, "name": op.name} for op in await user_operators.list_operators(uow, actor)],
     }
 
 
@@ -29,7 +30,7 @@ async def settings_overview(
     return {
         "sites": [workspaces.site_view(s) for s in await workspaces.list_sites(uow, actor)],
         "departments": [workspaces.department_view(d) for d in await workspaces.list_departments(uow, actor)],
-        "operators": await users.list_operator_views(uow, actor) if operators else [],
+        "operators": await user_accounts.list_operator_views(uow, actor) if operators else [],
         "canned": [workspaces.canned_reply_view(r) for r in await workspaces.list_canned_replies(uow, actor)]
         if canned
         else [],

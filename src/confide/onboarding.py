@@ -9,7 +9,7 @@ from sqlalchemy import select
 from confide.core import crypto
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
-from confide.users import service as users
+from confide.users import accounts as user_accounts
 from confide.users.models import Operator
 from confide.users.schemas import OperatorIn
 from confide.workspaces import service as workspaces
@@ -77,7 +77,7 @@ async def create_demo(
     if existing is None:
         password = admin_password or crypto.random_token(12)
         generated = None if admin_password else password
-        await users.create_operator(
+        await user_accounts.create_operator(
             rt,
             uow,
             workspace_id=ws.id,
@@ -99,6 +99,6 @@ async def create_admin(rt: Runtime, uow: UnitOfWork, *, email: str, name: str, p
     ws = await uow.session.scalar(select(Workspace).order_by(Workspace.created_at).limit(1))
     if ws is None:
         ws = await workspaces.create_workspace(uow, name="My company")
-    return await users.create_operator(
+    return await user_accounts.create_operator(
         rt, uow, workspace_id=ws.id, data=OperatorIn(email=email, name=name, password=password, role="admin")
     )

@@ -17,7 +17,8 @@ from playwright.async_api import BrowserContext, Dialog, Locator, Page, expect
 
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import operators as user_operators
+from confide.users import sessions as user_sessions
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import CannedReplyIn, SitePatch
 from tests import factories
@@ -62,13 +63,13 @@ class Watch:
 async def serve_demo(rt: Runtime, world: World, live: Live) -> None:
     """Let the widget on the demo page (served by ``live``) talk to the world's site."""
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await workspaces.update_site(uow, admin, world.site_id, SitePatch(allowed_origins=[world.origin, live.base]))
 
 
 async def add_canned_reply(rt: Runtime, world: World, *, shortcut: str, title: str, text: str) -> None:
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await workspaces.create_canned_reply(uow, admin, CannedReplyIn(shortcut=shortcut, title=title, text=text))
 
 
@@ -76,7 +77,7 @@ async def set_status(rt: Runtime, operator_id: str, status: str) -> None:
     async with rt.db.unit_of_work() as uow:
         if status == "online":
             await factories.present(uow, operator_id)  # a console of theirs is open (presence)
-        await routing.set_status(rt, uow, await users.actor_for(uow, operator_id), status)
+        await routing.set_status(rt, uow, await user_sessions.actor_for(uow, operator_id), status)
 
 
 async def wait_status(rt: Runtime, operator_id: str, status: str, timeout: float = 5.0) -> None:
@@ -85,7 +86,7 @@ async def wait_status(rt: Runtime, operator_id: str, status: str, timeout: float
     deadline = loop.time() + timeout
     while True:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            op = await users.get_operator(uow, operator_id)
+            op = await user_operators.get_operator(uow, operator_id)
             current = op.status if op else None
         if current == status:
             return

@@ -8,7 +8,7 @@ import re
 from playwright.async_api import Page, Request, WebSocket, expect
 
 from confide.core.runtime import Runtime
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import SitePatch
 from tests.browser.conftest import People
@@ -153,7 +153,7 @@ async def test_reload_resumes_the_chat_with_its_history(rt: Runtime, world: Worl
 
 async def _site_colour(rt: Runtime, world: World, colour: str) -> None:
     async with rt.db.unit_of_work() as uow:
-        admin = await users.actor_for(uow, world.admin_id)
+        admin = await user_sessions.actor_for(uow, world.admin_id)
         await workspaces.update_site(uow, admin, world.site_id, SitePatch(color=colour))
 
 

@@ -6,7 +6,7 @@
   40,000 entries; see its README), compared case-insensitively and offline;
 - not the account's own e-mail address or its local part;
 - not one of the last ``history`` passwords (checked against their argon2 hashes by the caller, off
-  the event loop: ``users.service`` does);
+  the event loop: ``users.login`` and ``users.passwords`` do);
 - an optional maximum age, off by default: NIST SP 800-63B (5.1.1.2) advises against forced
   periodic changes, which lead people to predictable variations of the old password; a change is
   forced instead when there is a reason (a reset, a one-time password, a suspected compromise).

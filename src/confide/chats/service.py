@@ -27,7 +27,7 @@ from confide.permissions.access import access_conversation_by_id, conversation_s
 from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import ChatChanged, QueueChanged, QueueSpot, ReadUpTo, VisitorStatus
-from confide.users import service as users
+from confide.users import operators as user_operators
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
 from confide.workspaces import service as workspaces
@@ -84,7 +84,7 @@ async def queue_position(uow: UnitOfWork, conv: Conversation) -> int | None:
 async def visitor_view(uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
     operator = None
     if conv.operator_id and conv.status != "queued":
-        operator = {"name": await users.operator_name(uow, conv.operator_id)}
+        operator = {"name": await user_operators.operator_name(uow, conv.operator_id)}
     return {
         "id": conv.id,
         "status": conv.status,
@@ -185,7 +185,7 @@ async def messages_after(
             .limit(limit)
         )
     ).all()
-    names = await users.operator_names(uow, {m.sender_id for m in found if m.sender == "operator"})
+    names = await user_operators.operator_names(uow, {m.sender_id for m in found if m.sender == "operator"})
     rows = [(m, names.get(m.sender_id) if m.sender == "operator" else None) for m in found]
     return [
         message_view(
@@ -501,7 +501,7 @@ async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict
     view = await operator_view(rt, uow, conv)
     operator_name = None
     if conv.operator_id:
-        operator_name = await users.operator_name(uow, conv.operator_id)
+        operator_name = await user_operators.operator_name(uow, conv.operator_id)
     view["operator_name"] = operator_name
     view["message_count"] = int(
         await uow.session.scalar(

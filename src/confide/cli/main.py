@@ -127,7 +127,7 @@ def reset_password(
     The password is read from CONFIDE_ADMIN_PASSWORD, or generated (--generate, printed once), or
     asked for (twice, on a terminal), or read as one line from standard input. It must pass the
     workspace's password policy (length, not a common or breached password, none of the last ones)."""
-    from confide.users import service as users
+    from confide.users import passwords as user_passwords
 
     settings = _settings()
     generated = False
@@ -151,12 +151,13 @@ def reset_password(
     async def work(rt: Runtime) -> str:
         # The history check and the hash run before the writing unit: no lock held meanwhile.
         async with rt.db.unit_of_work(readonly=True) as uow:
-            history = await users.password_history_of_email(uow, email)
+            history = await user_passwords.password_history_of_email(uow, email)
         if await rt.passwords.matches_any_async(history, password):
             raise Invalid("this password was used recently on this account; choose another")
         hashed = await rt.passwords.hash_async(password)
         async with rt.db.unit_of_work() as uow:
-            return (await users.reset_password(rt, uow, email=email, password=password, password_hash=hashed)).id
+            op = await user_passwords.reset_password(rt, uow, email=email, password=password, password_hash=hashed)
+            return op.id
 
     operator_id = _run(work)
     typer.echo(

@@ -11,6 +11,10 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    def extra(self) -> dict[str, str | int]:
+        """Fields the JSON answer carries beside ``detail`` and ``code`` (none by default)."""
+        return {}
+
 
 class Invalid(DomainError):
     status = 422

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from confide.auth.providers.ldap import build_filter
 from confide.auth.providers.oidc import check_url
-from confide.permissions.policy import BUILT_IN_ROLES
+from confide.permissions.policy import BUILT_IN_ROLES, built_in, is_built_in
 
 _ATTR = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -19,9 +19,17 @@ DN = Annotated[str, Field(min_length=3, max_length=1000)]
 RoleKey = Annotated[str, Field(min_length=1, max_length=40)]
 
 
+_ROLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
 def _role(value: str) -> str:
-    if value not in BUILT_IN_ROLES:
-        raise ValueError(f"“{value[:40]}” is not a role (one of: {', '.join(BUILT_IN_ROLES)})")
+    """A built-in role's key (canonical: "admin" is "administrator") or what can be a custom role's
+    id; the service then checks that the workspace has that role (``users.roles.checked_key``)."""
+    value = value.strip()
+    if is_built_in(value):
+        return built_in(value).key
+    if not _ROLE_ID.match(value):
+        raise ValueError(f"“{value[:40]}” is not a role (one of: {', '.join(BUILT_IN_ROLES)}, or a custom role)")
     return value
 
 

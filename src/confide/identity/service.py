@@ -10,7 +10,7 @@ the outcome: audits a refusal, or creates / matches / updates the account and re
 Accounts are linked to their directory in ``directory_accounts``. An LDAP account with an open
 session is looked up again every ``recheck_interval_s`` (the scheduler's ``directory_rechecked``
 job, one node at a time): a user disabled, removed, or no longer in a required group loses every
-session at once (``users.revoke_sessions`` and the "revoke" event, as ``users.reset_password``).
+session at once (``user_sessions.revoke_sessions`` and the "revoke" event, as ``user_passwords.reset_password``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,13 @@ from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, Una
 from confide.core.runtime import Runtime
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
-from confide.permissions.policy import LEGACY_ROLE_KEYS, Permission, require
+from confide.permissions.policy import Permission, require
 from confide.realtime import events
-from confide.users import service as users
+from confide.users import accounts as user_accounts
+from confide.users import login as user_login
+from confide.users import operators as user_operators
+from confide.users import roles as user_roles
+from confide.users import sessions as user_sessions
 from confide.users.schemas import OperatorIn, check_email
 from confide.workspaces import service as workspaces
 
@@ -47,15 +51,43 @@ SSO_REFUSED = "single sign-on did not succeed; ask your administrator if this ke
 # A password hash no password matches: directory accounts never log in with a local password.
 NO_LOCAL_PASSWORD = "!directory"  # noqa: S105 - not a password: a hash nothing matches
 RECHECK_BATCH = 50
-_STORED_ROLE = {new: old for old, new in LEGACY_ROLE_KEYS.items() if old != new}
 
 
 def _stored_role(key: str) -> str:
-    """The role key as operators store it today (``administrator`` is still stored ``admin``)."""
-    return _STORED_ROLE.get(key, key)
+    """The role key as operators store it: the canonical key (``administrator``, never the legacy
+    ``admin``) or a custom role's id."""
+    return user_roles.canonical(key)
 
 
-async def _sync_role(rt: Runtime, uow: UnitOfWork, op: users.Operator, role: str, *, source: str) -> None:
+async def _check_roles(uow: UnitOfWork, actor: OperatorActor, data: LdapSettingsIn | OidcProviderIn) -> None:
+    """Every role a directory maps to must be one of the workspace's (built-in or custom): unknown
+    is a 422. A custom role's row stays share-locked until the unit ends (``roles.checked_key``), so
+    it cannot be deleted while the mapping is being stored."""
+
+    async def checked(key: str) -> str:
+        try:
+            return await user_roles.checked_key(uow, actor.workspace_id, key)
+        except Invalid:
+            raise Invalid(f"“{key[:40]}” is not a role of this workspace") from None
+
+    data.default_role = await checked(data.default_role)
+    for mapping in data.group_roles:
+        mapping.role = await checked(mapping.role)
+
+
+async def roles_in_use(uow: UnitOfWork, workspace_id: str, role_key: str) -> bool:
+    """Does the workspace's directory or one of its single sign-on providers map groups (or its
+    default) to this role? (A role in use there cannot be deleted.)"""
+    rows: list[LdapDirectory | OidcProvider] = [
+        *(await uow.session.scalars(select(LdapDirectory).where(LdapDirectory.workspace_id == workspace_id))),
+        *(await uow.session.scalars(select(OidcProvider).where(OidcProvider.workspace_id == workspace_id))),
+    ]
+    return any(
+        row.default_role == role_key or any(str(m.get("role")) == role_key for m in row.group_roles) for row in rows
+    )
+
+
+async def _sync_role(rt: Runtime, uow: UnitOfWork, op: user_operators.Operator, role: str, *, source: str) -> None:
     """The role the directory's or the provider's groups map to, set on the account (audited; its
     open consoles reload who it is) when it differs."""
     if op.role == _stored_role(role):
@@ -106,6 +138,40 @@ def _departments(mapping: Sequence[dict[str, Any]], groups: set[str]) -> list[st
 
 def _domain_of(email: str) -> str:
     return email.rsplit("@", 1)[-1].lower()
+
+
+async def _end_directory_sessions(
+    rt: Runtime, uow: UnitOfWork, *, source: str, provider_id: str, workspace_id: str, reason: str
+) -> int:
+    """The directory or provider ``provider_id`` was deleted or turned off: every session that
+    logged in through it ends now (its sockets close on every node: the ``revoke`` event), audited
+    per operator. Sessions the same people opened otherwise (a local password) are kept. Returns
+    how many sessions ended."""
+    operator_ids = list(
+        await uow.session.scalars(
+            select(DirectoryAccount.operator_id)
+            .where(DirectoryAccount.source == source, DirectoryAccount.provider_id == provider_id)
+            .order_by(DirectoryAccount.operator_id)
+        )
+    )
+    total = 0
+    for operator_id in operator_ids:
+        ended = await user_sessions.revoke_sessions(uow, operator_id, reason=reason[:16], method=source)
+        if not ended:
+            continue
+        total += len(ended)
+        user_sessions.publish_revoked(rt, uow, operator_id, ended)
+        await audit.record(
+            rt,
+            uow,
+            "auth.sessions_revoked",
+            actor_type="system",
+            workspace_id=workspace_id,
+            target_type="operator",
+            target_id=operator_id,
+            detail={"method": source, "reason": reason, "sessions": len(ended)},
+        )
+    return total
 
 
 # ---------------------------------------------------------------- settings (Settings → Security → Directory & SSO)
@@ -160,16 +226,22 @@ async def directory_settings(uow: UnitOfWork, actor: OperatorActor) -> dict[str,
             .order_by(OidcProvider.created_at)
         )
     ).all()
-    return {"ldap": ldap_view(await get_ldap(uow, actor.workspace_id)), "providers": [oidc_view(p) for p in providers]}
+    return {
+        "ldap": ldap_view(await get_ldap(uow, actor.workspace_id)),
+        "providers": [oidc_view(p) for p in providers],
+        "roles": await user_roles.role_names(uow, actor.workspace_id),  # what a group may map to
+    }
 
 
 async def save_ldap(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: LdapSettingsIn) -> LdapDirectory:
     require(actor, Permission.SETTINGS_MANAGE)
     await _check_departments(uow, actor, data.group_departments)
+    await _check_roles(uow, actor, data)
     row = await uow.session.scalar(
         select(LdapDirectory).where(LdapDirectory.workspace_id == actor.workspace_id).with_for_update()
     )
     created = row is None
+    was_enabled = row is not None and row.enabled
     if row is None:
         row = LdapDirectory(id=crypto.new_id(), workspace_id=actor.workspace_id, updated_at=clock.now())
         uow.session.add(row)
@@ -186,6 +258,11 @@ async def save_ldap(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: Ld
         raise Invalid("to turn the directory on, give the service account's password")
     row.updated_at = clock.now()
     await uow.session.flush()
+    ended = 0
+    if was_enabled and not row.enabled:  # turned off: its log-ins end now, not at the next re-check
+        ended = await _end_directory_sessions(
+            rt, uow, source=LDAP, provider_id=row.id, workspace_id=row.workspace_id, reason="directory_off"
+        )
     await audit.record(
         rt,
         uow,
@@ -199,6 +276,7 @@ async def save_ldap(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: Ld
             "password_changed": password_changed,
             "tls": row.tls_mode,
             "auto_create": row.auto_create,
+            "sessions_ended": ended,
         },
     )
     return row
@@ -269,6 +347,7 @@ async def save_oidc_provider(
 ) -> OidcProvider:
     require(actor, Permission.SETTINGS_MANAGE)
     await _check_departments(uow, actor, data.group_departments)
+    await _check_roles(uow, actor, data)
     now = clock.now()
     if provider_id is None:
         row = OidcProvider(id=crypto.new_id(), workspace_id=actor.workspace_id, created_at=now, updated_at=now)
@@ -278,6 +357,7 @@ async def save_oidc_provider(
         if found is None or found.workspace_id != actor.workspace_id:
             raise NotFound("provider not found")
         row = found
+    was_enabled = provider_id is not None and row.enabled
     values = data.model_dump(exclude={"client_secret"})
     values["group_roles"] = [g.model_dump() for g in data.group_roles]
     values["group_departments"] = [g.model_dump() for g in data.group_departments]
@@ -288,6 +368,11 @@ async def save_oidc_provider(
         row.client_secret_enc = await _encrypt(rt, uow, actor.workspace_id, row.id, aad, data.client_secret)
     row.updated_at = now
     await uow.session.flush()
+    ended = 0
+    if was_enabled and not row.enabled:  # turned off: the sessions it opened end now
+        ended = await _end_directory_sessions(
+            rt, uow, source=OIDC, provider_id=row.id, workspace_id=row.workspace_id, reason="provider_off"
+        )
     await audit.record(
         rt,
         uow,
@@ -300,6 +385,7 @@ async def save_oidc_provider(
             "enabled": row.enabled,
             "secret_changed": bool(data.client_secret),
             "auto_create": row.auto_create,
+            "sessions_ended": ended,
         },
     )
     return row
@@ -307,16 +393,29 @@ async def save_oidc_provider(
 
 async def delete_oidc_provider(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, provider_id: str) -> None:
     require(actor, Permission.SETTINGS_MANAGE)
-    row = await uow.session.get(OidcProvider, provider_id)
+    row = (
+        await uow.session.scalar(select(OidcProvider).where(OidcProvider.id == provider_id).with_for_update())
+        if isinstance(provider_id, str) and len(provider_id) <= 32
+        else None
+    )
     if row is None or row.workspace_id != actor.workspace_id:
         raise NotFound("provider not found")
+    ended = await _end_directory_sessions(
+        rt, uow, source=OIDC, provider_id=row.id, workspace_id=row.workspace_id, reason="provider_deleted"
+    )
     await uow.session.execute(
         delete(DirectoryAccount).where(DirectoryAccount.source == OIDC, DirectoryAccount.provider_id == row.id)
     )
     await rt.keyring.destroy(uow.session, row.id)
     await uow.session.delete(row)
     await audit.record(
-        rt, uow, "settings.sso_provider_deleted", actor=actor, target_type="oidc_provider", target_id=provider_id
+        rt,
+        uow,
+        "settings.sso_provider_deleted",
+        actor=actor,
+        target_type="oidc_provider",
+        target_id=provider_id,
+        detail={"sessions_ended": ended},
     )
 
 
@@ -346,7 +445,7 @@ async def ldap_plan(rt: Runtime, uow: UnitOfWork, *, email: str) -> LdapPlan | N
         email = check_email(email)
     except ValueError:
         return None
-    op = await users.operator_by_email(uow, email)
+    op = await user_operators.operator_by_email(uow, email)
     if op is not None:
         link = await uow.session.get(DirectoryAccount, op.id)
         if link is None or link.source != LDAP:
@@ -389,19 +488,11 @@ async def _refuse_login(
     reason: str,
     message: str = REFUSED,
 ) -> CommitAndRaise:
-    await audit.record(
-        rt,
-        uow,
-        "auth.login",
-        actor_type="operator" if operator_id else "anonymous",
-        actor_id=operator_id,
-        workspace_id=workspace_id,
-        target_type="operator" if operator_id else None,
-        target_id=operator_id,
-        outcome="failed",
-        detail={"method": method, "reason": reason},
+    """Audit a refused directory log-in (the one shape of every failed log-in,
+    ``user_login.record_login_failure``) and build the 401 to raise once the row is committed."""
+    await user_login.record_login_failure(
+        rt, uow, method=method, reason=reason, operator_id=operator_id, workspace_id=workspace_id
     )
-    log.info("directory_login_refused", method=method, reason=reason, operator_id=operator_id)
     return CommitAndRaise(Unauthorized(message))
 
 
@@ -429,7 +520,7 @@ async def record_ldap_login(
     now = clock.now()
     if plan.operator_id is not None:
         link = await uow.session.get(DirectoryAccount, plan.operator_id, with_for_update=True)
-        op = await users.get_operator(uow, plan.operator_id)
+        op = await user_operators.get_operator(uow, plan.operator_id)
         if link is None or link.source != LDAP or op is None or op.disabled:
             raise await refuse("account_disabled")
         link.external_id, link.checked_at = outcome.dn, now
@@ -444,7 +535,7 @@ async def record_ldap_login(
             account_email = check_email(outcome.email)
         except ValueError:
             account_email = email
-    if await users.operator_by_email(uow, account_email) is not None:
+    if await user_operators.operator_by_email(uow, account_email) is not None:
         raise await refuse("email_taken")
     if await uow.session.scalar(
         select(DirectoryAccount.operator_id).where(
@@ -493,7 +584,7 @@ async def _create_account(
         # A savepoint: two first log-ins of one person at once (on PostgreSQL the second insert
         # waits for the first and then breaks the unique e-mail) end in a refusal, not a 500.
         async with uow.session.begin_nested():
-            op = await users.create_operator(
+            op = await user_accounts.create_operator(
                 rt, uow, workspace_id=workspace_id, data=data, password_hash=NO_LOCAL_PASSWORD
             )
     except (Conflict, IntegrityError):
@@ -611,9 +702,9 @@ async def record_oidc_login(rt: Runtime, uow: UnitOfWork, plan: OidcPlan, claims
         .with_for_update()
     )
     now = clock.now()
-    op = await users.get_operator(uow, link.operator_id) if link is not None else None
+    op = await user_operators.get_operator(uow, link.operator_id) if link is not None else None
     if op is None:
-        op = await users.operator_by_email(uow, email)
+        op = await user_operators.operator_by_email(uow, email)
         if op is not None:
             if op.workspace_id != row.workspace_id:
                 raise await refuse("other_workspace")
@@ -686,7 +777,7 @@ async def recheck_directory_accounts(rt: Runtime, uow: UnitOfWork) -> int:
     no other tick takes them again), and asks the directory about them after this unit commits:
     no directory call holds a transaction (or SQLite's writer) open. Returns how many it claimed."""
     now = clock.now()
-    open_session = users.has_open_session(DirectoryAccount.operator_id)
+    open_session = user_sessions.has_open_session(DirectoryAccount.operator_id)
     rows = (
         await uow.session.execute(
             select(DirectoryAccount, LdapDirectory)
@@ -767,7 +858,7 @@ async def _recheck(rt: Runtime, due: list[_Due]) -> None:
         return
     async with rt.db.unit_of_work() as uow:
         for item, reason in refused:
-            await users.revoke_sessions(uow, item.operator_id)
+            await user_sessions.revoke_sessions(uow, item.operator_id)
             events.publish(rt, uow, events.Revoke(item.operator_id))
             await audit.record(
                 rt,

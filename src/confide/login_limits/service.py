@@ -31,18 +31,21 @@ from confide.core.runtime import Runtime
 from confide.login_limits.models import LoginLimit
 from confide.login_limits.rules import MESSAGES, NETWORK, TIME, Rules, Window, evaluate, parse_range
 from confide.login_limits.schemas import LoginLimitsIn
-from confide.permissions import policy
 from confide.permissions.access import access_operator_by_id
 from confide.permissions.policy import Permission, require
-from confide.users import service as users
+from confide.users import login as user_login
+from confide.users import operators as user_operators
+from confide.users import roles as user_roles
+from confide.users import sessions as user_sessions
 
 ROLE, OPERATOR = "role", "operator"
 SUBJECT_TYPES = (ROLE, OPERATOR)
 
 
 def role_key(stored: str) -> str:
-    """The role key limits are stored under (operators made before roles say "admin")."""
-    return policy.LEGACY_ROLE_KEYS.get(stored, stored)
+    """The role key limits are stored under: a built-in role's key (operators made before roles
+    say "admin") or a custom role's id."""
+    return user_roles.canonical(stored)
 
 
 def _rules(row: LoginLimit) -> Rules:
@@ -71,24 +74,21 @@ async def rules_for(uow: UnitOfWork, *, workspace_id: str, role: str, operator_i
 # ---------------------------------------------------------------- enforcement
 async def check_login(rt: Runtime, uow: UnitOfWork, *, operator_id: str, address: str | None, method: str) -> None:
     """Refuse a log-in outside the operator's limits (audited, committed, then raised as 403)."""
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         return  # open_session refuses it
     rules = await rules_for(uow, workspace_id=op.workspace_id, role=op.role, operator_id=op.id)
     reason = evaluate(rules, address, clock.now())
     if reason is None:
         return
-    await audit.record(
+    await user_login.record_login_failure(
         rt,
         uow,
-        "auth.login",
-        actor_type="operator",
-        actor_id=op.id,
+        method=method,
+        reason=f"login_limits_{reason}",
+        operator_id=op.id,
         workspace_id=op.workspace_id,
-        target_type="operator",
-        target_id=op.id,
         outcome="denied",
-        detail={"method": method if method.isalnum() else "other", "reason": f"login_limits_{reason}"},
     )
     raise CommitAndRaise(Forbidden(MESSAGES[reason]))
 
@@ -101,7 +101,7 @@ async def session_denial(uow: UnitOfWork, actor: OperatorActor, address: str | N
 
 async def end_session(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, reason: str) -> None:
     """Revoke the session for leaving its limits; its sockets close on every node (``revoke``)."""
-    await users.logout(rt, uow, actor)  # revokes this session and publishes its revoke event
+    await user_sessions.logout(rt, uow, actor)  # revokes this session and publishes its revoke event
     await audit.record(
         rt,
         uow,
@@ -112,6 +112,16 @@ async def end_session(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, reason
         target_id=actor.session_id,
         detail={"reason": "login_limits", "limit": reason, "operator_id": actor.operator_id},
     )
+
+
+async def forget_role(uow: UnitOfWork, workspace_id: str, role_key: str) -> int:
+    """A custom role is being deleted (nobody holds it): its limits go. Returns how many rows went."""
+    result: Any = await uow.session.execute(
+        delete(LoginLimit).where(
+            LoginLimit.workspace_id == workspace_id, LoginLimit.subject_type == ROLE, LoginLimit.subject_id == role_key
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 # ---------------------------------------------------------------- settings
@@ -139,9 +149,9 @@ async def overview(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict
     require(actor, Permission.SETTINGS_READ)
     rows = await uow.session.scalars(select(LoginLimit).where(LoginLimit.workspace_id == actor.workspace_id))
     by_subject = {(r.subject_type, r.subject_id): r for r in rows}
+    names = await user_roles.role_names(uow, actor.workspace_id)  # built-in, then custom roles
     roles = [
-        {"type": ROLE, "id": role.key, "name": role.name, **_view(by_subject.get((ROLE, role.key)))}
-        for role in policy.BUILT_IN_ROLES.values()
+        {"type": ROLE, "id": key, "name": name, **_view(by_subject.get((ROLE, key)))} for key, name in names.items()
     ]
     operators = [
         {
@@ -149,20 +159,25 @@ async def overview(uow: UnitOfWork, actor: OperatorActor) -> dict[str, list[dict
             "id": op.id,
             "name": op.name,
             "role": role_key(op.role),
-            "role_name": policy.BUILT_IN_ROLES[role_key(op.role)].name
-            if role_key(op.role) in policy.BUILT_IN_ROLES
-            else role_key(op.role),
+            "role_name": names.get(role_key(op.role), "No role"),
             **_view(by_subject.get((OPERATOR, op.id))),
         }
-        for op in await users.list_operators(uow, actor)
+        for op in await user_operators.list_operators(uow, actor)
     ]
     return {"roles": roles, "operators": operators}
 
 
 async def subject(uow: UnitOfWork, actor: OperatorActor, subject_type: str, subject_id: str) -> Subject:
-    """A role of the catalogue or an operator of the actor's workspace; anything else is not found."""
-    if subject_type == ROLE and subject_id in policy.BUILT_IN_ROLES:
-        return Subject(ROLE, subject_id, policy.BUILT_IN_ROLES[subject_id].name)
+    """A role of the workspace (built-in or custom; a custom role's row stays share-locked until
+    the unit ends, so it cannot be deleted while its limits are stored) or an operator of the
+    actor's workspace; anything else is not found."""
+    if subject_type == ROLE:
+        try:
+            key = await user_roles.checked_key(uow, actor.workspace_id, subject_id)
+        except Invalid:
+            raise NotFound("no such role or operator") from None
+        granted = await user_roles.role_definition(uow, actor.workspace_id, key)
+        return Subject(ROLE, key, granted.name if granted is not None else key)
     if subject_type == OPERATOR:
         op = await access_operator_by_id(uow.session, actor, subject_id)
         return Subject(OPERATOR, op.id, op.name)

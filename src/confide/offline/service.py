@@ -16,7 +16,7 @@ from confide.permissions.access import access_offline_request_by_id, offline_sco
 from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import OfflineRequestCreated
-from confide.users import service as users
+from confide.users import operators as user_operators
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
 from confide.workspaces import service as workspaces
@@ -72,7 +72,7 @@ async def view(rt: Runtime, uow: UnitOfWork, row: OfflineRequest) -> dict[str, A
     key = await rt.keyring.get(session, row.visitor_id)
     site = await workspaces.get_site(uow, row.site_id)
     dept = await workspaces.get_department(uow, row.department_id) if row.department_id else None
-    handler = await users.operator_name(uow, row.handled_by)
+    handler = await user_operators.operator_name(uow, row.handled_by)
     return {
         "id": row.id,
         "site": {"id": row.site_id, "name": site.name if site else None},

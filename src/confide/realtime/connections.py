@@ -48,7 +48,7 @@ from confide.realtime.outbox import Outbox
 from confide.realtime.wire import REVOKED, encode
 from confide.realtime.writer import MessageWriter, Result, acknowledge
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.workspaces import service as workspaces
 
 log = structlog.get_logger(__name__)
@@ -329,7 +329,9 @@ class OperatorConnection:
         rt = self.node.rt
         try:
             async with rt.db.unit_of_work(readonly=True) as uow:
-                self.actor = await users.actor_for(uow, self.actor.operator_id, session_id=self.actor.session_id)
+                self.actor = await user_sessions.actor_for(
+                    uow, self.actor.operator_id, session_id=self.actor.session_id
+                )
                 departments = [
                     workspaces.department_view(d) for d in await workspaces.list_departments(uow, self.actor)
                 ]

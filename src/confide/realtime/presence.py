@@ -21,7 +21,7 @@ import structlog
 from confide.core import crypto
 from confide.core.runtime import Runtime
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import presence as user_presence
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ class Presence:
         if self.operators[operator_id] == 1:
             rt = self.rt
             async with rt.db.unit_of_work() as uow:
-                await users.beat(uow, self.node_id, operators=[operator_id], ttl_s=self._ttl_s)
+                await user_presence.beat(uow, self.node_id, operators=[operator_id], ttl_s=self._ttl_s)
                 await routing.operator_arrived(rt, uow, operator_id)
 
     def operator_disconnected(self, operator_id: str) -> None:
@@ -79,7 +79,7 @@ class Presence:
                 assert written is not None
                 try:
                     async with self.rt.db.unit_of_work() as uow:
-                        await users.beat(uow, self.node_id, visitors=sorted(batch), ttl_s=self._ttl_s)
+                        await user_presence.beat(uow, self.node_id, visitors=sorted(batch), ttl_s=self._ttl_s)
                 except Exception as exc:
                     written.set_exception(exc)
                     written.exception()  # retrieved: every waiter may have gone meanwhile
@@ -103,7 +103,7 @@ class Presence:
         if not self.operators and not self.visitors:
             return
         async with self.rt.db.unit_of_work() as uow:
-            await users.beat(
+            await user_presence.beat(
                 uow, self.node_id, operators=list(self.operators), visitors=list(self.visitors), ttl_s=self._ttl_s
             )
 
@@ -123,6 +123,6 @@ class Presence:
         self.visitors.clear()
         try:
             async with self.rt.db.unit_of_work() as uow:
-                await users.forget_node(uow, self.node_id)
+                await user_presence.forget_node(uow, self.node_id)
         except Exception:
             log.exception("presence_stop_failed", node_id=self.node_id)

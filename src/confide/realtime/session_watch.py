@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from confide.core.runtime import Runtime
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,7 @@ class SessionWatch:
         alive: set[str] = set()
         async with self.rt.db.unit_of_work(readonly=True) as uow:
             for start in range(0, len(ids), _BATCH):
-                alive |= await users.live_sessions(uow, ids[start : start + _BATCH])
+                alive |= await user_sessions.live_sessions(uow, ids[start : start + _BATCH])
         closed = 0
         for session_id in ids:
             if session_id in alive:
@@ -96,7 +96,7 @@ class SessionWatch:
             self._touched = time.monotonic()
             with contextlib.suppress(Exception):  # "seen" is a hint; never fail the check for it
                 async with self.rt.db.unit_of_work() as uow:
-                    await users.touch_sessions(self.rt, uow, sorted(alive))
+                    await user_sessions.touch_sessions(self.rt, uow, sorted(alive))
         return closed
 
 

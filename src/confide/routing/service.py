@@ -43,21 +43,23 @@ from confide.realtime.events import (
     QueueChanged,
     QueueMoved,
 )
-from confide.users import service as users
-from confide.users.service import Operator
+from confide.users import accounts as user_accounts
+from confide.users import operators as user_operators
+from confide.users import presence as user_presence
+from confide.users.operators import Operator
 from confide.visitors import service as visitors
 from confide.workspaces import service as workspaces
 from confide.workspaces.service import Department, Site
 
 dept_topic = events.department_topic  # kept for callers not yet moved to realtime.events (ADR 17)
-STATUSES = users.STATUSES
+STATUSES = user_presence.STATUSES
 UNANSWERED_REASONS = ("no_operator", "no_answer", "closed_hours")
 
 
 # ---------------------------------------------------------------- availability and intake
 async def online_operator_count(uow: UnitOfWork, site: Site) -> int:
     """Operators of the site's departments who chose "online" and have a live console."""
-    return await users.count_available(uow, [d.id for d in await workspaces.departments_of_site(uow, site.id)])
+    return await user_presence.count_available(uow, [d.id for d in await workspaces.departments_of_site(uow, site.id)])
 
 
 async def is_available(uow: UnitOfWork, site: Site) -> bool:
@@ -122,8 +124,8 @@ async def _candidates(uow: UnitOfWork, dept: Department) -> list[tuple[Operator,
 
     Their rows are locked first (in id order), so the slots counted here cannot be taken by
     another node's offer or accept before this unit commits."""
-    available = await users.available_operators(uow, dept.id)
-    locked = await users.lock_operators(uow, [op.id for op in available])
+    available = await user_presence.available_operators(uow, dept.id)
+    locked = await user_operators.lock_operators(uow, [op.id for op in available])
     taken = await chats.slots_taken(uow, list(locked))
     out = []
     for op_id in sorted(locked):
@@ -169,7 +171,7 @@ async def route(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:
     now = clock.now()
     chats.offer(conv, choice.id, now + timedelta(seconds=dept.offer_timeout_s))
     workspaces.advance_round_robin(dept, choice.id)
-    users.mark_assigned(choice, now)
+    user_presence.mark_assigned(choice, now)
     await uow.session.flush()
     offer = Offer(choice.id, await chats.operator_view(rt, uow, conv), clock.iso(conv.offer_expires_at))
     events.publish(rt, uow, offer)
@@ -183,7 +185,7 @@ async def route_department(rt: Runtime, uow: UnitOfWork, department_id: str) -> 
 
 
 async def route_for_operator(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
-    for dept_id in await users.department_ids_of(uow, operator_id):
+    for dept_id in await user_operators.department_ids_of(uow, operator_id):
         await route_department(rt, uow, dept_id)
 
 
@@ -210,13 +212,13 @@ async def accept(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversatio
     conv = await access_conversation_to_accept(uow.session, actor, conversation_id, for_update=True)
     if conv.status != "queued":
         raise Conflict("this chat has been taken already" if conv.status == "active" else "this chat is closed")
-    op = await users.lock_operator(uow, actor.operator_id)  # slots: counted and taken under the lock
+    op = await user_operators.lock_operator(uow, actor.operator_id)  # slots: counted and taken under the lock
     if op is None or await chats.active_count(uow, op.id) >= op.max_chats:
         raise Conflict("you have reached your maximum number of chats")
     if conv.offered_to and conv.offered_to != op.id:
         events.publish(rt, uow, OfferWithdrawn(conv.offered_to, conv.id))
     await chats.assign(rt, uow, conv, op.id, f"{op.name} joined the chat.")
-    users.mark_assigned(op, clock.now())
+    user_presence.mark_assigned(op, clock.now())
     await uow.session.flush()
     await chats.publish_change(rt, uow, conv)
     events.publish(rt, uow, ChatAssigned(op.id, await chats.operator_view(rt, uow, conv)))
@@ -251,9 +253,9 @@ async def transfer(
         target = await access_operator_by_id(uow.session, actor, operator_id)
         if target.disabled or target.id == previous:
             raise Invalid("choose another, active operator")
-        if not await users.may_be_given(uow, target, conv.department_id):
+        if not await user_accounts.may_be_given(uow, target, conv.department_id):
             raise Invalid("that operator is not in this chat's department; transfer to their department instead")
-        await users.lock_operator(uow, target.id)  # their slots: counted and taken under the lock
+        await user_operators.lock_operator(uow, target.id)  # their slots: counted and taken under the lock
         if await chats.active_count(uow, target.id) >= target.max_chats:
             raise Conflict("that operator has no free slot")
         await chats.assign(rt, uow, conv, target.id, f"The chat was transferred to {target.name}.")
@@ -300,19 +302,19 @@ async def close_by_visitor(rt: Runtime, uow: UnitOfWork, actor: VisitorActor, co
 
 
 async def set_status(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, status: object) -> str:
-    op = await users.set_status(uow, actor.operator_id, status)
+    op = await user_presence.set_status(uow, actor.operator_id, status)
     events.publish(rt, uow, OperatorStatus(op.id, op.status))
     if op.status == "online":
         await route_for_operator(rt, uow, op.id)
     # Waiting visitors learn at once whether anyone can still answer (not only at the next sweep).
-    await mark_unanswered(rt, uow, department_ids=await users.department_ids_of(uow, op.id))
+    await mark_unanswered(rt, uow, department_ids=await user_operators.department_ids_of(uow, op.id))
     return op.status
 
 
 async def operator_arrived(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
     """A console of this operator came alive (first heartbeat): if their chosen status is online,
     waiting chats may be offered to them now."""
-    if await users.is_available(uow, operator_id):
+    if await user_presence.is_available(uow, operator_id):
         await route_for_operator(rt, uow, operator_id)
 
 
@@ -376,7 +378,7 @@ async def mark_unanswered(rt: Runtime, uow: UnitOfWork, *, department_ids: list[
         if conv.site_id not in sites:
             sites[conv.site_id] = await workspaces.get_site(uow, conv.site_id)
         if conv.department_id not in available:
-            available[conv.department_id] = await users.count_available(uow, [conv.department_id])
+            available[conv.department_id] = await user_presence.count_available(uow, [conv.department_id])
         reason = _unanswered_reason(
             sites[conv.site_id], available[conv.department_id], conv, rt.settings.unanswered_after_s
         )
@@ -391,7 +393,7 @@ async def close_abandoned(rt: Runtime, uow: UnitOfWork) -> int:
     waiting chat leaves the queue, an active one is closed and frees its operator's slot."""
     since = clock.now() - timedelta(seconds=rt.settings.visitor_abandon_s)
     candidates = await chats.open_created_before(uow, since)
-    seen = await users.visitors_seen_since(uow, candidates, since)
+    seen = await user_presence.visitors_seen_since(uow, candidates, since)
     gone = [c for c in candidates if c not in seen]
     closed = 0
     for conv_id in gone:
@@ -407,7 +409,7 @@ async def close_abandoned(rt: Runtime, uow: UnitOfWork) -> int:
 async def purge_presence(rt: Runtime, uow: UnitOfWork) -> int:
     """Periodic: heartbeats expired long enough ago that nothing reads them any more."""
     keep_s = rt.settings.visitor_abandon_s + rt.settings.presence_ttl_s
-    return await users.purge_presence(uow, clock.now() - timedelta(seconds=keep_s))
+    return await user_presence.purge_presence(uow, clock.now() - timedelta(seconds=keep_s))
 
 
 # ---------------------------------------------------------------- console views
@@ -421,7 +423,7 @@ async def my_chats(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> list[d
 
 async def console_snapshot(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> dict[str, Any]:
     """Everything a console needs when it (re)connects."""
-    op = await users.get_operator(uow, actor.operator_id)
+    op = await user_operators.get_operator(uow, actor.operator_id)
     if op is None:
         raise NotFound("operator not found")
     return {

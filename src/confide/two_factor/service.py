@@ -30,7 +30,7 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import CommitAndRaise, Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from confide.core.runtime import Runtime
-from confide.permissions.policy import BUILT_IN_ROLES, LEGACY_ROLE_KEYS, Permission, require
+from confide.permissions.policy import Permission, require
 from confide.realtime import events
 from confide.two_factor import totp, webauthn_rp
 from confide.two_factor.models import (
@@ -42,7 +42,9 @@ from confide.two_factor.models import (
     WebAuthnChallenge,
 )
 from confide.two_factor.webauthn_rp import RelyingParty
-from confide.users import service as users
+from confide.users import operators as user_operators
+from confide.users import roles as user_roles
+from confide.users import sessions as user_sessions
 
 TICKET_TTL_S = 300
 TICKET_ATTEMPTS = 5
@@ -58,10 +60,25 @@ VERIFY, ENROL = "verify", "enrol"  # what a ticket is for
 
 
 class SecondFactorRequired(Unauthorized):
-    """The JSON API's answer to a right password of an account with a second factor (or one that must
-    enrol): log in through the console, which asks for it. 401, code ``two_factor_required``."""
+    """The JSON API's answer to a right first factor of an account with a second factor: 401, code
+    ``second_factor_required``, with the ticket to spend at ``POST /api/v1/auth/login/second-factor``
+    (with a TOTP or recovery code) and how long it lasts. No session without it (ADR 0024)."""
 
-    code = "two_factor_required"
+    code = "second_factor_required"
+
+    def __init__(self, message: str, ticket: str) -> None:
+        super().__init__(message)
+        self.ticket = ticket
+
+    def extra(self) -> dict[str, str | int]:
+        return {"ticket": self.ticket, "expires_in": TICKET_TTL_S}
+
+
+class SecondFactorEnrolmentRequired(Unauthorized):
+    """The JSON API's answer when the workspace requires a second factor the account has not set
+    up: enrolment needs the console (a QR code or a passkey). 401, no session."""
+
+    code = "second_factor_enrolment_required"
 
 
 class TicketExpired(Unauthorized):
@@ -134,14 +151,9 @@ class PolicyView:
     roles: list[str]
 
 
-def role_choices() -> list[tuple[str, str]]:
-    """(key, name) of the roles a policy may name (built-in now; custom roles join them later)."""
-    return [(role.key, role.name) for role in BUILT_IN_ROLES.values()]
-
-
-def _role_key(stored: str) -> str:
-    # A policy names roles by key; operators may still carry the legacy keys ("admin").
-    return LEGACY_ROLE_KEYS.get(stored, stored)
+async def role_choices(uow: UnitOfWork, workspace_id: str) -> list[tuple[str, str]]:
+    """(key, name) of the roles a policy may name: the built-in roles and the workspace's custom ones."""
+    return await user_roles.choices(uow, workspace_id)
 
 
 async def get_policy(uow: UnitOfWork, workspace_id: str) -> PolicyView:
@@ -160,11 +172,12 @@ async def set_policy(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor, *, require_all: bool, roles: list[str]
 ) -> PolicyView:
     require(actor, Permission.SETTINGS_MANAGE)
-    known = {key for key, _ in role_choices()}
-    unknown = [r for r in roles if r not in known]
-    if unknown:
+    if len(roles) > 200:
         raise Invalid("choose roles from the list")
-    clean = sorted(set(roles))
+    try:  # built-in keys and the workspace's custom role ids (share-locked: see roles.checked_key)
+        clean = sorted({await user_roles.checked_key(uow, actor.workspace_id, key) for key in roles})
+    except Invalid:
+        raise Invalid("choose roles from the list") from None
     row = await uow.session.get(TwoFactorPolicy, actor.workspace_id, with_for_update=True)
     if row is None:
         row = TwoFactorPolicy(workspace_id=actor.workspace_id, require_all=require_all, roles=clean)
@@ -187,11 +200,23 @@ async def set_policy(
 async def is_required(uow: UnitOfWork, operator_id: str) -> bool:
     """Whether this operator's workspace requires them to use a second factor (policy configuration:
     which role keys it names, matched against the operator's; access itself is decided elsewhere)."""
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         return False
     policy = await get_policy(uow, op.workspace_id)
-    return policy.require_all or _role_key(op.role) in policy.roles
+    return policy.require_all or user_roles.canonical(op.role) in policy.roles
+
+
+async def forget_role(uow: UnitOfWork, workspace_id: str, role_key: str) -> int:
+    """A custom role is being deleted: the policy stops naming it (nobody holds it). Returns 1 when
+    the policy named it."""
+    row = await uow.session.get(TwoFactorPolicy, workspace_id, with_for_update=True)
+    if row is None or role_key not in (row.roles or []):
+        return 0
+    row.roles = [r for r in row.roles if r != role_key]
+    row.updated_at = clock.now()
+    await uow.session.flush()
+    return 1
 
 
 # ---------------------------------------------------------------- the second step of a log-in
@@ -300,7 +325,7 @@ async def _operator_audit(
     outcome: str = "ok",
     detail: dict[str, audit.DetailValue] | None = None,
 ) -> None:
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     await audit.record(
         rt,
         uow,
@@ -401,7 +426,7 @@ async def verify_code(rt: Runtime, uow: UnitOfWork, token: object, code: str) ->
 # ---------------------------------------------------------------- what changes a factor does to sessions
 async def _factors_changed(rt: Runtime, uow: UnitOfWork, operator_id: str) -> None:
     """Every session of the operator ends (the page that made the change gets a new one)."""
-    await users.revoke_sessions(uow, operator_id)
+    await user_sessions.revoke_sessions(uow, operator_id)
     events.publish(rt, uow, events.Revoke(operator_id))
 
 
@@ -463,7 +488,7 @@ class TotpSetup:
 async def pending_totp(rt: Runtime, uow: UnitOfWork, operator_id: str) -> TotpSetup:
     """The secret waiting for its first code (made now when there is none). Conflict when an app is
     set up already."""
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         raise NotFound()
     factor = await uow.session.get(TotpFactor, operator_id, with_for_update=True)
@@ -582,7 +607,7 @@ async def _take_challenge(uow: UnitOfWork, operator_id: str, purpose: str) -> by
 
 
 async def _passkey_registration_options(uow: UnitOfWork, operator_id: str, rp: RelyingParty) -> str:
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     if op is None:
         raise NotFound()
     existing = (
@@ -749,7 +774,7 @@ async def enrol_passkey_at_login(
 async def pending_setup(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> TotpSetup | None:
     """The authenticator-app secret waiting for its first code, if the operator started one."""
     factor = await uow.session.get(TotpFactor, actor.operator_id)
-    op = await users.get_operator(uow, actor.operator_id)
+    op = await user_operators.get_operator(uow, actor.operator_id)
     if factor is None or factor.confirmed_at is not None or op is None:
         return None
     secret = rt.factor_box.open_secret(factor.secret_enc, operator_id=actor.operator_id)
@@ -766,7 +791,7 @@ async def cancel_totp(uow: UnitOfWork, actor: OperatorActor) -> None:
 
 async def renew_session(rt: Runtime, uow: UnitOfWork, actor: OperatorActor) -> str:
     """A factor changed and every session ended: a new one for the browser that made the change."""
-    return await users.open_session(rt, uow, actor.operator_id, method="two_factor")
+    return await user_sessions.open_session(rt, uow, actor.operator_id, method="two_factor")
 
 
 # ---------------------------------------------------------------- the shell's way back in
@@ -774,14 +799,14 @@ async def reset_factors(rt: Runtime, uow: UnitOfWork, *, email: str) -> str:
     """``confide reset-two-factor``: an operator who lost their app, keys and recovery codes gets back
     in with their password alone (or is taken to enrolment, when required). Every factor and code is
     deleted, every session ends; audited as the system's act. Returns the operator id."""
-    found_id = await users.enabled_operator_id_by_email(uow, email)
+    found_id = await user_operators.enabled_operator_id_by_email(uow, email)
     if found_id is None:
         raise NotFound("no enabled account has this e-mail address")
     operator_id = found_id
     found = await factors(uow, operator_id)
     for model in (TotpFactor, PasskeyCredential, RecoveryCode, WebAuthnChallenge):
         await uow.session.execute(delete(model).where(model.operator_id == operator_id))
-    op = await users.get_operator(uow, operator_id)
+    op = await user_operators.get_operator(uow, operator_id)
     await audit.record(
         rt,
         uow,

@@ -29,7 +29,8 @@ from confide.core.errors import Conflict, DomainError, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_department_by_id
 from confide.permissions.policy import Permission, require
-from confide.users import service as users
+from confide.users import account_rules as user_account_rules
+from confide.users import accounts as user_accounts
 from confide.users.account_models import OperatorInvite
 from confide.users.models import Operator
 from confide.users.schemas import OperatorIn, Role, check_email
@@ -106,7 +107,7 @@ async def invite(
 ) -> OperatorInvite:
     """Invite ``data.email``; returns the invitation (its token only ever leaves in the e-mail)."""
     require(actor, Permission.USERS_MANAGE)
-    await users.check_role_grantable(uow, actor, data.role)
+    await user_accounts.check_role_grantable(uow, actor, data.role)
     for dept_id in dict.fromkeys(data.department_ids):
         await access_department_by_id(uow.session, actor, dept_id)
     if await _email_taken(uow, data.email):
@@ -275,13 +276,14 @@ async def accept(rt: Runtime, uow: UnitOfWork, token: object, data: AcceptIn, *,
         raise InviteUnusable(state)
     if await _email_taken(uow, row.email):
         raise Conflict("an account with this e-mail exists already; log in instead")
-    users.check_password_policy(await users.account_rules(rt, uow, row.workspace_id), data.password, email=row.email)
+    rules = await user_account_rules.account_rules(rt, uow, row.workspace_id)
+    user_account_rules.check_password_policy(rules, data.password, email=row.email)
     departments = []
     for dept_id in row.department_ids or []:  # departments deleted since the invitation are left out
         dept = await workspaces.get_department(uow, dept_id)
         if dept is not None and dept.workspace_id == row.workspace_id:
             departments.append(dept_id)
-    op = await users.create_operator(
+    op = await user_accounts.create_operator(
         rt,
         uow,
         workspace_id=row.workspace_id,

@@ -32,7 +32,8 @@ from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission, allows, require
 from confide.realtime import events
-from confide.users import service as users
+from confide.users import operators as user_operators
+from confide.users import sessions as user_sessions
 from confide.users.account_models import AccountReview, ReviewPolicy
 from confide.users.models import Operator
 
@@ -145,7 +146,7 @@ async def policy(uow: UnitOfWork, actor: OperatorActor) -> dict[str, Any]:
         "interval_days": interval,
         "inactive_days": row.inactive_days if row else None,
         "last_signed_at": clock.iso(last.signed_at) if last else None,
-        "last_signed_by": await users.operator_name(uow, last.signed_by) if last else None,
+        "last_signed_by": await user_operators.operator_name(uow, last.signed_by) if last else None,
         "next_due_at": clock.iso(due),
         "due": due is None or due <= now,
         "days_until_due": (due - now).days if due is not None and due > now else 0,
@@ -220,7 +221,7 @@ async def list_reviews(uow: UnitOfWork, actor: OperatorActor, *, limit: int = 20
             .limit(limit)
         )
     ).all()
-    names = await users.operator_names(uow, [r.signed_by for r in rows])
+    names = await user_operators.operator_names(uow, [r.signed_by for r in rows])
     return [
         {
             "id": r.id,
@@ -266,7 +267,7 @@ async def _disable_in_workspace(rt: Runtime, uow: UnitOfWork, workspace_id: str,
             select(Operator).where(Operator.workspace_id == workspace_id, Operator.disabled.is_(False))
         )
     ).all()
-    managers = [op for op in enabled if allows(await users.actor_for(uow, op.id), Permission.USERS_MANAGE)]
+    managers = [op for op in enabled if allows(await user_sessions.actor_for(uow, op.id), Permission.USERS_MANAGE)]
     stale_ids = {op.id for op in stale}
     if managers and all(m.id in stale_ids for m in managers):
         # Keep the manager seen most recently: somebody must be able to enable the others again.
@@ -275,7 +276,7 @@ async def _disable_in_workspace(rt: Runtime, uow: UnitOfWork, workspace_id: str,
         stale_ids.discard(keep.id)
     for op in stale:
         op.disabled, op.status = True, "offline"
-        await users.revoke_sessions(uow, op.id)
+        await user_sessions.revoke_sessions(uow, op.id)
         events.publish(rt, uow, events.Revoke(op.id))
         await audit.record(
             rt,

@@ -24,6 +24,7 @@ from confide.permissions import policy
 from confide.permissions.access import access_role_by_id
 from confide.permissions.policy import BuiltInRole, Permission, Scope, require
 from confide.realtime import events
+from confide.users.account_models import OperatorInvite
 from confide.users.models import Operator, OperatorSession, Role
 from confide.users.schemas import RoleIn
 
@@ -65,15 +66,63 @@ def definition(row: Role) -> BuiltInRole:
     return BuiltInRole(row.id, row.name, row.description, scope, policy.parse_permissions(row.permissions))
 
 
-async def role_definition(uow: UnitOfWork, workspace_id: str, key: str) -> BuiltInRole | None:
+async def _custom_row(uow: UnitOfWork, workspace_id: str, key: str, *, lock: bool) -> Role | None:
+    """The workspace's custom role ``key``. ``lock``: read it under a shared row lock (``FOR
+    SHARE`` on PostgreSQL) held until the unit ends, so that a role being given to someone (an
+    operator, an invitation, a directory mapping, login limits, the two-factor policy) cannot be
+    deleted underneath (``delete_role`` locks it ``FOR UPDATE`` and then finds the new holder, or
+    the giver finds no role any more): nothing ends up naming a role that is gone."""
+    if not key or len(key) > 40:
+        return None
+    if not lock:
+        row = await uow.session.get(Role, key)
+    else:
+        row = await uow.session.scalar(
+            select(Role).where(Role.id == key).with_for_update(read=True).execution_options(populate_existing=True)
+        )
+    return row if row is not None and row.workspace_id == workspace_id else None
+
+
+async def role_definition(
+    uow: UnitOfWork, workspace_id: str, key: str, *, lock: bool = False
+) -> BuiltInRole | None:
     """What the role ``key`` grants in this workspace; ``None`` for a key that names no role
-    (its holder then holds no permission at all)."""
+    (its holder then holds no permission at all). ``lock``: see ``_custom_row``."""
     if policy.is_built_in(key):
         return policy.built_in(key)
-    row = await uow.session.get(Role, key)
-    if row is None or row.workspace_id != workspace_id:
-        return None
-    return definition(row)
+    row = await _custom_row(uow, workspace_id, key, lock=lock)
+    return definition(row) if row is not None else None
+
+
+def canonical(key: str) -> str:
+    """The key a role reference is stored under: a built-in role's key (the legacy "admin" is
+    "administrator") or a custom role's id, unchanged."""
+    return policy.built_in(key).key if policy.is_built_in(key) else key
+
+
+async def checked_key(uow: UnitOfWork, workspace_id: str, key: object, *, lock: bool = True) -> str:
+    """Every role picker and every stored role reference (login limits, the two-factor policy,
+    directory group mappings) asks this: the canonical key of a role of this workspace, built-in
+    or custom, or ``Invalid`` (422). The custom role's row stays share-locked (``lock``) until the
+    unit ends, so that it cannot be deleted while the reference is being stored."""
+    if isinstance(key, str) and policy.is_built_in(key):
+        return canonical(key)
+    if not isinstance(key, str) or await _custom_row(uow, workspace_id, key, lock=lock) is None:
+        raise Invalid("choose one of the workspace's roles")
+    return key
+
+
+async def choices(uow: UnitOfWork, workspace_id: str) -> list[tuple[str, str]]:
+    """(key, name) of every role a picker offers: the built-in roles, then the custom ones by name."""
+    rows = await uow.session.execute(
+        select(Role.id, Role.name).where(Role.workspace_id == workspace_id).order_by(Role.name, Role.id)
+    )
+    return [(r.key, r.name) for r in policy.BUILT_IN_ROLES.values()] + [(row.id, row.name) for row in rows]
+
+
+async def role_names(uow: UnitOfWork, workspace_id: str) -> dict[str, str]:
+    """Role key -> name, for pages that show the roles operators hold."""
+    return dict(await choices(uow, workspace_id))
 
 
 async def _holder_counts(uow: UnitOfWork, workspace_id: str) -> dict[str, int]:
@@ -191,15 +240,49 @@ async def update_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_i
     return row
 
 
-async def delete_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_id: str) -> None:
+async def lock_for_delete(uow: UnitOfWork, actor: OperatorActor, role_id: str) -> Role:
+    """Step 1 of deleting a role (``confide.role_use.delete_role``): the row, locked ``FOR UPDATE``
+    (whoever is giving it to someone holds it ``FOR SHARE`` until they commit, see ``checked_key``),
+    refused (409) while an operator or a pending invitation holds it. The counts run after the lock
+    is taken, so they see a racing assignment that committed first."""
     require(actor, Permission.ROLES_MANAGE)
     row = await access_role_by_id(uow.session, actor, role_id, for_update=True)
     held = await uow.session.scalar(select(func.count()).select_from(Operator).where(Operator.role == row.id))
     if int(held or 0):
         raise Conflict("operators hold this role: give them another role first")
+    invited = await uow.session.scalar(
+        select(func.count())
+        .select_from(OperatorInvite)
+        .where(
+            OperatorInvite.role == row.id,
+            OperatorInvite.used_at.is_(None),
+            OperatorInvite.revoked_at.is_(None),
+            OperatorInvite.expires_at > clock.now(),
+        )
+    )
+    if int(invited or 0):
+        raise Conflict("a pending invitation gives this role: revoke it first")
+    return row
+
+
+async def delete_role(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_id: str, *, cleared: int = 0
+) -> None:
+    """Delete a custom role nobody holds. The dashboard goes through ``confide.role_use.delete_role``,
+    which also refuses a role a directory maps groups to and clears the login limits and two-factor
+    policy entries naming it (``cleared``: how many, for the audit)."""
+    row = await lock_for_delete(uow, actor, role_id)
     await uow.session.delete(row)
     await uow.session.flush()
-    await audit.record(rt, uow, "role.delete", actor=actor, target_type="role", target_id=role_id)
+    await audit.record(
+        rt,
+        uow,
+        "role.delete",
+        actor=actor,
+        target_type="role",
+        target_id=role_id,
+        detail={"references_cleared": cleared},
+    )
 
 
 async def end_sessions_of_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, role_key: str) -> int:
@@ -218,9 +301,9 @@ async def end_sessions_of_role(rt: Runtime, uow: UnitOfWork, actor: OperatorActo
 async def end_sessions(rt: Runtime, uow: UnitOfWork, operator_id: str, *, keep: str | None = None) -> None:
     """End an operator's sessions (but ``keep``), and close their sockets through the broker."""
     if keep is None:
-        from confide.users import service  # the one revocation of every session (service imports this module)
+        from confide.users import sessions  # the one revocation of every session (it imports this module)
 
-        await service.revoke_sessions(uow, operator_id)
+        await sessions.revoke_sessions(uow, operator_id)
         events.publish(rt, uow, events.Revoke(operator_id))
         return
     stmt = update(OperatorSession).where(

@@ -24,6 +24,14 @@ class LoginIn(BaseModel):
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
+class SecondFactorIn(BaseModel):
+    """The second step of a JSON API log-in: the ticket it was given and a TOTP or recovery code."""
+
+    model_config = ConfigDict(extra="forbid")
+    ticket: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class OperatorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Annotated[str, Field(max_length=320)]

@@ -15,6 +15,8 @@ keeps state for it. A code is good once: the provider refuses a replayed one.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +24,10 @@ from fastapi import Request
 
 from confide.auth.providers import oidc
 from confide.core import clock
-from confide.core.errors import NotFound
+from confide.core.errors import DomainError, NotFound
 from confide.core.runtime import Runtime
 from confide.identity import service as identity
+from confide.users import login as user_login
 from confide.web.login_flow import LoginClient, LoginResult, complete_login
 from confide.web.state import State
 
@@ -35,14 +38,34 @@ _CONTEXT = "oidc-login/v1"
 
 
 async def directory_login(rt: Runtime, *, email: str, password: str, client: LoginClient) -> LoginResult | None:
-    """The LDAP first factor, when it applies to this e-mail (None: the local password does)."""
+    """The LDAP first factor, when it applies to this e-mail (None: the local password does, and
+    counts the attempt itself). The attempt is counted against the same throttle as a password
+    log-in, per typed e-mail and per client address, before the directory is asked (429, audited,
+    and no directory call while it must wait); a refusal is audited and answered like a wrong
+    password, no sooner than ``directory_login_floor_s`` after it began; a success lifts the counts."""
+    started = time.monotonic()
     async with rt.db.unit_of_work(readonly=True) as uow:
         plan = await identity.ldap_plan(rt, uow, email=email)
     if plan is None:
         return None
-    outcome = await identity.ldap_check(plan, login=email, password=password)
     async with rt.db.unit_of_work() as uow:
-        operator_id = await identity.record_ldap_login(rt, uow, plan, outcome, email=email)
+        gate = await user_login.count_login_attempt(
+            rt,
+            uow,
+            email=email,
+            address=client.address,
+            method="ldap",
+            operator_id=plan.operator_id,
+            workspace_id=plan.workspace_id,
+        )
+    outcome = await identity.ldap_check(plan, login=email, password=password)
+    try:
+        async with rt.db.unit_of_work() as uow:
+            operator_id = await identity.record_ldap_login(rt, uow, plan, outcome, email=email)
+            await user_login.login_passed(uow, gate)
+    except DomainError:
+        await asyncio.sleep(max(0.0, rt.settings.directory_login_floor_s - (time.monotonic() - started)))
+        raise
     return await complete_login(rt, operator_id=operator_id, method="ldap", client=client)
 
 
@@ -106,6 +129,8 @@ async def sso_finish(
     """Step 2: the provider sent the browser back. Refused (audited, ``Unauthorized``) unless the
     sealed round trip is this provider's and its ``state`` is the one returned, the code is
     exchanged (with the PKCE verifier) and the ID token verifies with this log-in's ``nonce``."""
+    async with rt.db.unit_of_work() as uow:  # per client address, like every log-in (429 when it must wait)
+        gate = await user_login.count_login_attempt(rt, uow, email=None, address=client.address, method="oidc")
     sealed = rt.filter_tokens.open(cookie, context=_CONTEXT, now_epoch=clock.now().timestamp())
     plan: identity.OidcPlan | None = None
     try:
@@ -143,6 +168,7 @@ async def sso_finish(
         if reason is not None or plan is None or claims is None:
             raise await identity.record_oidc_refusal(rt, uow, plan, reason or "refused")
         operator_id = await identity.record_oidc_login(rt, uow, plan, claims)
+        await user_login.login_passed(uow, gate)
     result = await complete_login(rt, operator_id=operator_id, method="oidc", client=client)
     next_path = sealed.get("next") if isinstance(sealed, dict) else None
     return SsoDone(result, next_path if isinstance(next_path, str) else "/app")

@@ -15,7 +15,9 @@ from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.login_limits import service as login_limits
 from confide.two_factor import service as two_factor
-from confide.users import service as users
+from confide.users import login as user_login
+from confide.users import passwords as user_passwords
+from confide.users import sessions as user_sessions
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,14 @@ async def password_login(rt: Runtime, *, email: str, password: str, client: Logi
     threads with no unit open, then a short write unit records the outcome (audited either way).
     A hash made with older argon2 parameters is replaced once the password is known to be right."""
     async with rt.db.unit_of_work() as uow:
-        attempt = await users.login_attempt(rt, uow, email=email, address=client.address)
-    ok = await users.check_password(rt, attempt, password)
+        attempt = await user_login.login_attempt(rt, uow, email=email, address=client.address)
+    ok = await user_login.check_password(rt, attempt, password)
     async with rt.db.unit_of_work() as uow:
-        op = await users.record_login(rt, uow, attempt, ok=ok)
+        op = await user_login.record_login(rt, uow, attempt, ok=ok)
     if attempt.password_hash is not None and rt.passwords.needs_rehash(attempt.password_hash):
         new_hash = await rt.passwords.hash_async(password)
         async with rt.db.unit_of_work() as uow:
-            await users.rehash_password(uow, op.id, old_hash=attempt.password_hash, new_hash=new_hash)
+            await user_login.rehash_password(uow, op.id, old_hash=attempt.password_hash, new_hash=new_hash)
     return await complete_login(rt, operator_id=op.id, method="password", client=client)
 
 
@@ -63,7 +65,7 @@ async def complete_login(rt: Runtime, *, operator_id: str, method: str, client: 
         if stage is not None:
             ticket = await two_factor.issue_ticket(uow, operator_id=operator_id, method=method, stage=stage)
             return LoginResult(operator_id=operator_id, token="", second_factor=ticket)
-        token = await users.open_session(rt, uow, operator_id, method=method, user_agent=client.user_agent)
+        token = await user_sessions.open_session(rt, uow, operator_id, method=method, user_agent=client.user_agent)
     return LoginResult(operator_id=operator_id, token=token)
 
 
@@ -74,12 +76,14 @@ async def change_own_password(rt: Runtime, actor: OperatorActor, *, current: str
     current password and the history are checked in the hashing threads, then a short unit stores
     the new hash and ends the operator's other sessions."""
     async with rt.db.unit_of_work() as uow:
-        plan = await users.begin_password_change(rt, uow, actor, new_password=new)
+        plan = await user_passwords.begin_password_change(rt, uow, actor, new_password=new)
     current_ok = await rt.passwords.verify_async(plan.current_hash, current)
     reused = current_ok and await rt.passwords.matches_any_async(plan.history, new)
     new_hash = await rt.passwords.hash_async(new) if current_ok and not reused else ""
     async with rt.db.unit_of_work() as uow:
-        await users.change_password(rt, uow, actor, plan, current_ok=current_ok, reused=reused, new_hash=new_hash)
+        await user_passwords.change_password(
+            rt, uow, actor, plan, current_ok=current_ok, reused=reused, new_hash=new_hash
+        )
 
 
 @dataclass(frozen=True)
@@ -96,5 +100,5 @@ async def complete_second_factor(
     calls): the session opens in the same unit of work, so a ticket gives at most one session."""
     async with rt.db.unit_of_work() as uow:
         passed = await step(uow)
-        token = await users.open_session(rt, uow, passed.operator_id, method=passed.method)
+        token = await user_sessions.open_session(rt, uow, passed.operator_id, method=passed.method)
     return SecondFactorResult(passed.operator_id, token, passed.recovery_codes)

@@ -26,7 +26,7 @@ from fastapi import Depends, HTTPException, Request
 from confide.auth.actors import OperatorActor
 from confide.core.errors import Unauthorized
 from confide.permissions.policy import Permission, require
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.web.api.deps import current_operator
 from confide.web.security import is_page
 
@@ -76,7 +76,7 @@ async def _operator(request: Request) -> OperatorActor:
     change when theirs must be changed first (an API call gets the 401 or 403 as it is)."""
     try:
         return await current_operator(request)
-    except users.PasswordChangeRequired:
+    except user_sessions.PasswordChangeRequired:
         if is_page(request.url.path):
             raise HTTPException(status_code=303, headers={"Location": "/app/account/password"}) from None
         raise

@@ -22,7 +22,7 @@ from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.identity import service as identity
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import login as user_login
 from confide.worker import housekeeping
 
 log = structlog.get_logger(__name__)
@@ -45,7 +45,7 @@ JOBS: dict[str, Job] = {
     "unanswered": routing.mark_unanswered,
     "presence_purged": routing.purge_presence,
     "audit_pruned": audit_retention.prune,  # rows past CONFIDE_AUDIT_RETENTION_DAYS, with a checkpoint
-    "login_throttle_purged": users.purge_login_throttle,  # accounts (ADR 0012)
+    "login_throttle_purged": user_login.purge_login_throttle,  # accounts (ADR 0012)
     "accounts_auto_disabled": housekeeping.auto_disable,  # mail helper: account review, failed jobs
     "directory_rechecked": identity.recheck_directory_accounts,
 }

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from confide.permissions.policy import Permission as P
-from confide.users import service as users
+from confide.users import accounts as user_accounts
+from confide.users import operators as user_operators
 from confide.users.schemas import OperatorIn, OperatorPatch
 from confide.web.api.deps import OperatorDep, ReadUnit, StateDep, WriteUnit, operator_unit
 from confide.web.api.docs import errors
@@ -54,7 +55,7 @@ async def update_department(department_id: str, body: DepartmentPatch, unit: Wri
 
 @router.get("/operators", dependencies=[authenticated()])
 async def list_operators(unit: ReadUnit) -> list[dict[str, Any]]:
-    return await users.list_operator_views(unit.uow, unit.actor)
+    return await user_accounts.list_operator_views(unit.uow, unit.actor)
 
 
 @router.post(
@@ -65,8 +66,8 @@ async def create_operator(body: OperatorIn, request: Request, state: StateDep, _
     # so this handler opens its unit itself, after the hash.
     hashed = await state.rt.passwords.hash_async(body.password)
     async with operator_unit(request, write=True) as unit:
-        op = await users.admin_create_operator(state.rt, unit.uow, unit.actor, body, password_hash=hashed)
-        return await users.operator_view(unit.uow, op)
+        op = await user_accounts.admin_create_operator(state.rt, unit.uow, unit.actor, body, password_hash=hashed)
+        return await user_operators.operator_view(unit.uow, op)
 
 
 @router.patch(
@@ -77,8 +78,10 @@ async def update_operator(
 ) -> dict[str, Any]:
     hashed = await state.rt.passwords.hash_async(body.password) if body.password else None  # before the unit
     async with operator_unit(request, write=True) as unit:
-        op = await users.update_operator(state.rt, unit.uow, unit.actor, operator_id, body, password_hash=hashed)
-        return await users.operator_view(unit.uow, op)
+        op = await user_accounts.update_operator(
+            state.rt, unit.uow, unit.actor, operator_id, body, password_hash=hashed
+        )
+        return await user_operators.operator_view(unit.uow, op)
 
 
 @router.get("/canned-replies", dependencies=[authenticated()])

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from confide.auth.actors import OperatorActor
 from confide.core.db import UnitOfWork
 from confide.core.errors import Unauthorized
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.web import login_guard
 from confide.web.security import session_token
 from confide.web.state import State
@@ -49,7 +49,9 @@ async def _actor(request: Request, uow: UnitOfWork) -> OperatorActor:
     if not token:
         raise Unauthorized("not logged in")
     rt = get_state(request).rt
-    info = await users.resolve_session_info(rt, uow, token, password_change=request.url.path in PASSWORD_CHANGE_PATHS)
+    info = await user_sessions.resolve_session_info(
+        rt, uow, token, password_change=request.url.path in PASSWORD_CHANGE_PATHS
+    )
     actor = info.actor
     await login_guard.check_request(request, uow, actor)  # login limits: address and time (ADR 0016)
     request.state.operator = actor  # the access log names the operator by id
@@ -58,7 +60,7 @@ async def _actor(request: Request, uow: UnitOfWork) -> OperatorActor:
 
         async def touch() -> None:  # after this unit: at most one small write per session a minute
             async with rt.db.unit_of_work() as touch_uow:
-                await users.touch_sessions(rt, touch_uow, [session_id])
+                await user_sessions.touch_sessions(rt, touch_uow, [session_id])
 
         uow.after_commit(touch)
     return actor

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError, Unauthorized
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.users.schemas import LoginIn
 from confide.web.api.deps import StateDep, current_operator
 from confide.web.client_address import client_address
@@ -47,7 +47,7 @@ async def page_operator(request: Request) -> OperatorActor:
     """The logged-in operator, or a 303 to the log-in page that comes back here afterwards."""
     try:
         return await current_operator(request)
-    except users.PasswordChangeRequired:
+    except user_sessions.PasswordChangeRequired:
         raise HTTPException(status_code=303, headers={"Location": "/app/account/password"}) from None
     except Unauthorized:
         target = "/app"
@@ -69,7 +69,7 @@ async def login_page(request: Request) -> Response:
     target = safe_next(request.query_params.get("next"))
     try:
         await current_operator(request)
-    except users.PasswordChangeRequired:
+    except user_sessions.PasswordChangeRequired:
         return RedirectResponse("/app/account/password", status_code=303)
     except Unauthorized:
         pass
@@ -130,7 +130,7 @@ async def logout(request: Request, state: StateDep) -> Response:
         actor = None
     if actor is not None:
         async with state.rt.db.unit_of_work() as uow:
-            await users.logout(state.rt, uow, actor)
+            await user_sessions.logout(state.rt, uow, actor)
     response = RedirectResponse("/login?bye=1", status_code=303)
     clear_session_cookie(response, secure=state.rt.settings.cookie_secure)
     return response

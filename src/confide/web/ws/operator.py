@@ -17,7 +17,7 @@ from confide.realtime.outbox import Outbox
 from confide.realtime.session_watch import REASON, session_watch
 from confide.realtime.wire import PONG, REVOKED
 from confide.routing import service as routing
-from confide.users import service as users
+from confide.users import sessions as user_sessions
 from confide.web import login_guard
 from confide.web.client_address import client_address
 from confide.web.origins import same_origin, server_origin
@@ -121,7 +121,8 @@ async def operator_socket(ws: WebSocket) -> None:
         return
     try:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            actor = await users.resolve_session(uow, session_token(ws.cookies, secure=rt.settings.cookie_secure))
+            token = session_token(ws.cookies, secure=rt.settings.cookie_secure)
+            actor = await user_sessions.resolve_session(uow, token)
     except DomainError:
         await ws.close(1008)
         return

@@ -14,7 +14,9 @@ from pydantic import ValidationError
 
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
-from confide.users import service as users
+from confide.users import account_rules as user_account_rules
+from confide.users import operators as user_operators
+from confide.users import sessions as user_sessions
 from confide.users.account_schemas import AccountRulesIn
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
@@ -41,8 +43,9 @@ def _iso(value: Any) -> str:
 @router.get("/app/account/password", dependencies=[authenticated()])
 async def password_page(request: Request, actor: PageOperator) -> Response:
     async with operator_unit(request, write=False) as (uow, me):
-        op = await users.get_operator(uow, me.operator_id)
-        rules = users.account_rules_view(await users.account_rules(request.app.state.confide.rt, uow, me.workspace_id))
+        op = await user_operators.get_operator(uow, me.operator_id)
+        found = await user_account_rules.account_rules(request.app.state.confide.rt, uow, me.workspace_id)
+        rules = user_account_rules.account_rules_view(found)
     required = bool(op and op.must_change_password)
     return render(request, "account_password.html", actor, nav="account", required=required, rules=rules, errors=[])
 
@@ -63,8 +66,9 @@ async def password_submit(request: Request, actor: PageOperator, state: StateDep
             problems = errors(exc)
     if problems:
         async with state.rt.db.unit_of_work(readonly=True) as uow:
-            op = await users.get_operator(uow, actor.operator_id)
-            rules = users.account_rules_view(await users.account_rules(state.rt, uow, actor.workspace_id))
+            op = await user_operators.get_operator(uow, actor.operator_id)
+            found = await user_account_rules.account_rules(state.rt, uow, actor.workspace_id)
+            rules = user_account_rules.account_rules_view(found)
         return render(
             request,
             "account_password.html",
@@ -88,8 +92,8 @@ def _sessions_url(operator_id: str | None, saved: str) -> str:
 async def sessions_page(request: Request, actor: PageOperator) -> Response:
     target = request.query_params.get("operator") or None
     async with operator_unit(request, write=False) as (uow, me):
-        rows = await users.list_sessions(uow, me, target)
-        op = await users.get_operator(uow, target or me.operator_id)
+        rows = await user_sessions.list_sessions(uow, me, target)
+        op = await user_operators.get_operator(uow, target or me.operator_id)
     sessions = [{**s, **{k: _iso(s[k]) for k in ("created_at", "last_seen_at", "expires_at")}} for s in rows]
     own = target in (None, actor.operator_id)
     return render(
@@ -110,7 +114,7 @@ async def end_session(request: Request, actor: PageOperator, state: StateDep) ->
     form = await request.form()
     target = text(form, "operator") or None
     async with operator_unit(request, write=True) as (uow, me):
-        await users.end_session(state.rt, uow, me, text(form, "session_id"))
+        await user_sessions.end_session(state.rt, uow, me, text(form, "session_id"))
     return RedirectResponse(_sessions_url(target, "ended"), status_code=303)
 
 
@@ -119,7 +123,7 @@ async def end_other_sessions(request: Request, actor: PageOperator, state: State
     form = await request.form()
     target = text(form, "operator") or None
     async with operator_unit(request, write=True) as (uow, me):
-        await users.end_other_sessions(state.rt, uow, me, target)
+        await user_sessions.end_other_sessions(state.rt, uow, me, target)
     return RedirectResponse(_sessions_url(target, "ended-all"), status_code=303)
 
 
@@ -127,7 +131,7 @@ async def end_other_sessions(request: Request, actor: PageOperator, state: State
 @router.get("/app/settings/security/passwords", dependencies=[needs(P.SETTINGS_READ)])
 async def rules_page(request: Request, actor: PageOperator, state: StateDep) -> Response:
     async with operator_unit(request, write=False) as (uow, me):
-        rules = await users.get_account_rules(state.rt, uow, me)
+        rules = await user_account_rules.get_account_rules(state.rt, uow, me)
     return render(
         request,
         "settings_security_passwords.html",
@@ -149,12 +153,12 @@ async def rules_submit(request: Request, actor: PageOperator, state: StateDep) -
     try:
         data = AccountRulesIn.model_validate({k: v for k, v in values.items() if v != ""})
         async with operator_unit(request, write=True) as (uow, me):
-            await users.set_account_rules(state.rt, uow, me, data)
+            await user_account_rules.set_account_rules(state.rt, uow, me, data)
     except (ValidationError, DomainError) as exc:
         if isinstance(exc, DomainError) and exc.status == 403:
             raise
         async with operator_unit(request, write=False) as (uow, me):
-            rules = await users.get_account_rules(state.rt, uow, me)
+            rules = await user_account_rules.get_account_rules(state.rt, uow, me)
         return render(
             request,
             "settings_security_passwords.html",

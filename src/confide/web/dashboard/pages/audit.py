@@ -25,7 +25,7 @@ from confide.auth.actors import OperatorActor
 from confide.core import clock
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission, require
-from confide.users import service as users
+from confide.users import operators as user_operators
 from confide.web.api.deps import StateDep
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.filters import FILTER_TTL_S, pager, parse_filters
@@ -95,7 +95,7 @@ async def _report(
             items, total = await report.search(uow, actor, filters)
         ids = {i["actor_id"] for i in items if i["actor_type"] == "operator" and i["actor_id"]}
         ids |= {i["target_id"] for i in items if i["target_type"] == "operator" and i["target_id"]}
-        names = await users.operator_names(uow, ids)
+        names = await user_operators.operator_names(uow, ids)
     base = {k: v for k, v in raw.items() if v and k not in SEALED} | ({STORE_KEY: ref} if ref else {})
     return render(
         request,

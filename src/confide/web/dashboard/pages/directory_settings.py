@@ -17,7 +17,6 @@ from confide.auth.providers import ldap
 from confide.core.errors import DomainError
 from confide.identity import service as identity
 from confide.identity.schemas import LdapSettingsIn, OidcProviderIn
-from confide.permissions.policy import BUILT_IN_ROLES
 from confide.permissions.policy import Permission as P
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
@@ -267,7 +266,7 @@ async def _page(
         ldap_form=ldap_form,
         provider_forms=provider_forms,
         new_provider=new_provider,
-        roles=BUILT_IN_ROLES,
+        roles=data["roles"],
         base_url=base,
         departments=departments,
     )

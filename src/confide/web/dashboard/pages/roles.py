@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from confide import role_use
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
 from confide.users import roles
@@ -163,7 +164,7 @@ async def role_update(role_id: str, request: Request, actor: PageOperator, state
 async def role_delete(role_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     try:
         async with operator_unit(request, write=True) as (uow, me):
-            await roles.delete_role(state.rt, uow, me, role_id)
+            await role_use.delete_role(state.rt, uow, me, role_id)
     except DomainError as exc:
         return await _failed(request, actor, "", {}, exc)
     return RedirectResponse(f"{PATH}?saved=deleted", status_code=303)

@@ -18,7 +18,7 @@ from confide import directory
 from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
-from confide.users import service as users
+from confide.users import accounts as user_accounts
 from confide.users.schemas import OperatorIn, OperatorPatch
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
@@ -395,7 +395,7 @@ async def settings_operator_create(request: Request, actor: PageOperator, state:
         body = OperatorIn.model_validate({**shape, "password": text(form, "password")})
         hashed = await state.rt.passwords.hash_async(body.password)  # off the loop, before the unit
         async with operator_unit(request, write=True) as (uow, actor):
-            op = await users.admin_create_operator(state.rt, uow, actor, body, password_hash=hashed)
+            op = await user_accounts.admin_create_operator(state.rt, uow, actor, body, password_hash=hashed)
     except (ValueError, DomainError) as exc:
         return await _failed(request, state, actor, "operators", "op-new", shape, exc)
     return _saved("/app/settings/operators", "op-new", f"op-{op.id}")
@@ -414,7 +414,7 @@ async def settings_operator_update(
         patch = OperatorPatch.model_validate(data)
         hashed = await state.rt.passwords.hash_async(patch.password) if patch.password else None
         async with operator_unit(request, write=True) as (uow, actor):
-            await users.update_operator(state.rt, uow, actor, operator_id, patch, password_hash=hashed)
+            await user_accounts.update_operator(state.rt, uow, actor, operator_id, patch, password_hash=hashed)
     except (ValueError, DomainError) as exc:
         return await _failed(request, state, actor, "operators", f"op-{operator_id}", shape, exc)
     return _saved("/app/settings/operators", "op", f"op-{operator_id}")
@@ -427,7 +427,7 @@ async def settings_operator_disable(
     disabled = text(await request.form(), "disabled") == "1"
     try:
         async with operator_unit(request, write=True) as (uow, actor):
-            await users.update_operator(state.rt, uow, actor, operator_id, OperatorPatch(disabled=disabled))
+            await user_accounts.update_operator(state.rt, uow, actor, operator_id, OperatorPatch(disabled=disabled))
     except DomainError as exc:
         return await _failed(request, state, actor, "operators", "", {}, exc)
     return _saved("/app/settings/operators", "op-disabled" if disabled else "op-enabled", f"op-{operator_id}")

@@ -426,6 +426,7 @@ async def _settings_page(
         async with operator_unit(request, write=False) as (uow, me):
             policy = chosen or await two_factor.read_policy(uow, me)
             can_manage = allows(me, Permission.SETTINGS_MANAGE)
+            role_choices = await two_factor.role_choices(uow, me.workspace_id)
     except DomainError as exc:
         if exc.status == 403:
             return render(request, "admin_only.html", actor, status_code=403, nav="settings")
@@ -439,7 +440,7 @@ async def _settings_page(
         nav="settings",
         tab="security-two-factor",
         policy=policy,
-        roles=two_factor.role_choices(),
+        roles=role_choices,
         can_manage=can_manage,
         flash=flash,
         flash_kind="error" if error else "success",
