@@ -154,6 +154,7 @@ async def operator_socket(ws: WebSocket) -> None:
             unwatch()
             limits_guard.cancel()
             conn.shutdown()
+            await operator.closed(conn)  # the summary of denials left out of the log, if any
             state.presence.operator_disconnected(actor.operator_id)
     finally:
         if address is not None:
