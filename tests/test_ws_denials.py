@@ -107,3 +107,52 @@ async def test_an_operator_allowed_to_chat_writes_no_denial(rt: Runtime, world: 
     await wc.go_online(ws=ws)
     await wc.frames_until_pong(ws=ws)
     assert await _rows(rt, denials.DENIED, denials.SUPPRESSED) == []
+
+
+class _Socket:
+    """What the dispatcher needs of a connection: the runtime, an outbox (sending into a list) and
+    the current operator. The handler below stands for a service that refuses the frame."""
+
+    def __init__(self, rt: Runtime, actor: Any) -> None:
+        self.rt = rt
+        self.actor = actor
+        self.sent: list[str] = []
+
+        async def send(text: str) -> None:
+            self.sent.append(text)
+
+        async def close(_code: int) -> None:
+            return None
+
+        from confide.realtime.outbox import Outbox
+
+        self.outbox = Outbox(send, close, 16)
+
+    def log_id(self) -> dict[str, str]:
+        return {"operator_id": self.actor.operator_id}
+
+
+async def test_a_frame_the_service_refuses_is_audited_and_its_unit_rolled_back(rt: Runtime, world: World) -> None:
+    from confide.audit import service as audit
+    from confide.core.db import UnitOfWork
+    from confide.core.errors import Forbidden
+    from confide.web.ws.dispatch import Dispatcher
+    from confide.web.ws.schemas import History
+    from tests.helpers_api import actor
+
+    refusing = Dispatcher[Any]("operator")
+
+    @refusing.unit(History, "write")
+    async def _refuse(conn: Any, uow: UnitOfWork, frame: History) -> None:
+        await audit.record(conn.rt, uow, "chats.viewed", actor=conn.actor, target_type="conversation",
+                           target_id=frame.conversation_id)  # written by the unit, then rolled back
+        raise Forbidden("you do not have permission to do this")
+
+    sock = _Socket(rt, await actor(rt, world.operator_id))
+    await refusing.dispatch(sock, History(type="history", conversation_id="c" * 22, after_seq=0))
+    await asyncio.sleep(0.05)
+    assert json.loads(sock.sent[0])["code"] == "not_found"
+    (row,) = await _rows(rt, denials.DENIED, "chats.viewed")
+    assert (row.action, row.target_type, row.target_id) == (denials.DENIED, "frame", "operator:history")
+    await refusing.closed(sock)
+    assert await _rows(rt, denials.SUPPRESSED) == []
