@@ -161,13 +161,20 @@ async def test_reading_a_transcript_or_offline_requests_is_recorded(
     assert CANARY_TEXT in listing.text
     assert (await client.get("/api/v1/offline-requests")).json()["total"] == 1
     assert (await client.get("/app/chats/" + "x" * 22)).status_code == 404  # not found: not recorded
+    listed = await client.get("/app/chats")
+    assert CANARY_NAME in listed.text
+    assert (await client.get("/api/v1/conversations")).json()["total"] == 1
     mia = world.operator_id
     oid = offline["id"]
+    one = {"page": 1, "shown": 1, "total": 1}
     assert await _rows(rt, start) == [
         ("chats.viewed", "operator", mia, "conversation", cid, "ok", {"via": "stored_chats"}),
         ("chats.viewed", "operator", mia, "conversation", cid, "ok", {"via": "api"}),
-        ("offline.viewed", "operator", mia, "offline_request", oid, "ok", {"via": "offline_requests"}),
-        ("offline.viewed", "operator", mia, "offline_request", oid, "ok", {"via": "api"}),
+        ("offline.listed", "operator", mia, "offline_request", None, "ok",
+         {"via": "offline_requests", "ids": [oid], **one}),
+        ("offline.listed", "operator", mia, "offline_request", None, "ok", {"via": "api", "ids": [oid], **one}),
+        ("chats.listed", "operator", mia, "conversation", None, "ok", {"via": "stored_chats", "ids": [cid], **one}),
+        ("chats.listed", "operator", mia, "conversation", None, "ok", {"via": "api", "ids": [cid], **one}),
     ]
     await _no_canary(rt)
 
@@ -187,8 +194,8 @@ async def test_denials_are_recorded_by_route(rt: Runtime, client: httpx.AsyncCli
 
 
 async def test_the_console_opening_a_conversation_is_recorded(rt: Runtime, world: World, live: Live) -> None:
-    chat = await wc.active_chat(live=live, world=world, name=CANARY_NAME)
     start = await _last_seq(rt)
+    chat = await wc.active_chat(live=live, world=world, name=CANARY_NAME)
     await wc.send(
         ws=chat.operator, frame={"type": "history", "conversation_id": chat.chat.conversation_id, "after_seq": 0}
     )
@@ -197,15 +204,10 @@ async def test_the_console_opening_a_conversation_is_recorded(rt: Runtime, world
     # Someone else's (or no) conversation: the error frame, and no row.
     await wc.send(ws=chat.operator, frame={"type": "history", "conversation_id": "z" * 22, "after_seq": 0})
     await wc.recv_until(ws=chat.operator, type="error")
-    assert await _rows(rt, start) == [
-        (
-            "chats.viewed",
-            "operator",
-            world.operator_id,
-            "conversation",
-            chat.chat.conversation_id,
-            "ok",
-            {"via": "console", "after_seq": 0},
-        ),
-    ]
+    # Accepting opened it (one row, with the console's session); opening it again adds none.
+    (viewed,) = [r for r in await _rows(rt, start) if r[0] == "chats.viewed"]
+    assert viewed[:6] == ("chats.viewed", "operator", world.operator_id, "conversation", chat.chat.conversation_id,
+                          "ok")
+    assert viewed[6]["via"] == "accept"
+    assert set(viewed[6]) == {"via", "session"}
     await _no_canary(rt)

@@ -293,3 +293,49 @@ async def test_no_address_name_or_token_reaches_the_log(rt: Runtime, world: Worl
     assert "mail_kept" in out
     assert tag not in out
     assert token not in out
+
+
+async def test_two_admins_inviting_one_address_at_once_leave_one_live_invitation(rt: Runtime, world: World) -> None:
+    """Two nodes (PostgreSQL: two engines, two pools), two administrators, one address, at once:
+    one live invitation; the other call is refused with 409 (nothing of it kept, no mail) or, when
+    it ran after the first committed, replaced it."""
+    from confide.core.broker import MemoryBroker
+    from confide.core.runtime import build_runtime
+    from tests import factories
+
+    async with rt.db.unit_of_work() as uow:
+        second_admin = await factories.operator(rt, uow, workspace_id=world.workspace_id, email="bo@shop.example",
+                                                role="admin", department_ids=[world.department_id], name="Bo")
+    node2 = rt if rt.db.is_sqlite else build_runtime(rt.settings, broker=MemoryBroker())
+    admins = [await actor(rt, world.admin_id), await actor(rt, second_admin.id)]
+
+    async def send(node: Runtime, who: Any, email: str) -> str | Exception:
+        try:
+            async with node.db.unit_of_work() as uow:
+                row = await invites.invite(node, uow, who, invites.InviteIn(
+                    email=email, name="Nora", department_ids=[world.department_id]), base_url="http://testserver")
+                return row.id
+        except Exception as exc:
+            return exc
+
+    refused = 0
+    try:
+        for n in range(6):
+            email = f"nora{n}@shop.example"
+            results = await asyncio.gather(send(rt, admins[0], email), send(node2, admins[1], email))
+            assert all(isinstance(r, str | Conflict) for r in results), results
+            conflicts = [r for r in results if isinstance(r, Conflict)]
+            assert len(conflicts) <= 1, results
+            refused += len(conflicts)
+            assert all("being invited by someone else" in c.message for c in conflicts)
+            async with rt.db.unit_of_work(readonly=True) as uow:
+                rows = (await uow.session.scalars(select(OperatorInvite).where(OperatorInvite.email == email))).all()
+            live = [r for r in rows if r.used_at is None and r.revoked_at is None]
+            assert len(live) == 1, [(r.id, r.revoked_at) for r in rows]
+            assert len(rows) == 2 - len(conflicts)  # a refused invitation leaves no row
+            assert len(await tokens_sent_to(rt, email)) == len(rows)  # and no mail
+    finally:
+        if node2 is not rt:
+            await node2.close()
+    if not rt.db.is_sqlite:
+        assert refused >= 1  # the calls did overlap at least once: the index decided it

@@ -35,7 +35,7 @@ from confide.core.personal_data import (
 )
 from confide.core.runtime import Runtime
 from confide.offline import service as offline
-from confide.users import service as users
+from confide.users import presence as user_presence
 from confide.visitors.service import get_visitor
 from confide.workspaces import service as workspaces
 from tests import factories
@@ -261,7 +261,7 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
                                                 page_url="https://shop.example/cart")).id
         req = await offline.store_request(rt, uow, site, visitor, department_id=None,
                                           message="Call me tomorrow", page_url=None)
-        await users.beat(uow, "node-1", visitors=[conv1], ttl_s=60)
+        await user_presence.beat(uow, "node-1", visitors=[conv1], ttl_s=60)
     await say(rt, conv2, "Back again", sender_id=visitor_id)
     return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1}
 

@@ -21,6 +21,7 @@ from confide.core.db import Database, UnitOfWork
 _Id = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.:/+\-]*$")]
 EXPORT_MAX_ROWS = 100_000  # one export never holds more (a narrower filter gets the rest)
 EXPORT_BATCH = 1000
+LISTED = ".listed"  # the actions of list views (chats.listed, offline.listed)
 CSV_COLUMNS = (
     "seq",
     "at",
@@ -67,7 +68,17 @@ def _scoped(actor: OperatorActor, filters: AuditFilters) -> Select[AuditEvent]:
     if filters.target_type:
         stmt = stmt.where(AuditEvent.target_type == filters.target_type)
     if filters.target_id:
-        stmt = stmt.where(AuditEvent.target_id == filters.target_id)
+        # A list view names the rows it showed in its detail (``audit.record_list_view``): asking for
+        # one conversation or offline request finds the lists it was shown in too.
+        stmt = stmt.where(
+            or_(
+                AuditEvent.target_id == filters.target_id,
+                and_(
+                    AuditEvent.action.endswith(LISTED, autoescape=True),
+                    AuditEvent.detail.contains(f'"{filters.target_id}"', autoescape=True),
+                ),
+            )
+        )
     if filters.outcome:
         stmt = stmt.where(AuditEvent.outcome == filters.outcome)
     if filters.date_from:
@@ -110,6 +121,11 @@ async def actions(uow: UnitOfWork, actor: OperatorActor) -> list[str]:
     """The actions recorded in the workspace so far (the filter's choices)."""
     stmt = _scoped(actor, AuditFilters()).with_only_columns(AuditEvent.action).distinct().order_by(AuditEvent.action)
     return [str(a) for a in (await uow.session.scalars(stmt)).all()]
+
+
+def areas(actions: list[str]) -> list[str]:
+    """The areas of those actions as prefix filters (``chats.``: every chats action)."""
+    return sorted({a.split(".", 1)[0] + "." for a in actions if "." in a})
 
 
 async def export_rows(

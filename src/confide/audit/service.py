@@ -37,7 +37,10 @@ _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:/+\-]{0,64}$")
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 OUTCOMES = frozenset({"ok", "failed", "denied"})
 
-DetailValue = str | int | bool | None
+# A detail may also hold a list of ids (a list view's rows: ``record_list_view``), at most this many.
+MAX_LISTED = 100
+
+DetailValue = str | int | bool | None | list[str]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ def _canonical_detail(detail: Mapping[str, DetailValue] | None) -> str:
             raise ValueError(f"audit detail key not allowed: {key!r}")
         if isinstance(value, str) and not _SAFE_TEXT.match(value):
             raise ValueError(f"audit detail {key!r} holds free text; audit rows carry ids and codes only")
+        if isinstance(value, list | tuple):
+            if len(value) > MAX_LISTED or not all(isinstance(v, str) and _SAFE_TEXT.match(v) for v in value):
+                raise ValueError(f"audit detail {key!r} must be a list of at most {MAX_LISTED} ids")
+            clean[key] = list(value)
+            continue
         if not isinstance(value, str | int | bool | type(None)):
             raise ValueError(f"audit detail {key!r} has an unsupported type")
         clean[key] = value
@@ -131,6 +139,74 @@ async def record(
 
         uow.before_commit(chain)
     pending.append(entry)
+
+
+async def record_list_view(
+    rt: Runtime | None,
+    uow: UnitOfWork,
+    action: str,
+    *,
+    actor: OperatorActor,
+    target_type: str,
+    ids: list[str],
+    via: str,
+    page: int,
+    total: int,
+) -> None:
+    """The read-access log of a list (Stored Chats, Offline Requests): one row per list view that
+    showed someone's data, naming every row shown (``detail.ids``, at most ``MAX_LISTED``: a page
+    never holds more), with the page and how many matched. ``target_type`` is what the ids are
+    (``conversation``); the row's own target is left empty. An empty page writes nothing."""
+    if not ids:
+        return
+    if len(ids) > MAX_LISTED:  # a bug in the caller: pages are capped below this
+        raise ValueError(f"a list view names at most {MAX_LISTED} rows")
+    await record(
+        rt,
+        uow,
+        action,
+        actor=actor,
+        target_type=target_type,
+        detail={"via": via, "page": page, "shown": len(ids), "total": total, "ids": list(ids)},
+    )
+
+
+async def record_view_once(
+    rt: Runtime | None,
+    uow: UnitOfWork,
+    action: str,
+    *,
+    actor: OperatorActor,
+    target_type: str,
+    target_id: str,
+    detail: Mapping[str, DetailValue],
+) -> bool:
+    """A view recorded once per operator session and target (the console: accepting a chat, opening
+    it again, its messages pushed meanwhile are one view). The session id goes into the detail;
+    whether a row exists already is one query on the indexed target id, never per message. An actor
+    without a session (a test, the CLI) is recorded each time. Returns whether a row was queued."""
+    sid = actor.session_id
+    if sid is not None:
+        marker = f'"session":"{sid}"'
+        for row in uow.session.info.get(_PENDING) or []:
+            if row.action == action and row.target_id == target_id and marker in row.detail:
+                return False
+        seen = await uow.session.scalar(
+            select(AuditEvent.seq)
+            .where(
+                AuditEvent.target_id == target_id,
+                AuditEvent.action == action,
+                AuditEvent.actor_id == actor.operator_id,
+                AuditEvent.target_type == target_type,
+                AuditEvent.detail.contains(marker, autoescape=True),
+            )
+            .limit(1)
+        )
+        if seen is not None:
+            return False
+    full = {**detail, "session": sid} if sid is not None else dict(detail)
+    await record(rt, uow, action, actor=actor, target_type=target_type, target_id=target_id, detail=full)
+    return True
 
 
 def canonical(row: Any, seq: int) -> str:

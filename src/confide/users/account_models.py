@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from confide.core.db import Base
@@ -29,6 +29,20 @@ class OperatorInvite(Base):
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     operator_id: Mapped[str | None] = mapped_column(String(32))  # the account it created
+
+    # One live invitation per address and workspace (neither used nor revoked; an expired one counts
+    # until a new invitation revokes it): two administrators inviting one address at once make one
+    # (users.invites, migration 0018_audit_fix).
+    __table_args__ = (
+        Index(
+            "uq_operator_invites_live",
+            "workspace_id",
+            "email",
+            unique=True,
+            sqlite_where=text("used_at IS NULL AND revoked_at IS NULL"),
+            postgresql_where=text("used_at IS NULL AND revoked_at IS NULL"),
+        ),
+    )
 
 
 class ReviewPolicy(Base):

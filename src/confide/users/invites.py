@@ -5,7 +5,10 @@
   single-use and expires (``CONFIDE_INVITE_TTL_H``, 72 h by default). The e-mail goes through the
   durable outbox in the same transaction (a rolled-back invitation sends nothing). Inviting the
   same address again revokes the older link. An address that already has an account is refused:
-  one person, one account.
+  one person, one account. An address has one live invitation per workspace at most (a partial
+  unique index, ``uq_operator_invites_live``): when two administrators invite it at once, the
+  second to commit is refused with 409 ("being invited by someone else right now") and nothing of
+  it is kept, no e-mail either; an invitation sent after the other one committed replaces it.
 - ``check`` / ``accept``: the person opens ``/invite/{token}``, sets their name and a password, and
   is logged in. A used, expired, revoked or unknown link is refused with a page saying which.
   ``accept`` locks the invitation's row, so two submissions of one link create one account.
@@ -20,6 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
@@ -127,6 +131,8 @@ async def invite(
     ).all()
     for previous in older:
         previous.revoked_at = now
+    if older:
+        await uow.session.flush()  # revoked before the new row takes the address's one live place
     token = crypto.random_token()
     row = OperatorInvite(
         id=crypto.new_id(),
@@ -140,8 +146,14 @@ async def invite(
         created_at=now,
         expires_at=now + timedelta(hours=rt.settings.invite_ttl_h),
     )
-    uow.session.add(row)
-    await uow.session.flush()
+    try:
+        # On PostgreSQL an invitation of the same address in a transaction not yet committed makes
+        # this insert wait for it; once it commits, the unique index refuses this one.
+        async with uow.session.begin_nested():
+            uow.session.add(row)
+            await uow.session.flush()
+    except IntegrityError:
+        raise Conflict("this address is being invited by someone else right now; look at the invitations") from None
     link = f"{base_url.rstrip('/')}/invite/{token}"
     _send_invitation(rt, uow, row, link, inviter=actor.name)
     await audit.record(

@@ -1,7 +1,7 @@
 """the queue-position index: conversations by department, status and creation time
 
 Revision ID: 0019_queue_index
-Revises: 0011_login_limits
+Revises: 0018_audit_fix
 """
 
 from collections.abc import Sequence
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0019_queue_index"
-down_revision: str | None = "0011_login_limits"
+down_revision: str | None = "0018_audit_fix"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

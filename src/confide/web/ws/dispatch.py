@@ -11,7 +11,9 @@ Every frame type declares what it needs, in ``FRAME_ACCESS`` (one place the test
 permission the socket's operator must hold *now* (checked on every frame against the current
 actor, which role changes refresh), ``authenticated`` (any operator) or ``visitor`` (the visitor
 socket's token). A frame the operator may not send is answered with the error frame
-``not_found`` ("you do not have permission to do this") and does nothing.
+``forbidden`` ("you do not have permission to do this") and does nothing but be audited: a
+refused frame (here, or ``Forbidden`` from the service it calls) writes ``access.denied``, at most a
+few rows per socket and minute (``web/ws/denials.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
+from weakref import WeakKeyDictionary
 
 import structlog
 from pydantic import BaseModel
@@ -31,6 +34,7 @@ from confide.permissions.policy import Permission, allows
 from confide.realtime.outbox import Outbox
 from confide.realtime.wire import domain_error_frame, error_frame
 from confide.web.permits import AUTHENTICATED, VISITOR, Access
+from confide.web.ws.denials import DenialBudget
 
 log = structlog.get_logger(__name__)
 Unit = Literal["read", "write"]
@@ -90,6 +94,7 @@ class Dispatcher(Generic[C]):
         self.name = name
         self._routes: dict[type[BaseModel], _Route[C]] = {}
         self._access: dict[type[BaseModel], Access] = {}
+        self._denials: WeakKeyDictionary[Any, DenialBudget] = WeakKeyDictionary()  # per socket
 
     def unit(
         self, frame: type[F], unit: Unit
@@ -148,6 +153,7 @@ class Dispatcher(Generic[C]):
             actor = getattr(conn, "actor", None)  # the current actor: refreshed when their role changes
             if not isinstance(actor, OperatorActor) or not allows(actor, access.permission):
                 conn.outbox.put(domain_error_frame(DENIED, getattr(frame, "client_id", None)))
+                await self._denied(conn, frame)
                 return
         try:
             if route.unit is None:
@@ -157,6 +163,8 @@ class Dispatcher(Generic[C]):
                     await route.call(conn, uow, frame)
         except DomainError as exc:
             conn.outbox.put(domain_error_frame(exc, getattr(frame, "client_id", None)))
+            if isinstance(exc, Forbidden):  # the service refused it (its unit has rolled back)
+                await self._denied(conn, frame)
         except Exception:
             # A bug or the database failing, never client input: the fuzz tests hold every input to a
             # documented answer. Logged with pseudonymous ids only.
@@ -164,3 +172,20 @@ class Dispatcher(Generic[C]):
             conn.outbox.put(
                 error_frame("internal", "something went wrong; try again", getattr(frame, "client_id", None))
             )
+
+    async def _denied(self, conn: C, frame: BaseModel) -> None:
+        """Audit a refused frame of an operator's socket (bounded per socket: ``web/ws/denials``)."""
+        actor = getattr(conn, "actor", None)
+        if not isinstance(actor, OperatorActor):
+            return  # a visitor's socket: its token reaches its own conversation only, nothing to deny
+        budget = self._denials.get(conn)
+        if budget is None:
+            budget = self._denials[conn] = DenialBudget(self.name)
+        await budget.denied(conn.rt, actor, frame_type(type(frame)))
+
+    async def closed(self, conn: C) -> None:
+        """The socket is gone: the summary of the denials its last window left out, if any."""
+        budget = self._denials.pop(conn, None)
+        actor = getattr(conn, "actor", None)
+        if budget is not None and isinstance(actor, OperatorActor):
+            await budget.flush(conn.rt, actor)

@@ -51,7 +51,18 @@ async def _status(conn: OperatorConnection, uow: UnitOfWork, frame: Status) -> N
 
 @operator.unit(Accept, "write")
 async def _accept(conn: OperatorConnection, uow: UnitOfWork, frame: Accept) -> None:
+    """Accepting opens the chat (the visitor's details, every message from now on, pushed): the
+    read-access log row, once per operator session and conversation, commits with the accept."""
     await conn.accept(uow, frame.conversation_id)
+    await audit.record_view_once(
+        conn.rt,
+        uow,
+        "chats.viewed",
+        actor=conn.actor,
+        target_type="conversation",
+        target_id=frame.conversation_id,
+        detail={"via": "accept"},
+    )
 
 
 @operator.plain(OperatorMessage)
@@ -89,16 +100,17 @@ async def _close(conn: OperatorConnection, uow: UnitOfWork, frame: Close) -> Non
 @operator.unit(History, "write")
 async def _history(conn: OperatorConnection, uow: UnitOfWork, frame: History) -> None:
     """Opening a conversation in the console (its messages and visitor panel): the read-access log
-    row commits with the read, and the frame goes out only after that commit."""
+    row (once per operator session and conversation: not again when the console re-opens it, nor
+    per message pushed) commits with the read, and the frame goes out only after that commit."""
     history = await operator_history(conn.rt, uow, conn.actor, frame.conversation_id, frame.after_seq)
-    await audit.record(
+    await audit.record_view_once(
         conn.rt,
         uow,
         "chats.viewed",
         actor=conn.actor,
         target_type="conversation",
         target_id=frame.conversation_id,
-        detail={"via": "console", "after_seq": frame.after_seq},
+        detail={"via": "console"},
     )
     uow.after_commit(lambda: conn.outbox.put(history))
 
@@ -155,6 +167,7 @@ async def operator_socket(ws: WebSocket) -> None:
             unwatch()
             limits_guard.cancel()
             conn.shutdown()
+            await operator.closed(conn)  # the summary of denials left out of the log, if any
             state.presence.operator_disconnected(actor.operator_id)
     finally:
         if address is not None:

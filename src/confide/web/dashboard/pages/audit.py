@@ -108,6 +108,7 @@ async def _report(
         raw=raw,
         errors=errors,
         actions=choices,
+        areas=report.areas(choices),
         outcomes=OUTCOMES,
         filtered=any(raw.values()),
         pager=pager(PATH, base, filters.page, filters.per_page, total) if filters else None,

@@ -26,6 +26,19 @@ async def stored_chats(request: Request, actor: PageOperator, state: StateDep) -
     context = await filtered_list(
         request, actor, state, path=PATH, schema=StoredChatFilters, keys=CHAT_FILTERS, search=chats.search
     )
+    if context["items"]:  # the read-access log: one row per list view, committed before the page is sent
+        async with state.rt.db.unit_of_work() as uow:
+            await audit.record_list_view(
+                state.rt,
+                uow,
+                "chats.listed",
+                actor=actor,
+                target_type="conversation",
+                ids=[item["id"] for item in context["items"]],
+                via="stored_chats",
+                page=context["pager"]["page"],
+                total=context["pager"]["total"],
+            )
     return render(request, "chats.html", actor, nav="chats", filtered=any(context["raw"].values()), **context)
 
 
@@ -41,8 +54,15 @@ async def stored_chat(conversation_id: str, request: Request, state: StateDep, a
     # A write unit: the read-access log row commits with the read, before the page is sent.
     async with operator_unit(request, write=True) as unit:
         chat = await chats.transcript(state.rt, unit.uow, unit.actor, conversation_id)
-        await audit.record(state.rt, unit.uow, "chats.viewed", actor=unit.actor, target_type="conversation",
-                           target_id=conversation_id, detail={"via": "stored_chats"})
+        await audit.record(
+            state.rt,
+            unit.uow,
+            "chats.viewed",
+            actor=unit.actor,
+            target_type="conversation",
+            target_id=conversation_id,
+            detail={"via": "stored_chats"},
+        )
     back = query_back(request.query_params.get("back", ""), CHAT_FILTERS)
     back_url = PATH + (f"?{back}" if back else "")
     return render(request, "transcript.html", actor, nav="chats", chat=chat, back_url=back_url)

@@ -36,11 +36,19 @@ async def offline_requests(request: Request, actor: PageOperator, state: StateDe
         search=offline.search,
         defaults={"state": "open"},
     )
-    if context["items"]:  # the read-access log: one row per request shown, committed before the page is sent
+    if context["items"]:  # the read-access log: one row per list view, committed before the page is sent
         async with state.rt.db.unit_of_work() as uow:
-            for item in context["items"]:
-                await audit.record(state.rt, uow, "offline.viewed", actor=actor, target_type="offline_request",
-                                   target_id=item["id"], detail={"via": "offline_requests"})
+            await audit.record_list_view(
+                state.rt,
+                uow,
+                "offline.listed",
+                actor=actor,
+                target_type="offline_request",
+                ids=[item["id"] for item in context["items"]],
+                via="offline_requests",
+                page=context["pager"]["page"],
+                total=context["pager"]["total"],
+            )
     notice = {"handled": "Marked as handled.", "reopened": "Reopened."}.get(request.query_params.get("done", ""))
     return render(request, "offline.html", actor, nav="offline", flash=notice, **context)
 

@@ -1,5 +1,8 @@
 """Settings (administrators): sites (with their recent refused origins), departments, operators,
-canned replies. A form that does not validate is shown again with what was typed and why."""
+canned replies. A form that does not validate is shown again with what was typed and why.
+Someone who may read the settings but not change them (``settings.read`` without
+``settings.manage``: the Auditor) gets the same pages read-only, with no form for sites,
+departments or canned replies (``can_manage``)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from confide import directory
 from confide.auth.actors import OperatorActor
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
+from confide.permissions.policy import allows
 from confide.users import accounts as user_accounts
 from confide.users.schemas import OperatorIn, OperatorPatch
 from confide.web.api.deps import StateDep, operator_unit
@@ -38,6 +42,7 @@ from confide.workspaces.schemas import (
 )
 
 router = APIRouter(include_in_schema=False)
+
 
 @dataclass
 class Failed:
@@ -102,6 +107,9 @@ async def _settings_page(
     context: dict[str, Any] = {
         "tab": tab,
         "nav": "settings",
+        # Without settings.manage (an auditor) sites, departments and canned replies are shown read-only:
+        # the templates read this flag and show no form for them.
+        "can_manage": allows(actor, P.SETTINGS_MANAGE),
         "flash": flash,
         "site_names": site_names,
         "dept_names": dept_names,
@@ -117,7 +125,7 @@ async def _settings_page(
                 "form": pick(f"site-{s['id']}", _site_shape(s)),
                 # data-color: the launcher has the site's colour from the first paint, with no request.
                 "snippet": f'<script src="{base}/widget.js" data-site="{s["site_key"]}" data-color="{s["color"]}"'
-                ' async></script>',
+                " async></script>",
                 "refused": data["refused"].get(s["id"], []),
             }
             for s in data["sites"]
@@ -460,5 +468,3 @@ async def settings_canned_delete(reply_id: str, request: Request, actor: PageOpe
     except DomainError as exc:
         return await _failed(request, state, actor, "canned", "", {}, exc)
     return _saved("/app/settings/canned", "canned-deleted")
-
-
