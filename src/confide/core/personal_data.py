@@ -89,6 +89,28 @@ def _operator(category: Category, note: str = "") -> Personal:
 
 _N = NOT_PERSONAL
 
+
+# ---- activity
+def _activity(
+    storage: Storage = Storage.ENCRYPTED,
+    category: Category = Category.BEHAVIOUR,
+    *,
+    exported: bool = True,
+    note: str = "",
+) -> Personal:
+    return _visitor(
+        category,
+        storage,
+        retention="visitor_activity",
+        purpose="visitor activity: the pages seen while a chat is possible",
+        basis="Art. 6(1)(a) consent (activity_tracking) / 6(1)(f) documented legitimate interest",
+        exported=exported,
+        note=note,
+    )
+
+
+# ---- end activity
+
 REGISTRY: dict[str, Table] = {
     "workspaces": Table(None, {"id": _N, "name": _N, "created_at": _N}),
     "sites": Table(
@@ -517,6 +539,39 @@ REGISTRY: dict[str, Table] = {
             "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
         },
     ),
+    # ---- activity (Visitor Activity, issue 7 point 5; ADR 0019)
+    # A site's tracking choices: no personal data (the justification is the business's own text).
+    "activity_settings": Table(
+        None,
+        {
+            c: _N
+            for c in ("site_id", "workspace_id", "basis", "justification", "ip_mode", "ua_mode", "updated_at",
+                      "updated_by")
+        },
+    ),
+    # reach: activity_pages.visitor_id -> visitors
+    "activity_pages": Table(
+        "visitor_id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "visitor_id": _N,
+            "viewed_at": _activity(Storage.PLAIN, note="when the page was seen: orders the trail"),
+            "url_enc": _activity(),
+            "title_enc": _activity(),
+            "referrer_enc": _activity(),
+            "ip_enc": _activity(note="per site: none, the /24 or /48 network, or the full address"),
+            "ua_enc": _activity(note="per site: none, the browser family, or the full User-Agent"),
+            "seconds_on_page": _activity(Storage.PLAIN, note="a duration, shown in the trail"),
+        },
+    ),
+    # reach: activity_page_terms.page_id -> activity_pages.visitor_id -> visitors
+    "activity_page_terms": Table(
+        "page_id",
+        {"page_id": _N, "term": _activity(Storage.BLIND_INDEX, Category.PSEUDONYMOUS, exported=False)},
+    ),
+    # ---- end activity
 }
 
 
