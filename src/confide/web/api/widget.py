@@ -118,7 +118,7 @@ _REPORT_SCHEMA = {
                 },
             }
         }
-        for ctype in ("text/plain", "application/json")
+        for ctype in ("application/json",)  # text/plain is read alike (a beacon's type)
     },
     "required": True,
 }
