@@ -4,10 +4,12 @@ office's filters and scope, and the console's trail. On SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from confide.core.runtime import Runtime
@@ -308,3 +310,20 @@ async def test_the_launcher_knows_nothing_of_activity(client: httpx.AsyncClient)
     assert module.headers["content-type"].startswith("text/javascript")
     assert "sessionStorage" not in module.text
     assert "localStorage" not in module.text
+
+
+async def test_racing_first_saves_of_a_site_keep_one_row(rt: Runtime, world: World, db_kind: str) -> None:
+    if db_kind != "postgresql":
+        pytest.skip("two writers at once: PostgreSQL (SQLite serialises its writers)")
+    admin = await actor(rt, world.admin_id)
+
+    async def save(mode: str) -> None:
+        async with rt.db.unit_of_work() as uow:
+            await activity.save_settings(rt, uow, admin, world.site_id, ActivitySettingsIn(ip_mode=mode))  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)  # keep the transaction open: the other writer overlaps it
+
+    await asyncio.gather(save("none"), save("full"))
+    assert await count(rt, "activity_settings") == 1
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        mode = (await uow.session.execute(text("select ip_mode from activity_settings"))).scalar_one()
+    assert mode in ("none", "full")

@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor, VisitorActor
@@ -129,15 +131,18 @@ async def save_settings(
             "legitimate interest for activity tracking needs a documented justification "
             f"(at least {MIN_JUSTIFICATION} characters)"
         )
-    stmt = select(ActivitySettings).where(ActivitySettings.site_id == site.id).with_for_update()
-    row = await uow.session.scalar(stmt)
-    if row is None:
-        row = ActivitySettings(site_id=site.id, workspace_id=site.workspace_id)
-        uow.session.add(row)
-    row.basis, row.justification = data.basis, justification
-    row.ip_mode, row.ua_mode = data.ip_mode, data.ua_mode
-    row.updated_at, row.updated_by = clock.now(), actor.operator_id
-    await uow.session.flush()
+    # One upsert: two administrators saving a site's first settings at once never collide.
+    values = {
+        "basis": data.basis,
+        "justification": justification,
+        "ip_mode": data.ip_mode,
+        "ua_mode": data.ua_mode,
+        "updated_at": clock.now(),
+        "updated_by": actor.operator_id,
+    }
+    insert = postgresql_insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(ActivitySettings).values(site_id=site.id, workspace_id=site.workspace_id, **values)
+    await uow.session.execute(stmt.on_conflict_do_update(index_elements=["site_id"], set_=values))
     await audit.record(
         rt,
         uow,
@@ -147,7 +152,7 @@ async def save_settings(
         target_id=site.id,
         detail={"basis": data.basis, "ip_mode": data.ip_mode, "ua_mode": data.ua_mode},
     )
-    return settings_view(row)
+    return {k: values[k] for k in DEFAULTS}
 
 
 # ---------------------------------------------------------------- the widget's reports
