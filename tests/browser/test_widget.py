@@ -106,6 +106,12 @@ async def test_nothing_stored_or_sent_before_the_visitor_acts(rt: Runtime, world
     assert set(kept) == {"token", "conversation_id", "last_seq"}
     assert await page.evaluate("() => Object.keys(sessionStorage)") == [f"confide:{world.site_key}"]
     assert await page.evaluate(STORAGE) == {**NOTHING, "session": 1}
+    # Visitor Activity: the page the chat started on is reported once; without consent the server keeps
+    # nothing, says so, and this page reports no more (an SPA navigation sends nothing).
+    await page.wait_for_timeout(300)
+    await page.evaluate("() => history.pushState({}, '', '/demo?next=1')")
+    await page.wait_for_timeout(300)
+    assert len([u for u in requests if u.endswith("/activity")]) == 1
     await _within_viewport(page)
     await expect(page.locator(w("input"))).to_be_in_viewport()
 

@@ -4,12 +4,14 @@
 // URL. The server stores a report only if the visitor consented to activity tracking or the site
 // documented a legitimate interest; otherwise it answers {stored: false} and keeps nothing.
 // SPA navigation (history.pushState, popstate) is a page view; the time on a page is sent with the
-// next view, or by a beacon on pagehide. Nothing is written to browser storage.
+// next view, or by a beacon on pagehide. Nothing is written to browser storage. Once the server
+// says it keeps nothing ({stored: false}), this page load reports no more.
 
 let cur = null;
+let done = null; // the token this page load stopped reporting for (no basis, or expired)
 
 export function track({ api, token }) {
-  if (!token || cur?.token === token) return;
+  if (!token || cur?.token === token || done === token) return;
   stop();
   const endpoint = api + '/activity';
   let viewId = null, since = Date.now(), lastUrl = null, seq = 0, dead = false;
@@ -25,7 +27,7 @@ export function track({ api, token }) {
     }
     return fetch(endpoint, { method: 'POST', credentials: 'omit', keepalive: !!beacon, headers: { 'content-type': 'text/plain' }, body: text })
       .then((r) => {
-        if (r.status === 401) stop(); // the token expired: the chat is over for this tab
+        if (r.status === 401) end(); // the token expired: the chat is over for this tab
         return r.ok ? r.json() : null;
       })
       .catch(() => null);
@@ -41,6 +43,7 @@ export function track({ api, token }) {
     since = Date.now();
     const mine = ++seq;
     post(body).then((j) => {
+      if (j && j.stored === false) return end(); // no basis to keep pages: stop asking on this page
       if (mine === seq && j && j.view_id) viewId = j.view_id;
     });
   };
@@ -65,7 +68,7 @@ export function track({ api, token }) {
   addEventListener('popstate', soon);
   addEventListener('pagehide', hide);
   addEventListener('pageshow', show);
-  cur = {
+  const self = {
     token,
     stop() {
       dead = true;
@@ -75,6 +78,13 @@ export function track({ api, token }) {
       removeEventListener('pageshow', show);
     },
   };
+  // This tracker only (a late answer to an older one must not stop a newer one).
+  function end() {
+    done = token;
+    self.stop();
+    if (cur === self) cur = null;
+  }
+  cur = self;
   view(); // the page the chat starts on (or is resumed on)
 }
 
