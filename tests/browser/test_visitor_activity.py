@@ -11,7 +11,7 @@ from confide.users import service as users
 from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import SitePatch
 from tests.browser.conftest import People
-from tests.browser.helpers import accept_offer, fill_prechat, open_console, serve_demo, t, w
+from tests.browser.helpers import accept_offer, axe, fill_prechat, log_in, open_console, serve_demo, t, w
 from tests.conftest import Live, World
 
 
@@ -63,3 +63,22 @@ async def test_pages_reported_only_after_the_chat_opens_and_shown_to_the_operato
     await expect(trail).to_have_count(2)
     await expect(trail.first).to_contain_text("Checkout")
     await expect(trail.nth(1)).to_contain_text("Demo shop")
+    await axe(console, "console, visitor panel with the pages seen")
+
+    # The back office: the list, a filter by page words, the visitor's trail, the site's settings.
+    office = await log_in(await people.new(), live, world.admin_email, "/app/activity")
+    await expect(office.locator(t("activity-row"))).to_have_count(2)
+    await axe(office, "Visitor Activity")
+    await office.fill("#f-url", "checkout")
+    await office.click(t("filter-submit"))
+    await office.wait_for_load_state()
+    assert "checkout" not in office.url  # the page words are sealed out of the URL
+    await expect(office.locator(t("activity-row"))).to_have_count(1)
+    await office.locator(t("trail-link")).click()
+    await expect(office.locator(t("trail-row"))).to_have_count(2)
+    await axe(office, "a visitor's trail")
+    await office.goto(f"{live.base}/app/settings/sites/{world.site_id}/activity")
+    await office.check('input[name="basis"][value="legitimate_interest"]')
+    await office.click(t("activity-save"))
+    await expect(office.locator(t("form-errors"))).to_contain_text("justification")
+    await axe(office, "Visitor activity settings, refused")
