@@ -108,6 +108,7 @@ async def test_hostile_bodies_get_a_documented_4xx(client: Any, world: World) ->
     widget = {"Origin": world.origin}
     targets = [("/api/v1/auth/login", SELF), (f"/api/v1/widget/{world.site_key}/conversations", widget),
                (f"/api/v1/widget/{world.site_key}/offline-requests", widget),
+               (f"/api/v1/widget/{world.site_key}/activity", widget),  # ---- activity
                ("/api/v1/sites", SELF), ("/api/v1/operators", SELF), ("/api/v1/canned-replies", SELF)]
     for path, headers in targets:
         for body in HOSTILE_BODIES:

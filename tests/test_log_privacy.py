@@ -119,6 +119,11 @@ async def test_no_personal_data_in_any_log_line(
             "fields": {"name": CANARY["offline_name"], "email": CANARY["offline_email"]}, "consents": {},
             "message": CANARY["offline"], "page_url": CANARY["page_url"]})
         assert offline.status_code == 201, offline.text
+        # ---- activity: a page report (the token in the body, text/plain like a beacon) and a refused one
+        for url, status in ((CANARY["page_url"], 200), (f"javascript:canaryjs{TAG}", 422)):
+            report = await http.post(f"/api/v1/widget/{world.site_key}/activity", headers=headers, content=json.dumps(
+                {"type": "view", "token": chat["token"], "url": url, "title": f"canarytitle{TAG}"}))
+            assert report.status_code == status, report.text
         # refused and malformed calls log too: a foreign origin, a bad body, a garbage request line
         assert (await http.post(f"/api/v1/widget/{world.site_key}/conversations",
                                 headers={"Origin": f"https://canaryorigin{TAG}.example"},
@@ -166,12 +171,13 @@ async def test_no_personal_data_in_any_log_line(
         page.cookies.set(wc.SESSION_COOKIE, admin_cookie)
         own = {"Origin": live.base}
         for path, data in (("/app/chats", {"text": f"canarymessage{TAG}", "visitor": CANARY["email"]}),
-                           ("/app/offline", {"visitor": CANARY["offline_email"], "state": "all"})):
+                           ("/app/offline", {"visitor": CANARY["offline_email"], "state": "all"}),
+                           ("/app/activity", {"visitor": CANARY["email"], "url": f"canarypage{TAG}"})):  # ---- activity
             posted = await page.post(path, data=data, headers=own)
             assert posted.status_code == 303
             listed = await page.get(posted.headers["location"])
             assert listed.status_code == 200
-            assert CANARY["name"] in listed.text or CANARY["offline_name"] in listed.text
+            assert CANARY["name"] in listed.text or CANARY["offline_name"] in listed.text or path == "/app/activity"
         old_link = await page.get("/app/chats", params={"visitor": CANARY["name"], "text": f"canaryreply{TAG}"})
         assert old_link.status_code == 303
         transcript = await page.get(f"/app/chats/{cid}")

@@ -129,6 +129,7 @@ for _path in (
     "/api/v1/offline-requests",
     "/widget.js",
     "/widget/app.js",
+    "/widget/activity.js",  # ---- activity
     "/demo",
     "/",
     "/login",
@@ -450,6 +451,57 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 @sample("POST", "/app/settings/roles/{role_id}/delete")
 async def _(ctx: Ctx) -> dict[str, Any]:
     return {"url": f"/app/settings/roles/{await ctx.fresh_role()}/delete", "data": {}}
+
+
+# ---- activity (Visitor Activity, issue 7 point 5; ADR 0019)
+async def _chat_visitor(ctx: Ctx) -> str:
+    async with ctx.rt.db.unit_of_work(readonly=True) as uow:
+        return str((await uow.session.execute(
+            text("select visitor_id from conversations where id = :id"), {"id": ctx.queued_chat}
+        )).scalar_one())
+
+
+plain("GET", "/app/activity")
+plain("POST", "/app/activity", data={"site_id": ""})
+
+
+@sample("GET", "/app/activity/visitors/{visitor_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/activity/visitors/{await _chat_visitor(ctx)}"}
+
+
+@sample("GET", "/api/v1/conversations/{conversation_id}/activity")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/conversations/{ctx.queued_chat}/activity"}
+
+
+@sample("GET", "/app/settings/sites/{site_id}/activity")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/sites/{ctx.world.site_id}/activity"}
+
+
+@sample("POST", "/app/settings/sites/{site_id}/activity")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "url": f"/app/settings/sites/{ctx.world.site_id}/activity",
+        "data": {"basis": "consent", "justification": "", "ip_mode": "none", "ua_mode": "family"},
+    }
+
+
+@sample("POST", "/api/v1/widget/{site_key}/activity")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    from confide.auth import visitor_tokens
+    from confide.auth.actors import VisitorActor
+
+    who = VisitorActor(visitor_id=await _chat_visitor(ctx), site_id=ctx.world.site_id,
+                       workspace_id=ctx.world.workspace_id)
+    token, _ = visitor_tokens.issue(ctx.rt.visitor_tokens, who, 600)
+    return {
+        "url": f"/api/v1/widget/{ctx.world.site_key}/activity",
+        "headers": {"Origin": ctx.world.origin},
+        "json": {"type": "view", "token": token, "url": "https://shop.example/pricing"},
+    }
+# ---- end activity
 
 
 # ---------------------------------------------------------------- the matrix

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     operator_msg_burst: float = 30.0
     operator_typing_rate: float = 3.0
     operator_typing_burst: float = 30.0
+    # Visitor Activity reports (page views) per visitor: 30 at once, then one every 5 s.
+    visitor_activity_rate: float = Field(default=0.2, gt=0)
+    visitor_activity_burst: float = Field(default=30.0, ge=1)
     # Caps per node (0: none): open sockets per visitor and per client address, chats started per address.
     max_sockets_per_visitor: int = Field(default=8, ge=0)
     max_sockets_per_address: int = Field(default=100, ge=0)

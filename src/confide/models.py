@@ -26,12 +26,14 @@ from confide.users.models import (
     Presence,
     Role,
 )
+from confide.visitor_activity.models import ActivitySettings, PageTerm, PageView  # visitor activity (ADR 0019)
 from confide.visitors.models import Visitor, VisitorTerm
 from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
 
 __all__ = [
     "AccountPolicy",
     "AccountReview",
+    "ActivitySettings",
     "AuditEvent",
     "AuditHead",
     "AuditPrune",
@@ -51,6 +53,8 @@ __all__ = [
     "OperatorDepartment",
     "OperatorInvite",
     "OperatorSession",
+    "PageTerm",
+    "PageView",
     "PasskeyCredential",
     "PasswordHistory",
     "Presence",

@@ -69,7 +69,7 @@ async def test_nothing_stored_or_sent_before_the_visitor_acts(rt: Runtime, world
     await expect(launcher).to_have_attribute("aria-expanded", "false")
     await page.wait_for_load_state("networkidle")
     assert await page.evaluate(STORAGE) == NOTHING
-    assert [u for u in requests if "/api/" in u or "/widget/app.js" in u] == []
+    assert [u for u in requests if "/api/" in u or "/widget/app.js" in u or "/widget/activity.js" in u] == []
     assert sockets == []
 
     # Keyboard: focus + Enter opens the panel with the focus inside, Escape closes it back to the launcher.
@@ -93,6 +93,7 @@ async def test_nothing_stored_or_sent_before_the_visitor_acts(rt: Runtime, world
     await fill_prechat(page, name="Ana Lima", email="ana@example.com")
     assert await page.evaluate(STORAGE) == NOTHING
     assert sockets == []
+    assert [u for u in requests if u.endswith("/activity")] == []  # Visitor Activity: no page report yet
 
     # On a phone the panel takes the screen and stays within it.
     await page.set_viewport_size({"width": 390, "height": 844})
@@ -105,6 +106,12 @@ async def test_nothing_stored_or_sent_before_the_visitor_acts(rt: Runtime, world
     assert set(kept) == {"token", "conversation_id", "last_seq"}
     assert await page.evaluate("() => Object.keys(sessionStorage)") == [f"confide:{world.site_key}"]
     assert await page.evaluate(STORAGE) == {**NOTHING, "session": 1}
+    # Visitor Activity: the page the chat started on is reported once; without consent the server keeps
+    # nothing, says so, and this page reports no more (an SPA navigation sends nothing).
+    await page.wait_for_timeout(300)
+    await page.evaluate("() => history.pushState({}, '', '/demo?next=1')")
+    await page.wait_for_timeout(300)
+    assert len([u for u in requests if u.endswith("/activity")]) == 1
     await _within_viewport(page)
     await expect(page.locator(w("input"))).to_be_in_viewport()
 

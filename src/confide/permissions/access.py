@@ -18,8 +18,15 @@ from confide.chats.models import Conversation
 from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
 from confide.permissions.policy import Permission, allows
-from confide.permissions.scope import conversation_clause, load, scoped
+from confide.permissions.scope import (
+    activity_clause,
+    activity_visitor_clause,
+    conversation_clause,
+    load,
+    scoped,
+)
 from confide.users.models import Operator, Role
+from confide.visitors.models import Visitor
 from confide.workspaces.models import CannedReply, Department, Site
 
 
@@ -171,3 +178,22 @@ async def site_by_key(session: AsyncSession, site_key: object) -> Site:
 def colleagues_emails_visible(actor: OperatorActor) -> bool:
     """Colleagues' e-mail addresses: for those who may read the staff accounts."""
     return allows(actor, Permission.USERS_READ)
+
+
+# ---- activity (Visitor Activity, issue 7 point 5)
+def activity_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
+    """Page views (``visitor_activity.models.PageView``) the actor may read."""
+    return stmt.where(activity_clause(actor))
+
+
+async def access_visitor_trail_by_id(session: AsyncSession, actor: OperatorActor, visitor_id: object) -> Visitor:
+    """A visitor whose page trail the actor may open (``VISITORS_READ``, their site in reach)."""
+    if not isinstance(visitor_id, str) or not visitor_id or len(visitor_id) > 64:
+        raise NotFound("visitor not found")
+    found = await session.scalar(select(Visitor).where(Visitor.id == visitor_id, activity_visitor_clause(actor)))
+    if found is None:
+        raise NotFound("visitor not found")
+    return found
+
+
+# ---- end activity

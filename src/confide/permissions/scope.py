@@ -32,6 +32,8 @@ from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
 from confide.permissions.policy import Permission, Scope, allows, scope_of
 from confide.users.models import Operator, Role
+from confide.visitor_activity.models import PageView
+from confide.visitors.models import Visitor
 from confide.workspaces.models import CannedReply, Department, Site
 
 T = TypeVar("T")
@@ -118,6 +120,35 @@ def canned_reply_clause(actor: OperatorActor) -> ColumnElement[bool]:
     if reaches_workspace_config(actor):
         return in_workspace
     return in_workspace & (CannedReply.department_id.is_(None) | CannedReply.department_id.in_(actor.department_ids))
+
+
+# ---- activity (Visitor Activity, issue 7 point 5)
+def _sites_of_departments(actor: OperatorActor) -> Select[Any]:
+    return select(Department.site_id).where(Department.id.in_(actor.department_ids))
+
+
+def activity_clause(actor: OperatorActor) -> ColumnElement[bool]:
+    """The page views ``actor`` may read (``VISITORS_READ``): the workspace's for a workspace-wide
+    role, otherwise those of the sites of the operator's departments."""
+    if not allows(actor, Permission.VISITORS_READ):
+        return false()
+    in_workspace = PageView.workspace_id == actor.workspace_id
+    if scope_of(actor) is Scope.WORKSPACE:
+        return in_workspace
+    return in_workspace & PageView.site_id.in_(_sites_of_departments(actor))
+
+
+def activity_visitor_clause(actor: OperatorActor) -> ColumnElement[bool]:
+    """The visitors whose trail ``actor`` may open: same rule, on the visitor's site."""
+    if not allows(actor, Permission.VISITORS_READ):
+        return false()
+    in_workspace = Visitor.workspace_id == actor.workspace_id
+    if scope_of(actor) is Scope.WORKSPACE:
+        return in_workspace
+    return in_workspace & Visitor.site_id.in_(_sites_of_departments(actor))
+
+
+# ---- end activity
 
 
 def _object_clause(actor: OperatorActor, model: type[Any], permission: Permission | None) -> ColumnElement[bool]:

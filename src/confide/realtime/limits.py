@@ -145,4 +145,5 @@ class Limits:
         self.operator_typing = RateLimiter(settings.operator_typing_rate, settings.operator_typing_burst)
         self.visitor_sockets = SocketCounter(settings.max_sockets_per_visitor)
         self.address_sockets = SocketCounter(settings.max_sockets_per_address)
+        self.visitor_activity = RateLimiter(settings.visitor_activity_rate, settings.visitor_activity_burst)
         self.conversations = WindowCounter(settings.conversations_per_address_per_hour, 3600.0)

@@ -10,13 +10,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
 
+from confide.auth import visitor_tokens
 from confide.chats.schemas import StartConversationIn
-from confide.core.errors import Forbidden, RateLimited
+from confide.core.errors import Forbidden, Invalid, RateLimited
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineRequestIn
 from confide.permissions.access import site_by_key
 from confide.routing import service as routing
+from confide.visitor_activity import service as activity
+from confide.visitor_activity.schemas import MAX_BODY, PageLeftIn, PageViewIn
 from confide.web.api.deps import AnonymousRead, AnonymousWrite, StateDep
 from confide.web.api.docs import errors
 from confide.web.client_address import client_address
@@ -91,3 +95,71 @@ async def leave_message(
     _check_origin(site, request)
     row = await offline.create(state.rt, uow, site, body)
     return JSONResponse({"id": row.id}, status_code=201)
+
+
+# ---- activity (Visitor Activity, issue 7 point 5)
+_REPORT: TypeAdapter[PageViewIn | PageLeftIn] = TypeAdapter(PageViewIn | PageLeftIn)
+_REPORT_SCHEMA = {
+    "content": {
+        ctype: {
+            "schema": {
+                "type": "object",
+                "required": ["type", "token"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["view", "left"]},
+                    "token": {"type": "string"},
+                    "url": {"type": "string", "maxLength": 2048},
+                    "title": {"type": "string", "maxLength": 300},
+                    "referrer": {"type": "string", "maxLength": 2048},
+                    "previous": {
+                        "type": "object",
+                        "properties": {"view_id": {"type": "string"}, "seconds": {"type": "integer"}},
+                    },
+                },
+            }
+        }
+        for ctype in ("application/json",)  # text/plain is read alike (a beacon's type)
+    },
+    "required": True,
+}
+
+
+@router.post(
+    "/{site_key}/activity",
+    dependencies=[visitor()],
+    responses=errors(401),
+    openapi_extra={"requestBody": _REPORT_SCHEMA},
+)
+async def report_activity(site_key: str, request: Request, state: StateDep, uow: AnonymousWrite) -> JSONResponse:
+    """A page the visitor sees (``view``) or left (``left``, a ``sendBeacon`` on ``pagehide``), with
+    the visitor token in the body (never in the URL). The body is JSON sent as ``text/plain`` (a
+    beacon cannot send ``application/json`` cross-origin without a preflight). Stored only when the
+    visitor consented to activity tracking or the site documented a legitimate interest; otherwise
+    nothing is written and the answer says ``stored: false``."""
+    site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise Invalid("report too large")
+    try:
+        body = _REPORT.validate_json(raw)
+    except ValidationError:
+        raise Invalid("not a valid activity report") from None
+    actor = visitor_tokens.verify(state.rt.visitor_tokens, body.token, site_id=site.id)
+    if not state.limits.visitor_activity.take(actor.visitor_id):
+        raise RateLimited("too many page reports; try again later")
+    result = await activity.report(
+        state.rt,
+        uow,
+        site,
+        actor,
+        body,
+        address=client_address(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    return JSONResponse(result, headers={"Cache-Control": "no-store"})
+
+
+# ---- end activity

@@ -17,6 +17,7 @@ from confide.web.dashboard import auth
 from confide.web.dashboard.pages import (
     account,
     account_review,
+    activity,
     audit,
     chats,
     console,
@@ -48,3 +49,4 @@ for _module in (
     router.include_router(_module.router)
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)
 router.include_router(login_limits.router)  # Settings → Security → Login limits
+router.include_router(activity.router)  # Visitor Activity and Settings → Sites → Visitor activity (ADR 0019)

@@ -46,7 +46,7 @@ CHAT_FILTERS = (
     "status",
 )
 OFFLINE_FILTERS = ("date_from", "date_to", "site_id", "department_id", "visitor", "state")
-PERSONAL = frozenset({"visitor", "text"})  # never in a URL
+PERSONAL = frozenset({"visitor", "text", "url"})  # never in a URL ("url": Visitor Activity's page words)
 STORE_KEY = "q"
 EXPIRED = "This search has expired; enter the visitor or the words again."
 Search = Callable[[Runtime, UnitOfWork, OperatorActor, Any], Awaitable[tuple[list[dict[str, Any]], int]]]

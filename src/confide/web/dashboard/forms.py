@@ -77,6 +77,12 @@ LABELS = {
     "state": "State",
     "page": "Page",
     "per_page": "Per page",
+    # ---- activity
+    "url": "Page",
+    "basis": "Lawful basis",
+    "justification": "Justification",
+    "ip_mode": "IP address",
+    "ua_mode": "Browser",
 }
 PATTERN_HINTS = {
     "key": "use lowercase letters, digits and _, starting with a letter",

@@ -40,6 +40,11 @@ async def chat_app() -> Response:
     return _js("app.js")
 
 
+@router.get("/widget/activity.js", dependencies=[public()])  # Visitor Activity (ADR 0019), imported by app.js
+async def activity_module() -> Response:
+    return _js("activity.js")
+
+
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])
 async def demo(request: Request, state: StateDep) -> HTMLResponse:
     """A stand-in for a business's website, with the one script tag a business adds."""

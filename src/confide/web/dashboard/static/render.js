@@ -8,6 +8,7 @@ import {
   formatFull, formatTime, formatWait, h, humanize, initial, linkify, parseTime, reconcile, safeHttpUrl,
 } from './dom.js';
 import { S, deptOf, focusedChat, siteOf, visitorName } from './state.js';
+import { trailSection } from './trail.js'; // Visitor Activity (ADR 0019)
 import { ui } from './ui.js';
 
 let scheduled = false;
@@ -247,6 +248,7 @@ function renderVisitor(chat) {
       row('Accepted', conv.accepted_at ? formatFull(conv.accepted_at) : null),
       conv.rating ? row('Rating', `${'★'.repeat(conv.rating)}${'☆'.repeat(5 - conv.rating)}`) : '',
       conv.rating_comment ? row('Comment', conv.rating_comment) : ''),
+    trailSection(conv.id),
   );
 }
 

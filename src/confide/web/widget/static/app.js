@@ -1,6 +1,7 @@
 // Confide chat UI, imported by widget.js on the visitor's first click (or to resume a chat in
 // this tab). Everything that comes from the server is put in the DOM as text, never as HTML.
 // Protocol: docs/protocol.md.
+import * as activity from './activity.js'; // Visitor Activity: reports pages only while a chat token is held
 
 const CSS = `*{box-sizing:border-box}[hidden]{display:none!important}
 .p{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:360px;height:560px;max-height:calc(100vh - 108px);display:flex;flex-direction:column;background:#fff;color:#111827;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.28);overflow:hidden}
@@ -125,6 +126,7 @@ export function mount(root, { base, siteKey, launcher }) {
   const KEY = 'confide:' + siteKey;
   const api = base + '/api/v1/widget/' + encodeURIComponent(siteKey);
   const store = (v) => {
+    v === undefined ? activity.stop() : activity.track({ api, token: v.token });
     try {
       v === undefined ? sessionStorage.removeItem(KEY) : sessionStorage.setItem(KEY, JSON.stringify(v));
     } catch {}
@@ -778,6 +780,7 @@ export function mount(root, { base, siteKey, launcher }) {
   }
 
   if (sess?.token) {
+    activity.track({ api, token: sess.token });
     chat = Chat();
     loadConfig(); // title and colour only
   } else showForm(false);
