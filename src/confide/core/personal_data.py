@@ -517,6 +517,32 @@ REGISTRY: dict[str, Table] = {
             "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
         },
     ),
+    # ---- verified (0016): verified visitor identity (ADR 0022)
+    # Not personal: a site's signing secret (encrypted under a key of its own row; rotation deletes
+    # the row and destroys that key).
+    "identity_secrets": Table(
+        None, {c: _N for c in ("id", "workspace_id", "site_id", "secret_enc", "created_at", "created_by")}
+    ),
+    # reach: verified_identities.subject_id -> visitors (the subject; cascade on delete)
+    "verified_identities": Table(
+        "subject_id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "subject_id": _N,
+            "external_id_bidx": _visitor(
+                Category.PSEUDONYMOUS,
+                Storage.BLIND_INDEX,
+                exported=False,
+                purpose="recognise a visitor the site vouched for across visits and devices",
+                note="keyed HMAC of the site's user id; the id itself is never stored",
+            ),
+            "created_at": _N,
+            "last_verified_at": _visitor(Category.BEHAVIOUR, Storage.PLAIN, note="when the site last vouched"),
+        },
+    ),
+    # ---- end verified
 }
 
 
