@@ -238,3 +238,27 @@ async def test_a_concurrent_first_visit_from_two_devices_makes_one_person(
     assert after["verified_identities"] == 1
     assert after["visitors"] == 1
     assert after["subject_keys"] == 1 + 1  # the person's key and the site secret's key
+
+
+async def test_the_settings_page_shows_a_new_secret_once(app: Any, rt: Runtime, world: World) -> None:
+    from tests.helpers_api import SELF, logged_in
+    async with logged_in(app, world.admin_email) as admin:
+        page = await admin.get("/app/settings/identity")
+        assert page.status_code == 200
+        assert "Verification is off" in page.text
+        made = await admin.post(f"/app/settings/identity/{world.site_id}/secret", headers=SELF)
+        assert made.status_code == 200
+        assert made.headers["cache-control"] == "no-store"
+        stored = await raw(rt, "select secret_enc from identity_secrets")
+        secret = made.text.split('readonly value="', 1)[1].split('"', 1)[0]
+        assert secret.startswith("cfid_")
+        assert secret.encode() not in stored[0][0]  # encrypted at rest
+        again = await admin.get("/app/settings/identity")
+        assert secret not in again.text and "Verification is on" in again.text
+        off = await admin.post(f"/app/settings/identity/{world.site_id}/remove", headers=SELF)
+        assert off.status_code == 303
+    assert await raw(rt, "select id from identity_secrets") == []
+    async with logged_in(app, world.operator_email) as operator:
+        denied = await operator.post(f"/app/settings/identity/{world.site_id}/secret", headers=SELF)
+        assert denied.status_code == 403
+    assert await raw(rt, "select id from identity_secrets") == []
