@@ -129,6 +129,7 @@ for _path in (
     "/api/v1/offline-requests",
     "/widget.js",
     "/widget/app.js",
+    "/widget/identity.js",  # verified identity (ADR 0022)
     "/demo",
     "/",
     "/login",

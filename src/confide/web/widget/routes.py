@@ -40,6 +40,12 @@ async def chat_app() -> Response:
     return _js("app.js")
 
 
+@router.get("/widget/identity.js", dependencies=[public()])
+async def identity_module() -> Response:
+    """Verified visitor identity in the widget (ADR 0022), imported by app.js."""
+    return _js("identity.js")
+
+
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])
 async def demo(request: Request, state: StateDep) -> HTMLResponse:
     """A stand-in for a business's website, with the one script tag a business adds."""
