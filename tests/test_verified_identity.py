@@ -263,3 +263,12 @@ async def test_the_settings_page_shows_a_new_secret_once(app: Any, rt: Runtime, 
         denied = await operator.post(f"/app/settings/identity/{world.site_id}/secret", headers=SELF)
         assert denied.status_code == 403
     assert await raw(rt, "select id from identity_secrets") == []
+
+
+def test_the_documented_test_vector_is_what_the_server_checks() -> None:
+    from pathlib import Path
+    doc = (Path(__file__).parent.parent / "docs" / "privacy" / "verified-identity.md").read_text()
+    expected = crypto.identity_signature("cfid_test", "user-42", "ana@example.com")
+    assert f"`{expected}`" in doc
+    assert crypto.identity_signature_valid("cfid_test", "user-42", "ana@example.com", expected.upper())
+    assert not crypto.identity_signature_valid("cfid_test", "user-42", "", expected)

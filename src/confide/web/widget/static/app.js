@@ -677,6 +677,7 @@ export function mount(root, { base, siteKey, launcher, identity }) {
       sess = null;
       chat = null;
       cfg = null; // availability may have changed
+      who = known = undefined; // and who is logged in (verified identity, ADR 0022)
       showForm(false);
     }
 
