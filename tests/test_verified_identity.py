@@ -272,3 +272,23 @@ def test_the_documented_test_vector_is_what_the_server_checks() -> None:
     assert f"`{expected}`" in doc
     assert crypto.identity_signature_valid("cfid_test", "user-42", "ana@example.com", expected.upper())
     assert not crypto.identity_signature_valid("cfid_test", "user-42", "", expected)
+
+
+async def test_two_administrators_rotating_at_once_leave_one_secret(rt: Runtime, world: World, db_kind: str) -> None:
+    from confide.core.errors import Conflict
+    if db_kind != "postgresql":
+        pytest.skip("SQLite serialises writers: no race to test")
+    admin = await actor(rt, world.admin_id)
+
+    async def rotate() -> str:
+        async with rt.db.unit_of_work() as uow:
+            return await verified.rotate_secret(rt, uow, admin, world.site_id)
+
+    results = await asyncio.gather(*[rotate() for _ in range(4)], return_exceptions=True)
+    won = [r for r in results if isinstance(r, str)]
+    assert won
+    assert all(isinstance(r, (str, Conflict)) for r in results), results
+    rows = await raw(rt, "select id from identity_secrets")
+    assert len(rows) == 1
+    keys = await raw(rt, f"select count(*) from subject_keys where subject_id = '{rows[0][0]}'")  # noqa: S608
+    assert keys[0][0] == 1

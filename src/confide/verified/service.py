@@ -27,7 +27,7 @@ from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
-from confide.core.errors import NotFound
+from confide.core.errors import Conflict, NotFound
 from confide.core.runtime import Runtime
 from confide.permissions.access import access_site_by_id
 from confide.permissions.policy import Permission, require
@@ -185,8 +185,12 @@ async def rotate_secret(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, site
     secret = crypto.new_identity_secret()
     row_id = crypto.new_id()
     key = await rt.keyring.create(uow.session, workspace_id=site.workspace_id, subject_id=row_id)
-    uow.session.add(
-        IdentitySecret(
+    await uow.session.flush()
+    dialect = uow.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(IdentitySecret)
+        .values(
             id=row_id,
             workspace_id=site.workspace_id,
             site_id=site.id,
@@ -194,8 +198,12 @@ async def rotate_secret(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, site
             created_at=clock.now(),
             created_by=actor.operator_id,
         )
+        .on_conflict_do_nothing(index_elements=["site_id"])
+        .returning(IdentitySecret.id)
     )
-    await uow.session.flush()
+    if await uow.session.scalar(stmt) is None:  # another administrator made one meanwhile
+        rt.keyring.forget(row_id)
+        raise Conflict("the secret was just changed by someone else; reload the page")
     await audit.record(
         rt,
         uow,
