@@ -12,7 +12,7 @@ from confide.core import crypto
 from confide.core.runtime import Runtime
 from confide.verified import service as verified
 from tests.browser.conftest import People
-from tests.browser.helpers import serve_demo, set_status, w
+from tests.browser.helpers import accept_offer, open_console, serve_demo, set_status, t, w
 from tests.conftest import Live, World
 from tests.helpers_api import accept, actor, close, say
 
@@ -58,12 +58,19 @@ async def test_a_verified_visitor_sees_their_earlier_conversation(rt: Runtime, w
     form = page.locator(w("prechat"))
     await expect(form.locator('[name="name"]')).to_have_value("Ana Verified")
     await expect(form.locator('[name="email"]')).to_have_value("ana@example.com")
+    console = await open_console(await people.new(), live, rt, world.operator_email, world.operator_id)
     await page.click(w("start"))
     await expect(page.locator(w("messages"))).to_be_visible()
     stored = await page.evaluate(f"() => JSON.parse(sessionStorage.getItem('confide:{world.site_key}'))")
     assert stored["conversation_id"] != started["conversation_id"]
     rows = await _visitors(rt)
     assert rows == 1
+    # The operator's visitor panel: verified, with the earlier conversation linked.
+    await accept_offer(console, stored["conversation_id"])
+    await expect(console.locator(t("visitor-verified"))).to_be_visible()
+    earlier = console.locator(t("visitor-earlier")).locator("a")
+    await expect(earlier).to_have_count(1)
+    assert await earlier.get_attribute("href") == f"/app/chats/{started['conversation_id']}"
 
 
 async def test_a_wrongly_signed_identity_shows_no_history(rt: Runtime, world: World, live: Live,
