@@ -130,6 +130,7 @@ for _path in (
     "/widget.js",
     "/widget/app.js",
     "/widget/activity.js",  # ---- activity
+    "/widget/identity.js",  # verified identity (ADR 0022)
     "/demo",
     "/",
     "/login",
@@ -255,6 +256,7 @@ for _path in (
     "/app/account/two-factor",
     "/app/settings/security/two-factor",
     "/app/settings/security/login-limits",
+    "/app/settings/identity",  # verified identity (ADR 0022)
 ):
     plain("GET", _path)
 plain("POST", "/app/audit", data={"action": "auth.login"})
@@ -339,6 +341,18 @@ _keyed(
 )
 
 
+# ---- verified identity (ADR 0022): Settings → Verified identity
+@sample("POST", "/app/settings/identity/{site_id}/secret")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/identity/{ctx.world.site_id}/secret", "data": {}}
+
+
+@sample("POST", "/app/settings/identity/{site_id}/remove")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/identity/{ctx.world.site_id}/remove", "data": {}}
+# ---- end verified identity
+
+
 def _widget(path: str, method: str, **kwargs: Any) -> None:
     async def fn(ctx: Ctx) -> dict[str, Any]:
         url = "/api/v1/widget/" + ctx.world.site_key + path
@@ -349,6 +363,7 @@ def _widget(path: str, method: str, **kwargs: Any) -> None:
 
 _widget("/config", "GET")
 _widget("/conversations", "POST", json={"fields": {"name": "Ana", "email": "ana@example.com"}, "consents": {}})
+_widget("/identity", "POST", json={"identity": {"id": "user-1", "hash": "0" * 64}})  # verified identity (ADR 0022)
 _widget(
     "/offline-requests",
     "POST",

@@ -26,6 +26,7 @@ from confide.users.models import (
     Presence,
     Role,
 )
+from confide.verified.models import IdentitySecret, VerifiedIdentity  # verified identity (ADR 0022)
 from confide.visitor_activity.models import ActivitySettings, PageTerm, PageView  # visitor activity (ADR 0019)
 from confide.visitors.models import Visitor, VisitorTerm
 from confide.workspaces.models import CannedReply, Department, RefusedOrigin, Site, Workspace
@@ -42,6 +43,7 @@ __all__ = [
     "ConversationTerm",
     "Department",
     "DirectoryAccount",
+    "IdentitySecret",  # verified identity (ADR 0022)
     "Job",
     "LdapDirectory",
     "LoginLimit",
@@ -67,6 +69,7 @@ __all__ = [
     "TotpFactor",
     "TwoFactorPolicy",
     "TwoFactorTicket",
+    "VerifiedIdentity",  # verified identity (ADR 0022)
     "Visitor",
     "VisitorTerm",
     "WebAuthnChallenge",

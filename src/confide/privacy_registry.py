@@ -28,6 +28,7 @@ from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
 from confide.two_factor import privacy as two_factor_privacy
 from confide.users import privacy as users_privacy
+from confide.verified import privacy as verified_privacy
 from confide.visitor_activity import privacy as visitor_activity_privacy
 from confide.visitors import privacy as visitors_privacy
 from confide.workspaces import privacy as workspaces_privacy
@@ -42,6 +43,7 @@ _MODULES: tuple[ModuleType, ...] = (
     offline_privacy,
     two_factor_privacy,
     users_privacy,
+    verified_privacy,
     visitor_activity_privacy,
     visitors_privacy,
     workspaces_privacy,

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from confide.core import clock
+from confide.verified.schemas import IdentityClaim
 
 MAX_TEXT = 4000
 
@@ -16,6 +17,7 @@ class StartConversationIn(BaseModel):
     consents: dict[str, Any] = Field(default_factory=dict)
     department_id: str | None = None
     page_url: Annotated[str, Field(max_length=2000)] | None = None
+    identity: IdentityClaim | None = None  # a logged-in visitor, signed by the site (ADR 0022)
 
 
 class StoredChatFilters(BaseModel):

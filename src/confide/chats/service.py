@@ -23,11 +23,12 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
-from confide.permissions.access import access_conversation_by_id, conversation_scope
+from confide.permissions.access import access_conversation_by_id, conversation_scope, visitor_conversation_scope
 from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import ChatChanged, QueueChanged, QueueSpot, ReadUpTo, VisitorStatus
 from confide.users import operators as user_operators
+from confide.verified import service as verified
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
 from confide.workspaces import service as workspaces
@@ -135,6 +136,10 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
         key.decrypt(conv.page_url_enc, _aad("conversations.page_url", conv.id)) if conv.page_url_enc else None
     )
     profile["field_labels"] = {f["key"]: f["label"] for f in site.prechat_fields} if site else {}
+    # A verified identity (ADR 0022): the person's earlier conversations on this site. Each link
+    # opens through the operator's own access check (a transcript they may not read is not found).
+    profile["verified"] = await verified.is_verified(uow, conv.visitor_id)
+    profile["earlier"] = await _earlier(uow, conv) if profile["verified"] else []
     # Unread: what the visitor wrote that the operator has not seen (not system lines, not own replies).
     unread = await session.scalar(
         select(func.count())
@@ -165,6 +170,31 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
         "offered_to": conv.offered_to,
         "offer_expires_at": clock.iso(conv.offer_expires_at),
     }
+
+
+async def _earlier(uow: UnitOfWork, conv: Conversation, limit: int = 10) -> list[dict[str, Any]]:
+    found = await uow.session.execute(
+        select(Conversation.id, Conversation.created_at, Conversation.status)
+        .where(Conversation.visitor_id == conv.visitor_id, Conversation.id != conv.id)
+        .order_by(Conversation.created_at.desc())
+        .limit(limit)
+    )
+    return [{"id": cid, "created_at": clock.iso(at), "status": status} for cid, at, status in found]
+
+
+async def visitor_history(
+    rt: Runtime, uow: UnitOfWork, actor: VisitorActor, *, limit: int = 20, messages: int = 200
+) -> list[dict[str, Any]]:
+    """The visitor's own conversations, newest first, each with its last ``messages`` messages:
+    a verified person's history on a new device (ADR 0022)."""
+    stmt = visitor_conversation_scope(actor, select(Conversation))
+    convs = (await uow.session.scalars(stmt.order_by(Conversation.created_at.desc()).limit(limit))).all()
+    out = []
+    for conv in convs:
+        view = await visitor_view(uow, conv)
+        view["messages"] = await messages_after(rt, uow, conv, max(0, conv.seq - messages), limit=messages)
+        out.append(view)
+    return out
 
 
 async def publish_change(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> None:

@@ -475,3 +475,31 @@ class FactorBox:
 def pkce_s256(verifier: str) -> str:
     """The ``S256`` code challenge of a PKCE code verifier: base64url(SHA-256(verifier)), no padding."""
     return b64e(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+# ---------------------------------------------------------------- verified visitor identity (ADR 0022)
+IDENTITY_SECRET_PREFIX = "cfid_"  # noqa: S105 - a label, not a secret
+
+
+def new_identity_secret() -> str:
+    """A site's identity-verification secret: 256 random bits, base64url, with a recognisable prefix
+    (secret scanners and people can tell what it is)."""
+    return IDENTITY_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def identity_message(user_id: str, email: str) -> bytes:
+    """What a site signs: ``user_id``, a line feed, then the e-mail address as given ("" when none),
+    in UTF-8. Neither part may hold a line feed (the caller refuses control characters), so the
+    message names exactly one (id, e-mail) pair: neither can be swapped without a new signature."""
+    return f"{user_id}\n{email}".encode()
+
+
+def identity_signature(secret: str, user_id: str, email: str) -> str:
+    """HMAC-SHA256 of ``identity_message`` under the secret's UTF-8 bytes, lowercase hex."""
+    return hmac.new(secret.encode("utf-8"), identity_message(user_id, email), hashlib.sha256).hexdigest()
+
+
+def identity_signature_valid(secret: str, user_id: str, email: str, given: str) -> bool:
+    """Constant-time check of a site's signature (case-insensitive hex)."""
+    expected = identity_signature(secret, user_id, email)
+    return hmac.compare_digest(expected.encode("ascii"), given.strip().lower().encode("utf-8"))

@@ -36,6 +36,12 @@ def conversation_scope(
     return scoped(actor, Conversation, stmt, permission)
 
 
+def visitor_conversation_scope(actor: VisitorActor, stmt: Select[Any]) -> Select[Any]:
+    """A visitor's own conversations on their site: every visit of one verified person (ADR 0022),
+    one conversation for an anonymous visitor. Never anyone else's."""
+    return stmt.where(Conversation.visitor_id == actor.visitor_id, Conversation.site_id == actor.site_id)
+
+
 def offline_scope(
     actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.OFFLINE_READ
 ) -> Select[Any]:

@@ -47,6 +47,8 @@ from confide.users import accounts as user_accounts
 from confide.users import operators as user_operators
 from confide.users import presence as user_presence
 from confide.users.operators import Operator
+from confide.verified import service as verified
+from confide.verified.schemas import IdentityClaim
 from confide.visitors import service as visitors
 from confide.workspaces import service as workspaces
 from confide.workspaces.service import Department, Site
@@ -96,21 +98,69 @@ async def _department_for(uow: UnitOfWork, site: Site, department_id: str | None
 
 async def start_chat(rt: Runtime, uow: UnitOfWork, site: Site, data: StartConversationIn) -> dict[str, Any]:
     """The visitor submitted the pre-chat form: a data subject, a conversation, a token, then routing."""
-    fields, consents = visitors.validate_answers(site, data.fields, data.consents)
+    who = await verified.verify(rt, uow, site, data.identity)
+    given = dict(data.fields)
+    if who is not None:  # the site vouched for these: they fill the form's name and e-mail
+        form = {f["key"] for f in site.prechat_fields}
+        given.update({k: v for k, v in (("name", who.name), ("email", who.email)) if v and k in form})
+    fields, consents = visitors.validate_answers(site, given, data.consents)
     dept = await _department_for(uow, site, data.department_id)
     if not await is_available(uow, site):
         raise Offline("no operator is available")
-    visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
+    if who is None:
+        visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
+    else:
+        visitor = await _verified_visitor(rt, uow, site, who, fields, consents)
     conv = await chats.start_conversation(rt, uow, site=site, visitor=visitor, department=dept, page_url=data.page_url)
     await route(rt, uow, conv)
     events.publish(rt, uow, QueueChanged(dept.id))
     actor = VisitorActor(visitor_id=visitor.id, site_id=site.id, workspace_id=site.workspace_id)
     token, expires = visitor_tokens.issue(rt.visitor_tokens, actor, rt.settings.visitor_token_ttl_s)
-    return {
+    result: dict[str, Any] = {
         "token": token,
         "visitor_id": visitor.id,
         "conversation_id": conv.id,
         "expires_at": clock.iso(expires),
+    }
+    if data.identity is not None:
+        result["verified"] = who is not None  # lets the site's developer see that the claim verified
+    return result
+
+
+async def _verified_visitor(
+    rt: Runtime, uow: UnitOfWork, site: Site, who: verified.Verified, fields: dict[str, Any], consents: dict[str, Any]
+) -> visitors.Visitor:
+    """The one visitor record of a verified person: claimed on their first visit from any device,
+    found again on every later one (ADR 0022). Their verified name and e-mail fill its fields."""
+    fields = {**fields, **{k: v for k, v in (("name", who.name), ("email", who.email)) if v}}
+    subject_id, new = await verified.claim_subject(rt, uow, who)
+    if new:
+        return await visitors.create_visitor(rt, uow, site, fields, consents, visitor_id=subject_id)
+    visitor = await visitors.get_visitor(uow, subject_id)
+    if visitor is None:  # pragma: no cover - the link goes with its visitor (foreign key, cascade)
+        raise NotFound("visitor not found")
+    await visitors.update_details(rt, uow, site, visitor, fields, consents)
+    return visitor
+
+
+async def identify(rt: Runtime, uow: UnitOfWork, site: Site, claim: IdentityClaim) -> dict[str, Any]:
+    """The widget was opened by a visitor the site says is logged in: if the claim verifies and
+    the person has chatted here before, a token for their visitor record and their conversations
+    (a new device gets its history). Reads only: a first visit stores nothing until a chat starts."""
+    who = await verified.verify(rt, uow, site, claim)
+    if who is None:
+        return {"verified": False}
+    subject_id = await verified.subject_of(rt, uow, who)
+    if subject_id is None:
+        return {"verified": True, "conversations": []}
+    actor = VisitorActor(visitor_id=subject_id, site_id=site.id, workspace_id=site.workspace_id)
+    token, expires = visitor_tokens.issue(rt.visitor_tokens, actor, rt.settings.visitor_token_ttl_s)
+    return {
+        "verified": True,
+        "token": token,
+        "visitor_id": subject_id,
+        "expires_at": clock.iso(expires),
+        "conversations": await chats.visitor_history(rt, uow, actor),
     }
 
 

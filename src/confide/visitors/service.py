@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
@@ -79,9 +79,17 @@ def validate_answers(
 
 
 async def create_visitor(
-    rt: Runtime, uow: UnitOfWork, site: Site, fields: dict[str, Any], consents: dict[str, Any]
+    rt: Runtime,
+    uow: UnitOfWork,
+    site: Site,
+    fields: dict[str, Any],
+    consents: dict[str, Any],
+    *,
+    visitor_id: str | None = None,
 ) -> Visitor:
-    visitor_id = crypto.new_id()
+    """A new data subject with its own key. ``visitor_id``: an id claimed beforehand (a verified
+    identity claims its subject's id first, ADR 0022)."""
+    visitor_id = visitor_id or crypto.new_id()
     key = await rt.keyring.create(uow.session, workspace_id=site.workspace_id, subject_id=visitor_id)
     custom = {k: v for k, v in fields.items() if k not in ("name", "email", "phone")}
     email = fields.get("email")
@@ -103,6 +111,33 @@ async def create_visitor(
         for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
             uow.session.add(VisitorTerm(visitor_id=visitor_id, term=term))
     return visitor
+
+
+async def update_details(
+    rt: Runtime, uow: UnitOfWork, site: Site, visitor: Visitor, fields: dict[str, Any], consents: dict[str, Any]
+) -> None:
+    """A returning visitor (a verified identity, ADR 0022) answered the pre-chat form again: what is
+    given now replaces what was held (name, e-mail, phone, each custom answer); what is left out
+    is kept. The consent records are the latest ones, as given now."""
+    key = await rt.keyring.get(uow.session, visitor.id)
+    vid = visitor.id
+    if fields.get("name"):
+        visitor.name_enc = key.encrypt(fields["name"], f"visitors.name:{vid}")
+        await uow.session.execute(delete(VisitorTerm).where(VisitorTerm.visitor_id == vid))
+        for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
+            uow.session.add(VisitorTerm(visitor_id=vid, term=term))
+    if fields.get("email"):
+        visitor.email_enc = key.encrypt(fields["email"], f"visitors.email:{vid}")
+        visitor.email_bidx = rt.bidx.email(site.workspace_id, fields["email"])
+    if fields.get("phone"):
+        visitor.phone_enc = key.encrypt(fields["phone"], f"visitors.phone:{vid}")
+    custom = {k: v for k, v in fields.items() if k not in ("name", "email", "phone")}
+    if custom:
+        held = key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {}
+        visitor.fields_enc = key.encrypt_json({**held, **custom}, f"visitors.fields:{vid}")
+    if consents:
+        visitor.consents = consents
+    await uow.session.flush()
 
 
 async def add_contact(

@@ -1,7 +1,7 @@
 """one live invitation per address: a partial unique index on operator_invites
 
 Revision ID: 0018_audit_fix
-Revises: 0013_visitor_activity
+Revises: 0016_verified_identity
 
 Two administrators inviting the same address at once both kept a live link (users.invites).
 Before the index is made, every live invitation but the newest of each address is revoked (what
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_audit_fix"
-down_revision: str | None = "0013_visitor_activity"
+down_revision: str | None = "0016_verified_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

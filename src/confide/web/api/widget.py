@@ -19,6 +19,7 @@ from confide.offline import service as offline
 from confide.offline.schemas import OfflineRequestIn
 from confide.permissions.access import site_by_key
 from confide.routing import service as routing
+from confide.verified.schemas import IdentifyIn
 from confide.visitor_activity import service as activity
 from confide.visitor_activity.schemas import MAX_BODY, PageLeftIn, PageViewIn
 from confide.web.api.deps import AnonymousRead, AnonymousWrite, StateDep
@@ -84,6 +85,19 @@ async def start_conversation(
     if address is not None:
         state.limits.conversations.record(address)
     return JSONResponse(result, status_code=201)
+
+
+@router.post("/{site_key}/identity", dependencies=[visitor()])
+async def identify(
+    site_key: str, body: IdentifyIn, request: Request, state: StateDep, uow: AnonymousRead
+) -> JSONResponse:
+    """The widget, opened by a logged-in visitor, sends the identity its site signed: when it
+    verifies and the person chatted before, a visitor token and their conversations (ADR 0022).
+    A claim that does not verify answers ``{"verified": false}`` and is not stored."""
+    site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    result = await routing.identify(state.rt, uow, site, body.identity)
+    return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/{site_key}/offline-requests", status_code=201, dependencies=[visitor()])

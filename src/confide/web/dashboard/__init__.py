@@ -22,6 +22,7 @@ from confide.web.dashboard.pages import (
     chats,
     console,
     directory_settings,
+    identity_settings,
     invites,
     login_limits,
     offline,
@@ -50,3 +51,4 @@ for _module in (
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)
 router.include_router(login_limits.router)  # Settings → Security → Login limits
 router.include_router(activity.router)  # Visitor Activity and Settings → Sites → Visitor activity (ADR 0019)
+router.include_router(identity_settings.router)  # Settings → Verified identity (ADR 0022)

@@ -43,6 +43,10 @@ async def chat_app() -> Response:
 @router.get("/widget/activity.js", dependencies=[public()])  # Visitor Activity (ADR 0019), imported by app.js
 async def activity_module() -> Response:
     return _js("activity.js")
+@router.get("/widget/identity.js", dependencies=[public()])
+async def identity_module() -> Response:
+    """Verified visitor identity in the widget (ADR 0022), imported by app.js."""
+    return _js("identity.js")
 
 
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])

@@ -233,8 +233,14 @@ function renderVisitor(chat) {
     : null;
   ui.visitorBody.replaceChildren(
     h('div', { class: 'vp-head' }, h('span', { class: 'avatar', 'aria-hidden': 'true', text: initial(name) }),
-      h('div', {}, h('p', { class: 'vp-name', text: name }), v.email ? h('p', { class: 'vp-email', text: v.email }) : '')),
+      h('div', {}, h('p', { class: 'vp-name', text: name }), v.email ? h('p', { class: 'vp-email', text: v.email }) : '',
+        v.verified ? h('p', { class: 'muted', 'data-testid': 'visitor-verified', text: '✓ Verified by the site' }) : '')),
     contact,
+    // Verified identity (ADR 0022): the same person's earlier conversations (each opens through its own access check).
+    (v.earlier || []).length ? h('h3', { class: 'subhead', text: 'Earlier conversations' }) : '',
+    (v.earlier || []).length ? h('ul', { class: 'consents', 'data-testid': 'visitor-earlier' }, v.earlier.map((e) => h('li', {},
+      h('a', { href: `/app/chats/${encodeURIComponent(e.id)}`, target: '_blank', rel: 'noopener', text: formatFull(e.created_at) }),
+      h('span', { class: 'muted', text: ` — ${e.status}` })))) : '',
     consents.length ? h('h3', { class: 'subhead', text: 'Consents' }) : '',
     consents.length ? h('ul', { class: 'consents' }, consents.map(([key, granted]) => h('li', { class: granted ? 'granted' : 'declined' },
       h('span', { class: 'consent-mark', 'aria-hidden': 'true', text: granted ? '✓' : '✕' }), ` ${humanize(key)} `,

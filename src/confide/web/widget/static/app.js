@@ -2,6 +2,7 @@
 // this tab). Everything that comes from the server is put in the DOM as text, never as HTML.
 // Protocol: docs/protocol.md.
 import * as activity from './activity.js'; // Visitor Activity: reports pages only while a chat token is held
+import * as verified from './identity.js'; // verified visitor identity (ADR 0022)
 
 const CSS = `*{box-sizing:border-box}[hidden]{display:none!important}
 .p{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:360px;height:560px;max-height:calc(100vh - 108px);display:flex;flex-direction:column;background:#fff;color:#111827;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.28);overflow:hidden}
@@ -122,7 +123,7 @@ const fg = (hex) => {
   return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2] > 0.18 ? '#111827' : '#fff';
 };
 
-export function mount(root, { base, siteKey, launcher }) {
+export function mount(root, { base, siteKey, launcher, identity }) {
   const KEY = 'confide:' + siteKey;
   const api = base + '/api/v1/widget/' + encodeURIComponent(siteKey);
   const store = (v) => {
@@ -136,13 +137,14 @@ export function mount(root, { base, siteKey, launcher }) {
     sess = JSON.parse(sessionStorage.getItem(KEY));
   } catch {}
   let cfg, chat, isOpen = false, noteT, unread = 0, gaveEmail = false;
+  let who, known; // verified identity (ADR 0022): the site's claim, and what the server said of it
 
   try {
     const s = new CSSStyleSheet();
-    s.replaceSync(CSS);
+    s.replaceSync(CSS + verified.CSS);
     root.adoptedStyleSheets = [...root.adoptedStyleSheets, s];
   } catch {
-    root.append(h('style', null, CSS));
+    root.append(h('style', null, CSS + verified.CSS));
   }
 
   const title = h('h2', null, 'Chat');
@@ -245,6 +247,18 @@ export function mount(root, { base, siteKey, launcher }) {
       }
     }
     offline ||= !cfg.available;
+    // Verified identity (ADR 0022): read now that the visitor opened the chat, asked about once.
+    if (who === undefined) {
+      who = verified.claim(identity?.());
+      known = who && (await verified.lookup(api, who));
+    }
+    const past =
+      known?.token && known.conversations?.length &&
+      verified.historyView(h, known.conversations, (c) => {
+        sess = { token: known.token, conversation_id: c.id, last_seq: 0 };
+        store(sess);
+        chat = Chat();
+      });
     const site = cfg.site || {};
     const depts = cfg.departments || [];
     let n = 0;
@@ -252,7 +266,8 @@ export function mount(root, { base, siteKey, launcher }) {
     const star = (req) => req && h('span', { class: 'rq', 'aria-hidden': 'true' }, ' *');
     const field = (d) => {
       const id = 'cf-f' + n++;
-      const a = { id, name: d.key, required: !!d.required, 'aria-describedby': id + 'e', value: vals[d.key] ?? '' };
+      const mine = known?.verified && (d.key === 'name' || d.key === 'email') ? who[d.key] : null; // the site's verified values
+      const a = { id, name: d.key, required: !!d.required, 'aria-describedby': id + 'e', value: vals[d.key] ?? mine ?? '' };
       if (d.type === 'checkbox') {
         return h('div', { class: 'f ck' }, h('input', { ...a, type: 'checkbox', value: null, checked: !!vals[d.key] }), h('label', { for: id }, d.label, star(d.required)), fe(id));
       }
@@ -287,7 +302,7 @@ export function mount(root, { base, siteKey, launcher }) {
       err,
       btn,
     );
-    show(form);
+    past ? show(past, form) : show(form);
 
     const controls = () => [...form.querySelectorAll('[name]')];
     const setErr = (el, m) => {
@@ -320,6 +335,7 @@ export function mount(root, { base, siteKey, launcher }) {
         page_url: location.href,
       };
       if (offline) req.message = v.message;
+      else if (who) req.identity = who;
       btn.disabled = true;
       let r, j = {};
       try {
@@ -663,6 +679,7 @@ export function mount(root, { base, siteKey, launcher }) {
       sess = null;
       chat = null;
       cfg = null; // availability may have changed
+      who = known = undefined; // and who is logged in (verified identity, ADR 0022)
       showForm(false);
     }
 

@@ -3,7 +3,8 @@
  * It only draws a button, in the site's colour and corner (data-color, data-position: from the first
  * paint, nothing fetched or stored). No storage writes and no requests until the visitor opens the chat;
  * the chat UI (/widget/app.js) is imported on demand and renders into the same shadow root.
- * Interface: (await import(app.js)).mount(shadowRoot, {base, siteKey, launcher}) -> {open, close, toggle}
+ * Interface: (await import(app.js)).mount(shadowRoot, {base, siteKey, launcher, identity}) -> {open, close, toggle}
+ * A logged-in visitor's identity, signed by the site: docs/privacy/verified-identity.md.
  */
 (() => {
   const me = document.currentScript || document.querySelector('script[data-site]');
@@ -67,10 +68,16 @@
   );
   root.append(btn);
 
+  // Verified identity (ADR 0022): Confide.identify({id, email, name, hash}) or
+  // window.ConfideSettings.identity, kept in memory and read by the chat only once it is opened.
+  let who = null;
+  const identity = () => who || (window.ConfideSettings && window.ConfideSettings.identity) || null;
+  window.Confide = Object.assign(window.Confide || {}, { identify: (i) => void (who = i || null) });
+
   let app, loading;
   const load = () =>
     (loading ||= import(base + '/widget/app.js')
-      .then((m) => (app = m.mount(root, { base, siteKey, launcher: btn })).open())
+      .then((m) => (app = m.mount(root, { base, siteKey, launcher: btn, identity })).open())
       .catch((e) => {
         loading = null; // let the next click retry
         btn.title = 'Chat could not be loaded';
