@@ -67,6 +67,8 @@ _CHAT = "provide live chat support"
 _CONTRACT = "Art. 6(1)(b) steps at the data subject's request / legitimate interest 6(1)(f)"
 _CONSENT_BASIS = "Art. 7 accountability: proof of consent"
 _STAFF = "operate staff accounts"
+_PROSPECTS = "follow up prospects (leads)"  # prospects
+_PROSPECTS_BASIS = "Art. 6(1)(a) consent to profiling, or 6(1)(f) documented legitimate interest (per site)"
 _STAFF_BASIS = "Art. 6(1)(b) employment contract / 6(1)(f) security"
 
 
@@ -517,6 +519,79 @@ REGISTRY: dict[str, Table] = {
             "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
         },
     ),
+    # ---- prospects (issue 7 point 6)
+    # reach: prospects.subject_id -> subject_keys.subject_id (= visitors.id when visitor_id is set; a
+    # subject of its own for a prospect entered by hand); prospects.visitor_id -> visitors
+    "prospects": Table(
+        "subject_id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "department_id": _N,
+            "subject_id": _N,
+            "visitor_id": _N,
+            "conversation_id": _N,
+            "offline_request_id": _N,
+            "source": _N,
+            "status": _N,
+            "value_minor": _N,
+            "currency": _N,
+            "owner_id": _N,
+            "version": _N,
+            "created_by": _N,
+            "created_at": _N,
+            "updated_at": _N,
+            "name_enc": _visitor(Category.IDENTITY, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
+            "email_enc": _visitor(Category.CONTACT, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
+            "email_bidx": _visitor(
+                Category.PSEUDONYMOUS, Storage.BLIND_INDEX, retention="prospect", purpose=_PROSPECTS,
+                basis=_PROSPECTS_BASIS, exported=False,
+            ),
+            "phone_enc": _visitor(Category.CONTACT, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
+            "company_enc": _visitor(Category.PROFILE, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
+            "notes_enc": _visitor(Category.PROFILE, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
+        },
+    ),
+    # reach: prospect_terms.prospect_id -> prospects.subject_id -> subject
+    "prospect_terms": Table(
+        "prospect_id",
+        {
+            "prospect_id": _N,
+            "term": _visitor(
+                Category.PSEUDONYMOUS, Storage.BLIND_INDEX, retention="prospect", purpose=_PROSPECTS,
+                basis=_PROSPECTS_BASIS, exported=False,
+            ),
+        },
+    ),
+    # per-site configuration, no personal data
+    "prospect_settings": Table(
+        None,
+        {
+            c: _N
+            for c in ("site_id", "workspace_id", "auto_create", "basis", "interest_note", "currency", "updated_at",
+                      "updated_by")
+        },
+    ),
+    # reach: profiling_objections.email_bidx -> visitors.email_bidx / prospects.email_bidx (same workspace)
+    "profiling_objections": Table(
+        "email_bidx",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "created_at": _N,
+            "email_bidx": _visitor(
+                Category.CONSENT,
+                Storage.BLIND_INDEX,
+                retention="objection",
+                purpose="honour objections to profiling (Art. 21)",
+                basis="Art. 6(1)(c) legal obligation: Art. 21(1) and (3)",
+                exported=False,
+                note="a keyed hash of the e-mail address only; kept while the objection stands",
+            ),
+        },
+    ),
+    # ---- end prospects
 }
 
 

@@ -31,6 +31,7 @@ from confide.chats.models import Conversation
 from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
 from confide.permissions.policy import Permission, Scope, allows, scope_of
+from confide.prospects.models import Prospect
 from confide.users.models import Operator, Role
 from confide.workspaces.models import CannedReply, Department, Site
 
@@ -44,6 +45,7 @@ NOT_FOUND: dict[type[Any], str] = {
     Operator: "operator not found",
     CannedReply: "canned reply not found",
     Role: "role not found",
+    Prospect: "prospect not found",
 }
 MAX_ID = 64
 
@@ -101,6 +103,21 @@ def offline_clause(actor: OperatorActor, permission: Permission = Permission.OFF
     )
 
 
+def prospect_clause(actor: OperatorActor, permission: Permission = Permission.PROSPECTS_READ) -> ColumnElement[bool]:
+    """Prospects follow the departments like offline requests (a prospect has an owner, but the
+    scope of who sees it is its department, or its site when it has none)."""
+    if not allows(actor, permission):
+        return false()
+    in_workspace = Prospect.workspace_id == actor.workspace_id
+    if scope_of(actor) is Scope.WORKSPACE:
+        return in_workspace
+    sites_of_mine = select(Department.site_id).where(Department.id.in_(actor.department_ids))
+    return in_workspace & (
+        Prospect.department_id.in_(actor.department_ids)
+        | (Prospect.department_id.is_(None) & Prospect.site_id.in_(sites_of_mine))
+    )
+
+
 def department_clause(actor: OperatorActor) -> ColumnElement[bool]:
     in_workspace = Department.workspace_id == actor.workspace_id
     return in_workspace if reaches_workspace_config(actor) else in_workspace & Department.id.in_(actor.department_ids)
@@ -128,6 +145,8 @@ def _object_clause(actor: OperatorActor, model: type[Any], permission: Permissio
         return conversation_clause(actor, permission or Permission.CHATS_READ)
     if model is OfflineRequest:
         return offline_clause(actor, permission or Permission.OFFLINE_READ)
+    if model is Prospect:
+        return prospect_clause(actor, permission or Permission.PROSPECTS_READ)
     if permission is not None and not allows(actor, permission):
         return false()
     workspace_id = getattr(model, "workspace_id", None)

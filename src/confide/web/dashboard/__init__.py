@@ -24,6 +24,7 @@ from confide.web.dashboard.pages import (
     invites,
     login_limits,
     offline,
+    prospects,
     roles,
     settings,
     sso,
@@ -48,3 +49,4 @@ for _module in (
     router.include_router(_module.router)
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)
 router.include_router(login_limits.router)  # Settings → Security → Login limits
+router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)

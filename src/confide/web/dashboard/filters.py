@@ -46,6 +46,7 @@ CHAT_FILTERS = (
     "status",
 )
 OFFLINE_FILTERS = ("date_from", "date_to", "site_id", "department_id", "visitor", "state")
+PROSPECT_FILTERS = ("date_from", "date_to", "site_id", "department_id", "status", "source", "owner_id", "text")
 PERSONAL = frozenset({"visitor", "text"})  # never in a URL
 STORE_KEY = "q"
 EXPIRED = "This search has expired; enter the visitor or the words again."

@@ -7,6 +7,7 @@ import { discard, retry } from './composer.js';
 import {
   formatFull, formatTime, formatWait, h, humanize, initial, linkify, parseTime, reconcile, safeHttpUrl,
 } from './dom.js';
+import { prospectAction } from './prospect.js';
 import { S, deptOf, focusedChat, siteOf, visitorName } from './state.js';
 import { ui } from './ui.js';
 
@@ -234,6 +235,7 @@ function renderVisitor(chat) {
     h('div', { class: 'vp-head' }, h('span', { class: 'avatar', 'aria-hidden': 'true', text: initial(name) }),
       h('div', {}, h('p', { class: 'vp-name', text: name }), v.email ? h('p', { class: 'vp-email', text: v.email }) : '')),
     contact,
+    prospectAction(conv),
     consents.length ? h('h3', { class: 'subhead', text: 'Consents' }) : '',
     consents.length ? h('ul', { class: 'consents' }, consents.map(([key, granted]) => h('li', { class: granted ? 'granted' : 'declined' },
       h('span', { class: 'consent-mark', 'aria-hidden': 'true', text: granted ? '✓' : '✕' }), ` ${humanize(key)} `,
