@@ -51,6 +51,8 @@ from confide.workspaces import service as workspaces
 from confide.workspaces.service import Site
 
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTACT = ("name", "email", "phone", "company")
 _EDITABLE = ("status", "value", "currency", "owner_id", "notes", *_CONTACT)
 
@@ -68,6 +70,8 @@ def _clean_contact(values: dict[str, Any]) -> dict[str, str | None]:
         if not text:
             out[key] = None
             continue
+        if (_CONTROL_BUT_LINES if key == "notes" else _CONTROL).search(text):
+            raise Invalid(f"{key}: control characters are not allowed")
         if key == "email":
             try:
                 text = validate_email(text, check_deliverability=False, test_environment=True).normalized
@@ -264,7 +268,8 @@ async def create(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: Prosp
         raise Invalid("this prospect would be outside your departments")
     await _check_owner(uow, actor, data.owner_id)
     contact = await _visitor_contact(rt, uow, visitor_id) if visitor_id else {}
-    given = _clean_contact({k: getattr(data, k) for k in _CONTACT if getattr(data, k) is not None})
+    given = _clean_contact({k: getattr(data, k) for k in (*_CONTACT, "notes") if getattr(data, k) is not None})
+    notes = given.pop("notes", None)
     contact = {k: given.get(k, contact.get(k)) for k in _CONTACT}
     if not (contact.get("name") or contact.get("email") or contact.get("phone") or contact.get("company")):
         raise Invalid("a prospect needs a name, an e-mail address, a phone number or a company")
@@ -272,7 +277,7 @@ async def create(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: Prosp
         rt, uow, site_id=site_id, workspace_id=actor.workspace_id, department_id=department_id,
         visitor_id=visitor_id, source=source, contact=contact, status=data.status, value_minor=_minor(data.value),
         currency=await _currency(uow, site_id, data.currency), owner_id=data.owner_id,
-        notes=(data.notes or "").strip() or None, conversation_id=conversation_id,
+        notes=notes, conversation_id=conversation_id,
         offline_request_id=offline_request_id, created_by=actor.operator_id,
     )
     await audit.record(rt, uow, "prospects.created", actor=actor, target_type="prospect", target_id=row.id,
@@ -423,9 +428,7 @@ async def update(
         row.value_minor = _minor(patch.value)
     if "currency" in given and patch.currency is not None:
         row.currency = patch.currency
-    contact = _clean_contact({k: getattr(patch, k) for k in _CONTACT if k in given})
-    if "notes" in given:
-        contact["notes"] = (patch.notes or "").strip() or None
+    contact = _clean_contact({k: getattr(patch, k) for k in (*_CONTACT, "notes") if k in given})
     if contact:
         await _write_contact(rt, uow, row, contact, reindex=bool({"name", "company"} & set(contact)))
     row.version += 1
