@@ -1,13 +1,16 @@
 """The Prospects page in Chromium: add two prospects by hand, find one by a word of its company
-(the word never reaches the URL), open it, edit its status and value, and see the list follow."""
+(the word never reaches the URL), open it, edit its status and value, and see the list follow; and
+"Add as prospect" in the console's visitor panel."""
 
 from __future__ import annotations
 
 from playwright.async_api import expect
+from sqlalchemy import select
 
 from confide.core.runtime import Runtime
+from confide.prospects.models import Prospect
 from tests.browser.conftest import People
-from tests.browser.helpers import log_in, t
+from tests.browser.helpers import accept_offer, log_in, open_console, open_widget, serve_demo, start_chat, t
 from tests.conftest import Live, World
 
 
@@ -55,3 +58,21 @@ async def test_create_filter_and_edit_prospects(rt: Runtime, world: World, live:
     await page.click(t("filter-submit"))
     await expect(page.locator(t("prospect-row"))).to_have_count(1)
     await expect(page.locator(t("prospect-row"))).to_contain_text("Nina Park")
+
+
+async def test_add_as_prospect_from_the_console(rt: Runtime, world: World, live: Live, people: People) -> None:
+    await serve_demo(rt, world, live)
+    console = await open_console(await people.new(), live, rt, world.admin_email, world.admin_id)
+    ana = await (await people.new()).new_page()
+    await open_widget(ana, live)
+    ana_id = await start_chat(ana, name="Ana Lima", email="ana@example.com")
+    await accept_offer(console, ana_id)
+    panel = console.locator(t("visitor-panel"))
+    await panel.locator(t("add-prospect")).click()
+    await expect(panel).to_contain_text("Added as a prospect.")
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        rows = (await uow.session.scalars(select(Prospect))).all()
+    assert [(r.source, r.conversation_id) for r in rows] == [("chat", ana_id)]
+    link = panel.get_by_role("link", name="prospect")
+    await link.click()
+    await expect(console.locator(t("prospect-title"))).to_have_text("Ana Lima")
