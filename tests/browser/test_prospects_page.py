@@ -10,13 +10,14 @@ from sqlalchemy import select
 from confide.core.runtime import Runtime
 from confide.prospects.models import Prospect
 from tests.browser.conftest import People
-from tests.browser.helpers import accept_offer, log_in, open_console, open_widget, serve_demo, start_chat, t
+from tests.browser.helpers import accept_offer, axe, log_in, open_console, open_widget, serve_demo, start_chat, t
 from tests.conftest import Live, World
 
 
 async def test_create_filter_and_edit_prospects(rt: Runtime, world: World, live: Live, people: People) -> None:
     page = await log_in(await people.new(), live, world.admin_email, "/app/prospects")
     await expect(page.locator(t("no-results"))).to_be_visible()
+    await axe(page, "Prospects, empty")
 
     for name, company, email in (("Nina Park", "Orchard Ltd", "nina@orchard.example"),
                                  ("Omar Reyes", "Harbour GmbH", "omar@harbour.example")):
@@ -38,6 +39,7 @@ async def test_create_filter_and_edit_prospects(rt: Runtime, world: World, live:
     await expect(page.locator(t("prospect-row"))).to_contain_text("Omar Reyes")
     assert "harbour" not in page.url.lower()
     await expect(page.locator("#f-text")).to_have_value("harbour")
+    await axe(page, "Prospects, filtered")
 
     await page.locator(t("prospect-row")).get_by_role("link", name="Omar Reyes").click()
     edit = page.locator(t("prospect-edit"))
@@ -47,6 +49,7 @@ async def test_create_filter_and_edit_prospects(rt: Runtime, world: World, live:
     await page.click(t("prospect-save"))
     await expect(page.locator(t("flash"))).to_have_text("Prospect saved.")
     await expect(edit.get_by_label("Notes")).to_have_value("Wants a demo in January")
+    await axe(page, "a prospect, saved")
 
     await page.get_by_role("link", name="← All prospects").click()
     row = page.locator(t("prospect-row"))
@@ -58,6 +61,9 @@ async def test_create_filter_and_edit_prospects(rt: Runtime, world: World, live:
     await page.click(t("filter-submit"))
     await expect(page.locator(t("prospect-row"))).to_have_count(1)
     await expect(page.locator(t("prospect-row"))).to_contain_text("Nina Park")
+    await page.goto(f"{live.base}/app/settings/prospects")
+    await expect(page.locator(t("prospect-settings"))).to_have_count(1)
+    await axe(page, "Settings, prospects")
 
 
 async def test_add_as_prospect_from_the_console(rt: Runtime, world: World, live: Live, people: People) -> None:
