@@ -478,10 +478,17 @@ async def update_settings(
     site = await access_site_by_id(uow.session, actor, site_id)
     if data.basis == basis.LEGITIMATE_INTEREST and not data.interest_note.strip():
         raise Invalid("document the legitimate interest (the balancing test) before relying on it")
-    row = await uow.session.get(ProspectSettings, site.id, with_for_update=True)
-    if row is None:
-        row = ProspectSettings(site_id=site.id, workspace_id=site.workspace_id, updated_at=clock.now())
-        uow.session.add(row)
+    # One row per site, created by whichever of two racing saves comes first, then locked and updated.
+    table: Any = ProspectSettings.__table__
+    conn = await uow.session.connection()
+    ins: Any = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+    await uow.session.execute(
+        ins.values(site_id=site.id, workspace_id=site.workspace_id, auto_create=False, basis=basis.CONSENT,
+                   interest_note="", currency="EUR", updated_at=clock.now()).on_conflict_do_nothing(
+            index_elements=["site_id"])
+    )
+    row = await uow.session.get(ProspectSettings, site.id, with_for_update=True, populate_existing=True)
+    assert row is not None
     row.auto_create = data.auto_create
     row.basis = data.basis
     row.interest_note = data.interest_note.strip()
