@@ -1,14 +1,55 @@
-"""The personal-data registry: every table and every column, classified.
+"""The personal-data registry's types, its check, and the walk from a data subject to its rows.
 
-A test walks the ORM metadata and fails when a table or column is missing here, so a new column
-cannot hold personal data unnoticed. Subject export, erasure, retention and the record of
-processing activities (later issues) are driven from this registry.
+Each domain declares its own tables next to its models, in ``<domain>/privacy.py``::
+
+    TABLES: dict[str, Table] = {
+        # every column of the table, each Personal(...) or NOT_PERSONAL
+        "messages": Table(
+            {"id": NOT_PERSONAL, "conversation_id": NOT_PERSONAL, "body_enc": visitor_data(Category.CONTENT)},
+            reach=reach("visitor", "conversation_id -> conversations.visitor_id"),
+        ),
+    }
+
+and ``confide/privacy_registry.py`` (above every domain) assembles them into ``REGISTRY``
+(``assemble``), refusing a table declared twice. ``tests/test_registry.py`` runs ``check`` and
+``check_owners`` on the assembled registry: every ORM table and column classified, no stale
+entry, every table declared by the ``privacy.py`` of the package whose models define it, and
+every personal table able to reach its subject along columns that exist.
+
+**Reach** says how a row of the table reaches its data subject, as a path of columns written
+``reach(subject, "col -> table.col -> table.col")``:
+
+- the first name is a column of the declaring table; each ``-> t.c`` follows the previous
+  column to table ``t``'s ``id`` and continues with ``t``'s column ``c``; the last column holds
+  the subject's id (a visitor's ``visitors.id``, an operator's ``operators.id``);
+- ``reach("visitor", "id")`` on ``visitors`` and ``reach("visitor", "visitor_id")`` on
+  ``conversations``: the row names its subject directly; ``reach("visitor", "conversation_id ->
+  conversations.visitor_id")`` on ``messages``: one hop;
+- ``when={"kind": "visitor"}`` restricts the reach to rows whose column equals a value (a table
+  holding ids of several kinds of subject, such as ``presence``);
+- a table may give several reaches (a tuple): a row is the subject's when any of them matches;
+- ``reach=None`` (the default): the rows are not about one subject. Required for every table
+  with a ``Personal`` column, for each subject its columns name; optional (and given where
+  known) for tables whose rows belong to a subject without holding personal values.
+
+``rows_of(registry, subject)`` turns the reaches into one ``SELECT`` per table of exactly that
+subject's rows, so export and erasure walk every table generically. Each hop is a semi-join
+(``col IN (SELECT id FROM t WHERE ...)``) rather than a ``JOIN``: the same condition serves a
+``DELETE`` or an ``UPDATE`` on SQLite and PostgreSQL, and a row never comes out twice.
+
+Core knows no domain: tables and columns are named as strings, and the check ties them to the
+ORM metadata in both directions (ADR 0003, ADR 0023).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, MetaData, Select, or_, select
+from sqlalchemy import Table as SqlTable
 
 
 class Category(StrEnum):
@@ -35,6 +76,10 @@ class Erasure(StrEnum):
     ANONYMISE = "anonymise"  # staff accounts are anonymised, not deleted (audit trail)
 
 
+# The kinds of data subject, each with the table and column that hold its id.
+SUBJECTS: dict[str, tuple[str, str]] = {"visitor": ("visitors", "id"), "operator": ("operators", "id")}
+
+
 @dataclass(frozen=True)
 class Personal:
     category: Category
@@ -58,548 +103,266 @@ Classification = Personal | _NotPersonal
 
 
 @dataclass(frozen=True)
+class Hop:
+    """Follow ``column`` of the table we are at to the row of ``table`` whose ``key`` equals it."""
+
+    column: str
+    table: str
+    key: str = "id"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How a row reaches its subject: ``via`` hops from the declaring table, then ``column`` (of
+    the last table reached) holds the subject's id. ``when``: (column, value) pairs the declaring
+    table's row must match. Write it with ``reach(...)``."""
+
+    subject: str
+    column: str
+    via: tuple[Hop, ...] = ()
+    when: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        parts = [self.via[0].column if self.via else self.column]
+        for i, hop in enumerate(self.via):
+            nxt = self.via[i + 1].column if i + 1 < len(self.via) else self.column
+            parts.append(f"{hop.table}.{nxt}" if hop.key == "id" else f"{hop.table}({hop.key}).{nxt}")
+        when = "".join(f" [{c}={v}]" for c, v in self.when)
+        return f"{self.subject}: {' -> '.join(parts)}{when}"
+
+
+def reach(subject: str, path: str, *, when: Mapping[str, str] | None = None) -> Reach:
+    """``reach("visitor", "conversation_id -> conversations.visitor_id")``: see the module docstring."""
+    steps = [s.strip() for s in path.split("->")]
+    if not steps or any(not s for s in steps) or "." in steps[0]:
+        raise ValueError(f"bad reach path {path!r}: 'column -> table.column -> ...'")
+    hops: list[Hop] = []
+    column = steps[0]
+    for step in steps[1:]:
+        table, sep, nxt = step.partition(".")
+        if not sep or not table or not nxt or "." in nxt:
+            raise ValueError(f"bad reach step {step!r} in {path!r}: 'table.column'")
+        hops.append(Hop(column, table))
+        column = nxt
+    return Reach(subject, column, tuple(hops), tuple(sorted((when or {}).items())))
+
+
+@dataclass(frozen=True)
 class Table:
-    subject_column: str | None  # column that names the data subject, None for non-personal tables
     columns: dict[str, Classification]
+    reach: Reach | tuple[Reach, ...] | None = None
+
+    @property
+    def reaches(self) -> tuple[Reach, ...]:
+        if self.reach is None:
+            return ()
+        return (self.reach,) if isinstance(self.reach, Reach) else self.reach
+
+    def subjects(self) -> set[str]:
+        """The subjects this table's personal columns belong to."""
+        return {kind.subject for kind in self.columns.values() if isinstance(kind, Personal)}
 
 
-_CHAT = "provide live chat support"
-_CONTRACT = "Art. 6(1)(b) steps at the data subject's request / legitimate interest 6(1)(f)"
-_CONSENT_BASIS = "Art. 7 accountability: proof of consent"
-_STAFF = "operate staff accounts"
-_PROSPECTS = "follow up prospects (leads)"  # prospects
-_PROSPECTS_BASIS = "Art. 6(1)(a) consent to profiling, or 6(1)(f) documented legitimate interest (per site)"
-_STAFF_BASIS = "Art. 6(1)(b) employment contract / 6(1)(f) security"
+def not_personal(*columns: str) -> dict[str, Classification]:
+    return {c: NOT_PERSONAL for c in columns}
 
 
-def _visitor(
+# Shared wording of the classifications (kept word for word from the single registry of ADR 0003).
+CHAT = "provide live chat support"
+CONTRACT = "Art. 6(1)(b) steps at the data subject's request / legitimate interest 6(1)(f)"
+CONSENT_BASIS = "Art. 7 accountability: proof of consent"
+STAFF = "operate staff accounts"
+STAFF_BASIS = "Art. 6(1)(b) employment contract / 6(1)(f) security"
+
+
+def visitor_data(
     category: Category,
     storage: Storage = Storage.ENCRYPTED,
     *,
     retention: str = "chat",
-    purpose: str = _CHAT,
-    basis: str = _CONTRACT,
+    purpose: str = CHAT,
+    basis: str = CONTRACT,
     exported: bool = True,
     note: str = "",
 ) -> Personal:
     return Personal(category, "visitor", purpose, basis, retention, storage, Erasure.DELETE_ROW, exported, note)
 
 
-def _operator(category: Category, note: str = "") -> Personal:
-    return Personal(category, "operator", _STAFF, _STAFF_BASIS, "account", Storage.PLAIN, Erasure.ANONYMISE, True, note)
+def staff_data(category: Category, note: str = "") -> Personal:
+    return Personal(category, "operator", STAFF, STAFF_BASIS, "account", Storage.PLAIN, Erasure.ANONYMISE, True, note)
 
 
-_N = NOT_PERSONAL
-
-REGISTRY: dict[str, Table] = {
-    "workspaces": Table(None, {"id": _N, "name": _N, "created_at": _N}),
-    "sites": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "id",
-                "workspace_id",
-                "name",
-                "site_key",
-                "allowed_origins",
-                "prechat_fields",
-                "purposes",
-                "privacy_policy_url",
-                "greeting",
-                "color",
-                "timezone",
-                "business_hours",
-                "created_at",
-            )
-        },
-    ),
-    "departments": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "id",
-                "workspace_id",
-                "site_id",
-                "name",
-                "strategy",
-                "offer_timeout_s",
-                "rr_last_operator_id",
-                "created_at",
-            )
-        },
-    ),
-    "canned_replies": Table(
-        None, {c: _N for c in ("id", "workspace_id", "department_id", "shortcut", "title", "text", "created_at")}
-    ),
-    # Origins of pages that embedded a site's widget without being allowed: a configuration hint for
-    # the site's administrators; only scheme://host[:port] is kept, never a visitor's URL or address.
-    "refused_origins": Table(None, {c: _N for c in ("site_id", "origin", "count", "first_seen", "last_seen")}),
-    "subject_keys": Table(
-        "subject_id",
-        {
-            "subject_id": _N,
-            "workspace_id": _N,
-            "created_at": _N,
-            "destroyed_at": _N,
-            "wrapped_key": Personal(
-                Category.KEY,
-                "visitor",
-                "encrypt the subject's data",
-                _CONTRACT,
-                "subject",
-                Storage.ENCRYPTED,
-                Erasure.DESTROY_KEY,
-                exported=False,
-                note="wrapped under the master key; destroyed on erasure",
-            ),
-        },
-    ),
-    "operators": Table(
-        "id",
-        {
-            "id": _N,
-            "workspace_id": _N,
-            "password_hash": _N,
-            "role": _N,
-            "status": _N,
-            "max_chats": _N,
-            "disabled": _N,
-            "must_change_password": _N,
-            "password_changed_at": _N,
-            "last_assigned_at": _N,
-            "created_at": _N,
-            "last_login_at": _N,  # mail helper (0008): the account review's last login
-            "last_login_method": _N,
-            "email": _operator(Category.ACCOUNT, "login name; looked up on every login, so kept plain"),
-            "name": _operator(Category.IDENTITY, "shown to visitors as the operator's name"),
-        },
-    ),
-    "operator_departments": Table(None, {"operator_id": _N, "department_id": _N}),
-    # Custom roles: a name and description an administrator chose for a job, not about a person.
-    "roles": Table(
-        None,
-        {c: _N for c in ("id", "workspace_id", "name", "description", "scope", "permissions", "created_at",
-                          "updated_at")},
-    ),
-    # Directory login and single sign-on (identity/): settings hold no one's personal data (the
-    # service account is not a person; its password and the client secrets are stored encrypted).
-    "ldap_directories": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "id", "workspace_id", "enabled", "server_urls", "tls_mode", "ca_cert_pem", "bind_dn",
-                "bind_password_enc", "user_base_dn", "user_filter", "attr_email", "attr_name", "attr_groups",
-                "group_roles", "group_departments", "required_groups", "default_role", "auto_create",
-                "login_domains", "timeout_s", "recheck_interval_s", "updated_at",
-            )
-        },
-    ),
-    "oidc_providers": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "id", "workspace_id", "name", "enabled", "issuer", "client_id", "client_secret_enc", "scopes",
-                "email_claim", "require_email_verified", "group_claim", "group_roles", "group_departments",
-                "default_role", "allowed_domains", "auto_create", "created_at", "updated_at",
-            )
-        },
-    ),
-    "directory_accounts": Table(
-        "operator_id",
-        {
-            "operator_id": _N,
-            "workspace_id": _N,
-            "source": _N,
-            "provider_id": _N,
-            "created_at": _N,
-            "checked_at": _N,
-            "external_id": _operator(
-                Category.ACCOUNT, "the directory entry's DN (often holds the name) or the provider's subject id; "
-                "looked up at every directory log-in and re-check, so kept plain"
-            ),
-        },
-    ),
-    # Pseudonymous ids and a time a few seconds ahead; rows are deleted once expired (ADR 0005).
-    # The audit log names actors and targets by id only (audit.service refuses free text).
-    "audit_events": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "seq",
-                "at",
-                "workspace_id",
-                "actor_type",
-                "actor_id",
-                "action",
-                "outcome",
-                "target_type",
-                "target_id",
-                "detail",
-                "prev_hash",
-                "hash",
-            )
-        },
-    ),
-    "audit_head": Table(None, {c: _N for c in ("id", "seq", "hash")}),
-    "audit_prune": Table(None, {c: _N for c in ("id", "upto")}),  # a flag inside one transaction
-    "presence": Table(None, {c: _N for c in ("kind", "subject_id", "node_id", "expires_at")}),
-    # accounts (ADR 0012): sessions keep a short client description ("Firefox on Linux") and no
-    # address; the throttle keys are keyed hashes of a typed e-mail or an address, forgotten after a day.
-    "operator_sessions": Table(
-        "operator_id",
-        {
-            **{
-                c: _N
-                for c in (
-                    "id", "token_digest", "operator_id", "created_at", "expires_at", "revoked_at", "last_seen_at",
-                    "idle_timeout_s", "method", "end_reason",
-                )
-            },
-            "client": _operator(Category.ACCOUNT, "browser and system family only, shown in the user's session list"),
-        },
-    ),
-    "password_history": Table(None, {c: _N for c in ("id", "operator_id", "password_hash", "created_at")}),
-    "account_policies": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "workspace_id", "password_min_length", "password_max_age_days", "session_idle_timeout_s",
-                "session_max_per_operator", "updated_at",
-            )
-        },
-    ),
-    "login_throttle": Table(None, {c: _N for c in ("key", "failures", "last_failure_at", "blocked_until")}),
-    # ---- mail helper (0008): durable jobs, invitations, account review
-    # A job's payload may hold a recipient's address and a link: encrypted under a data key of the
-    # job's own (wrapped under the master key); the row is deleted once done, and the payload and
-    # key are cleared when the job fails for good (core/jobs.py).
-    "jobs": Table(
-        "subject_id",
-        {
-            **{
-                c: _N
-                for c in (
-                    "id",
-                    "kind",
-                    "workspace_id",
-                    "subject_id",
-                    "state",
-                    "attempts",
-                    "run_after",
-                    "locked_by",
-                    "locked_until",
-                    "last_error",
-                    "created_at",
-                    "finished_at",
-                )
-            },
-            "payload_enc": Personal(
-                Category.CONTACT,
-                "operator",
-                "deliver account e-mails",
-                _STAFF_BASIS,
-                "job",
-                Storage.ENCRYPTED,
-                Erasure.DELETE_ROW,
-                exported=False,
-                note="recipients, subject and body of a queued e-mail; gone once sent or given up on",
-            ),
-            "wrapped_key": Personal(
-                Category.KEY,
-                "operator",
-                "encrypt a job's payload",
-                _STAFF_BASIS,
-                "job",
-                Storage.ENCRYPTED,
-                Erasure.DESTROY_KEY,
-                exported=False,
-                note="wrapped under the master key; cleared with the payload",
-            ),
-        },
-    ),
-    # The invited person's address and name, until they accept (then the account holds them).
-    "operator_invites": Table(
-        "id",
-        {
-            **{
-                c: _N
-                for c in (
-                    "id",
-                    "workspace_id",
-                    "token_digest",
-                    "role",
-                    "department_ids",
-                    "invited_by",
-                    "created_at",
-                    "expires_at",
-                    "used_at",
-                    "revoked_at",
-                    "operator_id",
-                )
-            },
-            "email": _operator(Category.ACCOUNT, "the invited login name; compared with existing accounts"),
-            "name": _operator(Category.IDENTITY, "the name the invitation proposes"),
-        },
-    ),
-    "account_review_policies": Table(
-        None, {c: _N for c in ("workspace_id", "interval_days", "inactive_days", "updated_at")}
-    ),
-    # Account ids with role, method and state codes at sign-off: ids and codes only, no names.
-    "account_reviews": Table(
-        None, {c: _N for c in ("id", "workspace_id", "signed_by", "signed_at", "account_count", "accounts")}
-    ),
-    # -- two-factor (ADR 0014): the TOTP secret encrypted, codes and tickets as digests only.
-    "totp_factors": Table(
-        "operator_id",
-        {
-            "operator_id": _N,
-            "created_at": _N,
-            "confirmed_at": _N,
-            "last_used_step": _N,
-            "secret_enc": Personal(
-                Category.ACCOUNT,
-                "operator",
-                _STAFF,
-                _STAFF_BASIS,
-                "account",
-                Storage.ENCRYPTED,
-                Erasure.DELETE_ROW,
-                exported=False,
-                note="TOTP shared secret, AES-GCM under a key derived from the master key; never exported",
-            ),
-        },
-    ),
-    "recovery_codes": Table(None, {c: _N for c in ("id", "operator_id", "code_digest", "created_at", "used_at")}),
-    "passkey_credentials": Table(
-        "operator_id",
-        {
-            "id": _N,
-            "operator_id": _N,
-            "credential_id": _N,
-            "public_key": _N,
-            "sign_count": _N,
-            "created_at": _N,
-            "last_used_at": _N,
-            "label": _operator(Category.ACCOUNT, "the name an operator gave their passkey (e.g. a device)"),
-        },
-    ),
-    "two_factor_tickets": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "id",
-                "token_digest",
-                "operator_id",
-                "method",
-                "stage",
-                "attempts",
-                "created_at",
-                "expires_at",
-                "used_at",
-            )
-        },
-    ),
-    "webauthn_challenges": Table(None, {c: _N for c in ("operator_id", "purpose", "challenge", "expires_at")}),
-    "two_factor_policies": Table(None, {c: _N for c in ("workspace_id", "require_all", "roles", "updated_at")}),
-    # Login limits (ADR 0016): address ranges and time windows of a role or an operator, set by
-    # administrators; the ranges are networks of the business, not any person's address.
-    "login_limits": Table(
-        None,
-        {
-            c: _N
-            for c in (
-                "id",
-                "workspace_id",
-                "subject_type",
-                "subject_id",
-                "ranges",
-                "windows",
-                "timezone",
-                "updated_at",
-                "updated_by",
-            )
-        },
-    ),
-    "visitors": Table(
-        "id",
-        {
-            "id": _N,
-            "workspace_id": _N,
-            "site_id": _N,
-            "created_at": _N,
-            "name_enc": _visitor(Category.IDENTITY),
-            "email_enc": _visitor(Category.CONTACT),
-            "email_bidx": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
-            "phone_enc": _visitor(Category.CONTACT),
-            "fields_enc": _visitor(Category.PROFILE),
-            "consents": _visitor(
-                Category.CONSENT,
-                Storage.PLAIN,
-                purpose="record consent choices",
-                basis=_CONSENT_BASIS,
-                note="purpose keys, booleans and notice versions only",
-            ),
-        },
-    ),
-    "visitor_terms": Table(
-        "visitor_id",
-        {
-            "visitor_id": _N,
-            "term": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
-        },
-    ),
-    "conversations": Table(
-        "visitor_id",
-        {
-            "id": _N,
-            "workspace_id": _N,
-            "site_id": _N,
-            "department_id": _N,
-            "visitor_id": _N,
-            "operator_id": _N,
-            "status": _N,
-            "seq": _N,
-            "visitor_read_seq": _N,
-            "operator_read_seq": _N,
-            "offered_to": _N,
-            "offer_expires_at": _N,
-            "offered_history": _N,
-            "created_at": _N,
-            "accepted_at": _N,
-            "closed_at": _N,
-            "closed_by": _N,
-            "last_message_at": _N,
-            "queued_at": _N,
-            "unanswered_reason": _N,
-            "unanswered_since": _N,
-            "page_url_enc": _visitor(Category.BEHAVIOUR),
-            "rating": _visitor(Category.BEHAVIOUR, Storage.PLAIN, note="an integer 1-5, needed for reports"),
-            "rating_comment_enc": _visitor(Category.CONTENT),
-        },
-    ),
-    "messages": Table(
-        "conversation_id",
-        {
-            "id": _N,
-            "conversation_id": _N,
-            "seq": _N,
-            "sender": _N,
-            "sender_id": _N,
-            "client_id": _N,
-            "created_at": _N,
-            "body_enc": _visitor(Category.CONTENT),
-        },
-    ),
-    "conversation_terms": Table(
-        "conversation_id",
-        {
-            "conversation_id": _N,
-            "term": _visitor(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, exported=False),
-        },
-    ),
-    "offline_requests": Table(
-        "visitor_id",
-        {
-            "id": _N,
-            "workspace_id": _N,
-            "site_id": _N,
-            "department_id": _N,
-            "visitor_id": _N,
-            "created_at": _N,
-            "handled_at": _N,
-            "handled_by": _N,
-            "message_enc": _visitor(Category.CONTENT, retention="offline_request"),
-            "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
-        },
-    ),
-    # ---- prospects (issue 7 point 6)
-    # reach: prospects.subject_id -> subject_keys.subject_id (= visitors.id when visitor_id is set; a
-    # subject of its own for a prospect entered by hand); prospects.visitor_id -> visitors
-    "prospects": Table(
-        "subject_id",
-        {
-            "id": _N,
-            "workspace_id": _N,
-            "site_id": _N,
-            "department_id": _N,
-            "subject_id": _N,
-            "visitor_id": _N,
-            "conversation_id": _N,
-            "offline_request_id": _N,
-            "source": _N,
-            "status": _N,
-            "value_minor": _N,
-            "currency": _N,
-            "owner_id": _N,
-            "version": _N,
-            "created_by": _N,
-            "created_at": _N,
-            "updated_at": _N,
-            "name_enc": _visitor(Category.IDENTITY, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
-            "email_enc": _visitor(Category.CONTACT, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
-            "email_bidx": _visitor(
-                Category.PSEUDONYMOUS, Storage.BLIND_INDEX, retention="prospect", purpose=_PROSPECTS,
-                basis=_PROSPECTS_BASIS, exported=False,
-            ),
-            "phone_enc": _visitor(Category.CONTACT, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
-            "company_enc": _visitor(Category.PROFILE, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
-            "notes_enc": _visitor(Category.PROFILE, retention="prospect", purpose=_PROSPECTS, basis=_PROSPECTS_BASIS),
-        },
-    ),
-    # reach: prospect_terms.prospect_id -> prospects.subject_id -> subject
-    "prospect_terms": Table(
-        "prospect_id",
-        {
-            "prospect_id": _N,
-            "term": _visitor(
-                Category.PSEUDONYMOUS, Storage.BLIND_INDEX, retention="prospect", purpose=_PROSPECTS,
-                basis=_PROSPECTS_BASIS, exported=False,
-            ),
-        },
-    ),
-    # per-site configuration, no personal data
-    "prospect_settings": Table(
-        None,
-        {
-            c: _N
-            for c in ("site_id", "workspace_id", "auto_create", "basis", "interest_note", "currency", "updated_at",
-                      "updated_by")
-        },
-    ),
-    # reach: profiling_objections.email_bidx -> visitors.email_bidx / prospects.email_bidx (same workspace)
-    "profiling_objections": Table(
-        "email_bidx",
-        {
-            "id": _N,
-            "workspace_id": _N,
-            "created_at": _N,
-            "email_bidx": _visitor(
-                Category.CONSENT,
-                Storage.BLIND_INDEX,
-                retention="objection",
-                purpose="honour objections to profiling (Art. 21)",
-                basis="Art. 6(1)(c) legal obligation: Art. 21(1) and (3)",
-                exported=False,
-                note="a keyed hash of the e-mail address only; kept while the objection stands",
-            ),
-        },
-    ),
-    # ---- end prospects
-}
+# ---------------------------------------------------------------------------------- assembly
 
 
-def personal_columns() -> list[tuple[str, str, Personal]]:
+def assemble(declared: Mapping[str, Mapping[str, Table]]) -> dict[str, Table]:
+    """One registry from each package's ``TABLES`` (package name -> its tables); a table
+    declared by two packages is refused."""
+    registry: dict[str, Table] = {}
+    owner: dict[str, str] = {}
+    for package, tables in declared.items():
+        for name, entry in tables.items():
+            if name in registry:
+                raise ValueError(f"table {name!r} declared by both {owner[name]} and {package}")
+            registry[name] = entry
+            owner[name] = package
+    return registry
+
+
+def personal_columns(registry: Mapping[str, Table]) -> list[tuple[str, str, Personal]]:
     """Every (table, column, classification) that holds personal data."""
     return [
         (table, column, kind)
-        for table, entry in REGISTRY.items()
+        for table, entry in registry.items()
         for column, kind in entry.columns.items()
         if isinstance(kind, Personal)
     ]
+
+
+# ---------------------------------------------------------------------------------- checks
+
+
+def check(registry: Mapping[str, Table], metadata: MetaData) -> list[str]:
+    """Every problem of ``registry`` against the ORM ``metadata`` (empty: all good)."""
+    problems: list[str] = []
+    tables = metadata.tables
+    for name in sorted(set(tables) - set(registry)):
+        problems.append(f"{name}: table not classified in any privacy.py")
+    for name in sorted(set(registry) - set(tables)):
+        problems.append(f"{name}: the registry names a table that does not exist")
+    for name, entry in sorted(registry.items()):
+        table = tables.get(name)
+        if table is None:
+            continue
+        columns = {c.name for c in table.columns}
+        declared = set(entry.columns)
+        if columns - declared:
+            problems.append(f"{name}: unclassified columns {sorted(columns - declared)}")
+        if declared - columns:
+            problems.append(f"{name}: the registry names missing columns {sorted(declared - columns)}")
+        for column, kind in entry.columns.items():
+            if not isinstance(kind, Personal):
+                continue
+            if kind.subject not in SUBJECTS:
+                problems.append(f"{name}.{column}: unknown subject {kind.subject!r}")
+            if kind.subject == "visitor" and kind.storage is Storage.PLAIN and not kind.note:
+                problems.append(f"{name}.{column}: visitor data in plain text without a documented reason")
+            if kind.storage is Storage.ENCRYPTED and not (column.endswith("_enc") or column == "wrapped_key"):
+                problems.append(f"{name}.{column}: encrypted columns are named *_enc")
+        reached = {r.subject for r in entry.reaches}
+        for subject in sorted(entry.subjects() - reached):
+            problems.append(f"{name}: holds personal data of a {subject} but has no reach to one")
+        for r in entry.reaches:
+            problems.extend(f"{name}: reach {r}: {p}" for p in _check_reach(metadata, table, r))
+    return problems
+
+
+def _check_reach(metadata: MetaData, start: SqlTable, r: Reach) -> list[str]:
+    if r.subject not in SUBJECTS:
+        return [f"unknown subject {r.subject!r}"]
+    problems = [f"no column {start.name}.{c}" for c, _ in r.when if c not in start.c]
+    at = start
+    for hop in r.via:
+        if hop.column not in at.c:
+            return [*problems, f"no column {at.name}.{hop.column}"]
+        target = metadata.tables.get(hop.table)
+        if target is None:
+            return [*problems, f"no table {hop.table}"]
+        if hop.key not in target.c:
+            return [*problems, f"no column {hop.table}.{hop.key}"]
+        fks = at.c[hop.column].foreign_keys
+        if fks and not any(fk.column.table.name == hop.table and fk.column.name == hop.key for fk in fks):
+            problems.append(f"{at.name}.{hop.column} is a foreign key to another table than {hop.table}.{hop.key}")
+        at = target
+    if r.column not in at.c:
+        return [*problems, f"no column {at.name}.{r.column}"]
+    root_table, root_key = SUBJECTS[r.subject]
+    end = at.c[r.column]
+    if at.name == root_table:
+        if r.column != root_key:
+            problems.append(f"ends at {root_table}.{r.column}, not the {r.subject}'s id {root_table}.{root_key}")
+    elif end.foreign_keys and not any(
+        fk.column.table.name == root_table and fk.column.name == root_key for fk in end.foreign_keys
+    ):
+        problems.append(f"ends at {at.name}.{r.column}, a foreign key to another table than {root_table}.{root_key}")
+    return problems
+
+
+def defining_packages(mappers: Iterable[Any]) -> dict[str, str]:
+    """Table name -> the package (``confide.chats``) whose module maps it, from ORM mappers."""
+    owners: dict[str, str] = {}
+    for mapper in mappers:
+        module: str = mapper.class_.__module__
+        for table in mapper.tables:
+            owners[table.name] = ".".join(module.split(".")[:2])
+    return owners
+
+
+def check_owners(declared: Mapping[str, Mapping[str, Table]], defined: Mapping[str, str]) -> list[str]:
+    """Each table is declared by the ``privacy.py`` of the package that defines its model."""
+    problems: list[str] = []
+    by_package: dict[str, list[str]] = {}
+    for table, package in defined.items():
+        by_package.setdefault(package, []).append(table)
+    for package, names in sorted(by_package.items()):
+        if package not in declared:
+            problems.append(
+                f"{package} defines tables {sorted(names)} but has no {package}.privacy in privacy_registry"
+            )
+            continue
+        for name in sorted(names):
+            if name not in declared[package]:
+                problems.append(f"{name}: defined in {package} but not declared in {package}.privacy")
+    for package, tables in sorted(declared.items()):
+        for name in sorted(tables):
+            owner = defined.get(name)
+            if owner is not None and owner != package:
+                problems.append(f"{name}: declared in {package}.privacy but defined in {owner}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------- the walk
+
+
+@dataclass(frozen=True)
+class Subject:
+    kind: str  # "visitor" | "operator"
+    id: str
+
+
+def reach_condition(metadata: MetaData, table: SqlTable, r: Reach, subject_id: str) -> ColumnElement[bool]:
+    """The WHERE condition selecting ``table``'s rows that ``r`` leads to ``subject_id``."""
+    tables = [table] + [metadata.tables[hop.table].alias() for hop in r.via]
+    # From the end of the path back to its start: each hop is ``column IN (SELECT key ...)``.
+    cond: ColumnElement[bool] = tables[-1].c[r.column] == subject_id
+    for i in range(len(r.via) - 1, -1, -1):
+        hop = r.via[i]
+        inner = select(tables[i + 1].c[hop.key]).where(cond)
+        cond = tables[i].c[hop.column].in_(inner)
+    for column, value in r.when:
+        cond = cond & (table.c[column] == value)
+    return cond
+
+
+def conditions_of(
+    registry: Mapping[str, Table], metadata: MetaData, subject: Subject
+) -> dict[str, ColumnElement[bool]]:
+    """For each table with a reach to ``subject.kind``, the condition on its rows that are the
+    subject's (a table with several reaches: any of them), usable in SELECT, UPDATE and DELETE."""
+    conditions: dict[str, ColumnElement[bool]] = {}
+    for name, entry in registry.items():
+        reaches = [r for r in entry.reaches if r.subject == subject.kind]
+        if not reaches:
+            continue
+        table = metadata.tables[name]
+        conds = [reach_condition(metadata, table, r, subject.id) for r in reaches]
+        conditions[name] = conds[0] if len(conds) == 1 else or_(*conds)
+    return conditions
+
+
+def rows_of(registry: Mapping[str, Table], metadata: MetaData, subject: Subject) -> dict[str, Select[Any]]:
+    """For each table with a reach to ``subject.kind``, the select of exactly that subject's rows."""
+    return {
+        name: select(metadata.tables[name]).where(cond)
+        for name, cond in conditions_of(registry, metadata, subject).items()
+    }

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -181,6 +182,22 @@ def too_many_connections() -> JSONResponse:
     return JSONResponse(
         {"detail": "too many open connections from your address", "code": "rate_limited"}, status_code=429
     )
+
+
+def frame_sender(ws: WebSocket) -> Callable[[str], Awaitable[None]]:
+    """An accepted socket's text frames, handed straight to the server's ASGI ``send``.
+
+    Starlette's ``send_text`` re-checks the socket's state and re-raises ``OSError`` on every
+    frame; the outbox is the only sender of frames once the socket is accepted and stops at the
+    first error of any kind, so those checks bought nothing but time on the relay's hot path
+    (bench/profile.py). Closing still goes through Starlette (``close`` below).
+    """
+    send = ws._send  # the ASGI callable Starlette was given, kept for the socket's life
+
+    async def send_text(text: str) -> None:
+        await send({"type": "websocket.send", "text": text})
+
+    return send_text
 
 
 async def close(ws: WebSocket, code: int) -> None:

@@ -24,7 +24,7 @@ from confide.web.origins import same_origin, server_origin
 from confide.web.security import session_token
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
-from confide.web.ws.frames import FrameReader, close, too_many_connections
+from confide.web.ws.frames import FrameReader, close, frame_sender, too_many_connections
 from confide.web.ws.schemas import (
     OPERATOR_FRAMES,
     Accept,
@@ -134,7 +134,7 @@ async def operator_socket(ws: WebSocket) -> None:
         return
     try:
         await ws.accept()
-        outbox = Outbox(ws.send_text, lambda code: close(ws, code), rt.settings.send_queue_frames)
+        outbox = Outbox(frame_sender(ws), lambda code: close(ws, code), rt.settings.send_queue_frames)
         conn = OperatorConnection(state.node, actor, outbox, lambda code: close(ws, code))
         # accounts (ADR 0012): closed within session_check_s once the session ends, event or not
         unwatch = session_watch(rt).watch(actor.session_id or "", lambda: ws.close(REVOKED, REASON))

@@ -33,7 +33,7 @@ from confide.web.middleware import RefusalRecorder
 from confide.web.origins import origin_allowed
 from confide.web.state import State
 from confide.web.ws.dispatch import Dispatcher
-from confide.web.ws.frames import FrameReader, Refused, close, too_many_connections
+from confide.web.ws.frames import FrameReader, Refused, close, frame_sender, too_many_connections
 from confide.web.ws.schemas import (
     VISITOR_FRAMES,
     End,
@@ -131,7 +131,7 @@ async def visitor_socket(ws: WebSocket) -> None:
         return
     try:
         await ws.accept()
-        outbox = Outbox(ws.send_text, functools.partial(close, ws), state.rt.settings.send_queue_frames)
+        outbox = Outbox(frame_sender(ws), functools.partial(close, ws), state.rt.settings.send_queue_frames)
         reader = FrameReader(ws, outbox, state.rt.settings.max_frame_bytes, VISITOR_FRAMES)
         try:
             conn = await _handshake(state, ws, reader, outbox, site_id)
