@@ -517,6 +517,81 @@ async def _(ctx: Ctx) -> dict[str, Any]:
         "json": {"type": "view", "token": token, "url": "https://shop.example/pricing"},
     }
 # ---- end activity
+# ---- prospects (issue 7 point 6): a fresh prospect of the world's department for each object route
+async def fresh_prospect(ctx: Ctx) -> str:
+    from confide.prospects import service as prospects
+    from confide.prospects.schemas import ProspectIn
+
+    async with ctx.rt.db.unit_of_work() as uow:
+        made = await prospects.create(
+            ctx.rt, uow, await ctx.admin(),
+            ProspectIn(site_id=ctx.world.site_id, department_id=ctx.world.department_id, name=f"Lead {next(_n)}",
+                       email=f"lead{next(_n)}@example.com"),
+        )
+        return str(made["id"])
+
+
+def _new_prospect(ctx: Ctx) -> dict[str, Any]:
+    return {"site_id": ctx.world.site_id, "department_id": ctx.world.department_id, "name": f"New {next(_n)}"}
+
+
+plain("GET", "/api/v1/prospects")
+plain("POST", "/api/v1/prospects/search", json={"text": "lead"})
+plain("POST", "/api/v1/prospects/objections", json={"email": "objects@example.com"})
+plain("GET", "/app/prospects")
+plain("POST", "/app/prospects", data={"status": "new", "text": "lead"})
+plain("GET", "/app/settings/prospects")
+
+
+@sample("POST", "/api/v1/prospects")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/prospects", "json": _new_prospect(ctx)}
+
+
+@sample("POST", "/app/prospects/new")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/prospects/new", "data": _new_prospect(ctx)}
+
+
+@sample("GET", "/api/v1/prospects/{prospect_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/prospects/{await fresh_prospect(ctx)}"}
+
+
+@sample("PATCH", "/api/v1/prospects/{prospect_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/prospects/{await fresh_prospect(ctx)}", "json": {"version": 1, "status": "won"}}
+
+
+@sample("DELETE", "/api/v1/prospects/{prospect_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/prospects/{await fresh_prospect(ctx)}"}
+
+
+@sample("GET", "/app/prospects/{prospect_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/prospects/{await fresh_prospect(ctx)}"}
+
+
+@sample("POST", "/app/prospects/{prospect_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/prospects/{await fresh_prospect(ctx)}", "data": {"version": "1", "status": "qualified"}}
+
+
+@sample("POST", "/app/prospects/{prospect_id}/delete")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/prospects/{await fresh_prospect(ctx)}/delete", "data": {}}
+
+
+@sample("POST", "/app/prospects/{prospect_id}/objection")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/prospects/{await fresh_prospect(ctx)}/objection", "data": {}}
+
+
+@sample("POST", "/app/settings/prospects/{site_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/prospects/{ctx.world.site_id}", "data": {"basis": "consent", "currency": "EUR"}}
+# ---- end prospects
 
 
 # ---------------------------------------------------------------- the matrix

@@ -263,7 +263,18 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
                                           message="Call me tomorrow", page_url=None)
         await user_presence.beat(uow, "node-1", visitors=[conv1], ttl_s=60)
     await say(rt, conv2, "Back again", sender_id=visitor_id)
-    return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1}
+    # ---- prospects: a prospect from the chat and the person's objection to profiling
+    from confide.prospects import service as prospects
+    from confide.prospects.schemas import ProspectIn
+    from tests.helpers_api import actor
+
+    async with rt.db.unit_of_work() as uow:
+        lead = await prospects.create(rt, uow, await actor(rt, world.admin_id),
+                                      ProspectIn(conversation_id=conv1, company=f"{name} Ltd"))
+        await prospects.record_objection(rt, uow, world.workspace_id, f"{name.split()[0].lower()}@example.com")
+    # ---- end prospects
+    return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1,
+            "prospect": lead["id"]}
 
 
 async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
@@ -300,6 +311,13 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
                 c1=convs[0], c2=convs[1]),
             "offline_requests": {(who["offline"],)},
             "presence": {("visitor", who["live"], "node-1")},
+            # ---- prospects
+            "prospects": {(who["prospect"],)},
+            "prospect_terms": await _raw(rt, "select prospect_id, term from prospect_terms where prospect_id = :p",
+                                         p=who["prospect"]),
+            "profiling_objections": await _raw(
+                rt, "select id from profiling_objections where email_bidx = "
+                    "(select email_bidx from visitors where id = :v)", v=vid),
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected
@@ -338,7 +356,8 @@ async def test_the_conditions_of_rows_of_delete_exactly_one_subjects_rows(
     bob = await _visitor_with_everything(rt, client, world, "Bob Builder")
     before = await _rows(rt, privacy_registry.rows_of(Subject("visitor", ana["visitor_id"])))
     # Leaves first, along the hops (messages and terms before the conversations they reach through).
-    order = ["messages", "conversation_terms", "presence", "offline_requests", "conversations", "visitor_terms"]
+    order = ["messages", "conversation_terms", "presence", "prospect_terms", "prospects", "profiling_objections",
+             "offline_requests", "conversations", "visitor_terms"]
     async with rt.db.unit_of_work() as uow:
         conditions = privacy_registry.conditions_of(Subject("visitor", bob["visitor_id"]))
         for name in order:

@@ -8,6 +8,7 @@ from confide.core.keys import SubjectKey
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
+from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
     RecoveryCode,
@@ -60,6 +61,10 @@ __all__ = [
     "PasskeyCredential",
     "PasswordHistory",
     "Presence",
+    "ProfilingObjection",
+    "Prospect",
+    "ProspectSettings",
+    "ProspectTerm",
     "RecoveryCode",
     "RefusedOrigin",
     "ReviewPolicy",

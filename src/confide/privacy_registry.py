@@ -26,6 +26,7 @@ from confide.core.personal_data import Personal, Subject, Table
 from confide.identity import privacy as identity_privacy
 from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
+from confide.prospects import privacy as prospects_privacy  # prospects
 from confide.two_factor import privacy as two_factor_privacy
 from confide.users import privacy as users_privacy
 from confide.verified import privacy as verified_privacy
@@ -41,6 +42,7 @@ _MODULES: tuple[ModuleType, ...] = (
     identity_privacy,
     login_limits_privacy,
     offline_privacy,
+    prospects_privacy,
     two_factor_privacy,
     users_privacy,
     verified_privacy,

@@ -14,6 +14,7 @@ from confide.offline.models import OfflineRequest
 from confide.offline.schemas import OfflineFilters, OfflineRequestIn
 from confide.permissions.access import access_offline_request_by_id, offline_scope
 from confide.permissions.policy import Permission
+from confide.prospects import service as prospects
 from confide.realtime import events
 from confide.realtime.events import OfflineRequestCreated
 from confide.users import operators as user_operators
@@ -62,6 +63,9 @@ async def store_request(
     )
     uow.session.add(row)
     await uow.session.flush()
+    await prospects.create_automatically(  # only where the site chose it and profiling has a basis
+        rt, uow, site, visitor, department_id=department_id, offline_request_id=req_id
+    )
     events.publish(rt, uow, OfflineRequestCreated(site.workspace_id, req_id))
     return row
 

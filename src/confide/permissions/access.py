@@ -17,7 +17,7 @@ from confide.auth.actors import Actor, OperatorActor, VisitorActor
 from confide.chats.models import Conversation
 from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
-from confide.permissions.policy import Permission, allows
+from confide.permissions.policy import Permission, Scope, allows, scope_of
 from confide.permissions.scope import (
     activity_clause,
     activity_visitor_clause,
@@ -25,6 +25,7 @@ from confide.permissions.scope import (
     load,
     scoped,
 )
+from confide.prospects.models import Prospect
 from confide.users.models import Operator, Role
 from confide.visitors.models import Visitor
 from confide.workspaces.models import CannedReply, Department, Site
@@ -46,6 +47,12 @@ def offline_scope(
     actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.OFFLINE_READ
 ) -> Select[Any]:
     return scoped(actor, OfflineRequest, stmt, permission)
+
+
+def prospect_scope(
+    actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.PROSPECTS_READ
+) -> Select[Any]:
+    return scoped(actor, Prospect, stmt, permission)
 
 
 def department_scope(actor: OperatorActor, stmt: Select[Any]) -> Select[Any]:
@@ -165,6 +172,32 @@ async def access_offline_request_by_id(
     for_update: bool = False,
 ) -> OfflineRequest:
     return await load(session, actor, OfflineRequest, request_id, permission, for_update=for_update)
+
+
+async def access_prospect_by_id(
+    session: AsyncSession,
+    actor: OperatorActor,
+    prospect_id: object,
+    *,
+    permission: Permission = Permission.PROSPECTS_READ,
+    for_update: bool = False,
+) -> Prospect:
+    return await load(session, actor, Prospect, prospect_id, permission, for_update=for_update)
+
+
+async def prospect_placement_allowed(
+    session: AsyncSession, actor: OperatorActor, site_id: str, department_id: str | None
+) -> bool:
+    """Would a prospect of this site and department be in the actor's reach (creating or moving
+    one: nobody files a prospect where they could not see it)?"""
+    if scope_of(actor) is Scope.WORKSPACE:
+        return True
+    if department_id is not None:
+        return department_id in actor.department_ids
+    found = await session.scalar(
+        select(Department.id).where(Department.site_id == site_id, Department.id.in_(actor.department_ids)).limit(1)
+    )
+    return found is not None
 
 
 async def access_canned_reply_by_id(session: AsyncSession, actor: OperatorActor, reply_id: object) -> CannedReply:

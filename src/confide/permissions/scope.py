@@ -31,6 +31,7 @@ from confide.chats.models import Conversation
 from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
 from confide.permissions.policy import Permission, Scope, allows, scope_of
+from confide.prospects.models import Prospect
 from confide.users.models import Operator, Role
 from confide.visitor_activity.models import PageView
 from confide.visitors.models import Visitor
@@ -46,6 +47,7 @@ NOT_FOUND: dict[type[Any], str] = {
     Operator: "operator not found",
     CannedReply: "canned reply not found",
     Role: "role not found",
+    Prospect: "prospect not found",
 }
 MAX_ID = 64
 
@@ -100,6 +102,21 @@ def offline_clause(actor: OperatorActor, permission: Permission = Permission.OFF
     return in_workspace & (
         OfflineRequest.department_id.in_(actor.department_ids)
         | (OfflineRequest.department_id.is_(None) & OfflineRequest.site_id.in_(sites_of_mine))
+    )
+
+
+def prospect_clause(actor: OperatorActor, permission: Permission = Permission.PROSPECTS_READ) -> ColumnElement[bool]:
+    """Prospects follow the departments like offline requests (a prospect has an owner, but the
+    scope of who sees it is its department, or its site when it has none)."""
+    if not allows(actor, permission):
+        return false()
+    in_workspace = Prospect.workspace_id == actor.workspace_id
+    if scope_of(actor) is Scope.WORKSPACE:
+        return in_workspace
+    sites_of_mine = select(Department.site_id).where(Department.id.in_(actor.department_ids))
+    return in_workspace & (
+        Prospect.department_id.in_(actor.department_ids)
+        | (Prospect.department_id.is_(None) & Prospect.site_id.in_(sites_of_mine))
     )
 
 
@@ -159,6 +176,8 @@ def _object_clause(actor: OperatorActor, model: type[Any], permission: Permissio
         return conversation_clause(actor, permission or Permission.CHATS_READ)
     if model is OfflineRequest:
         return offline_clause(actor, permission or Permission.OFFLINE_READ)
+    if model is Prospect:
+        return prospect_clause(actor, permission or Permission.PROSPECTS_READ)
     if permission is not None and not allows(actor, permission):
         return false()
     workspace_id = getattr(model, "workspace_id", None)

@@ -33,6 +33,7 @@ from confide.permissions.access import (
     access_department_by_id,
     access_operator_by_id,
 )
+from confide.prospects import service as prospects
 from confide.realtime import events
 from confide.realtime.events import (
     ChatAssigned,
@@ -112,6 +113,7 @@ async def start_chat(rt: Runtime, uow: UnitOfWork, site: Site, data: StartConver
     else:
         visitor = await _verified_visitor(rt, uow, site, who, fields, consents)
     conv = await chats.start_conversation(rt, uow, site=site, visitor=visitor, department=dept, page_url=data.page_url)
+    await prospects.create_automatically(rt, uow, site, visitor, department_id=dept.id, conversation_id=conv.id)
     await route(rt, uow, conv)
     events.publish(rt, uow, QueueChanged(dept.id))
     actor = VisitorActor(visitor_id=visitor.id, site_id=site.id, workspace_id=site.workspace_id)

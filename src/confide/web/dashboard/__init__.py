@@ -26,6 +26,7 @@ from confide.web.dashboard.pages import (
     invites,
     login_limits,
     offline,
+    prospects,
     roles,
     settings,
     sso,
@@ -52,3 +53,4 @@ router.include_router(two_factor_pages.router)  # two-factor: log-in second step
 router.include_router(login_limits.router)  # Settings → Security → Login limits
 router.include_router(activity.router)  # Visitor Activity and Settings → Sites → Visitor activity (ADR 0019)
 router.include_router(identity_settings.router)  # Settings → Verified identity (ADR 0022)
+router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)

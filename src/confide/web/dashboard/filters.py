@@ -46,6 +46,7 @@ CHAT_FILTERS = (
     "status",
 )
 OFFLINE_FILTERS = ("date_from", "date_to", "site_id", "department_id", "visitor", "state")
+PROSPECT_FILTERS = ("date_from", "date_to", "site_id", "department_id", "status", "source", "owner_id", "text")
 PERSONAL = frozenset({"visitor", "text", "url"})  # never in a URL ("url": Visitor Activity's page words)
 STORE_KEY = "q"
 EXPIRED = "This search has expired; enter the visitor or the words again."

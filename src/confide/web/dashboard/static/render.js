@@ -7,6 +7,7 @@ import { discard, retry } from './composer.js';
 import {
   formatFull, formatTime, formatWait, h, humanize, initial, linkify, parseTime, reconcile, safeHttpUrl,
 } from './dom.js';
+import { prospectAction } from './prospect.js';
 import { S, deptOf, focusedChat, siteOf, visitorName } from './state.js';
 import { trailSection } from './trail.js'; // Visitor Activity (ADR 0019)
 import { ui } from './ui.js';
@@ -241,6 +242,7 @@ function renderVisitor(chat) {
     (v.earlier || []).length ? h('ul', { class: 'consents', 'data-testid': 'visitor-earlier' }, v.earlier.map((e) => h('li', {},
       h('a', { href: `/app/chats/${encodeURIComponent(e.id)}`, target: '_blank', rel: 'noopener', text: formatFull(e.created_at) }),
       h('span', { class: 'muted', text: ` — ${e.status}` })))) : '',
+    prospectAction(conv),
     consents.length ? h('h3', { class: 'subhead', text: 'Consents' }) : '',
     consents.length ? h('ul', { class: 'consents' }, consents.map(([key, granted]) => h('li', { class: granted ? 'granted' : 'declined' },
       h('span', { class: 'consent-mark', 'aria-hidden': 'true', text: granted ? '✓' : '✕' }), ` ${humanize(key)} `,

@@ -1,0 +1,74 @@
+"""Personal-data registry entries of the tables of confide.prospects (see core/personal_data.py for the format).
+
+A prospect's contact data is encrypted under the key of ``prospects.subject_id``: the visitor's when
+``visitor_id`` is set (reach below), else a data subject of its own (a prospect entered by hand: its
+key is destroyed when it is deleted; there is no visitor row to reach it from, so it is found by
+``subject_id`` in ``subject_keys`` until core knows a "prospect" subject root).
+"""
+
+from __future__ import annotations
+
+from confide.core.personal_data import (
+    NOT_PERSONAL,
+    Category,
+    Hop,
+    Reach,
+    Storage,
+    Table,
+    not_personal,
+    reach,
+    visitor_data,
+)
+
+_N = NOT_PERSONAL
+_PURPOSE = "follow up prospects (leads)"
+_BASIS = "Art. 6(1)(a) consent to profiling, or 6(1)(f) documented legitimate interest (per site)"
+
+
+TABLES: dict[str, Table] = {
+    "prospects": Table(
+        {
+            **not_personal(
+                "id", "workspace_id", "site_id", "department_id", "subject_id", "visitor_id", "conversation_id",
+                "offline_request_id", "source", "status", "value_minor", "currency", "owner_id", "version",
+                "created_by", "created_at", "updated_at",
+            ),
+            "name_enc": visitor_data(Category.IDENTITY, retention="prospect", purpose=_PURPOSE, basis=_BASIS),
+            "email_enc": visitor_data(Category.CONTACT, retention="prospect", purpose=_PURPOSE, basis=_BASIS),
+            "email_bidx": visitor_data(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, retention="prospect",
+                                       purpose=_PURPOSE, basis=_BASIS, exported=False),
+            "phone_enc": visitor_data(Category.CONTACT, retention="prospect", purpose=_PURPOSE, basis=_BASIS),
+            "company_enc": visitor_data(Category.PROFILE, retention="prospect", purpose=_PURPOSE, basis=_BASIS),
+            "notes_enc": visitor_data(Category.PROFILE, retention="prospect", purpose=_PURPOSE, basis=_BASIS),
+        },
+        reach=reach("visitor", "visitor_id"),
+    ),
+    "prospect_terms": Table(
+        {
+            "prospect_id": _N,
+            "term": visitor_data(Category.PSEUDONYMOUS, Storage.BLIND_INDEX, retention="prospect", purpose=_PURPOSE,
+                                 basis=_BASIS, exported=False),
+        },
+        reach=reach("visitor", "prospect_id -> prospects.visitor_id"),
+    ),
+    "prospect_settings": Table(
+        not_personal("site_id", "workspace_id", "auto_create", "basis", "interest_note", "currency", "updated_at",
+                     "updated_by"),
+    ),
+    # The objection of whoever uses this e-mail address: reached from a visitor by the e-mail's blind index.
+    "profiling_objections": Table(
+        {
+            **not_personal("id", "workspace_id", "created_at"),
+            "email_bidx": visitor_data(
+                Category.CONSENT,
+                Storage.BLIND_INDEX,
+                retention="objection",
+                purpose="honour objections to profiling (Art. 21)",
+                basis="Art. 6(1)(c) legal obligation: Art. 21(1) and (3)",
+                exported=False,
+                note="a keyed hash of the e-mail address only; kept while the objection stands",
+            ),
+        },
+        reach=Reach("visitor", "id", via=(Hop("email_bidx", "visitors", key="email_bidx"),)),
+    ),
+}
