@@ -273,8 +273,22 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
                                       ProspectIn(conversation_id=conv1, company=f"{name} Ltd"))
         await prospects.record_objection(rt, uow, world.workspace_id, f"{name.split()[0].lower()}@example.com")
     # ---- end prospects
+    # Visitor Activity and verified identity: a page seen (with its word) and the site's vouching.
+    from confide.core import clock, crypto
+    from confide.verified.models import VerifiedIdentity
+    from confide.visitor_activity.models import PageTerm, PageView
+
+    page_id, identity_id = crypto.new_id(), crypto.new_id()
+    async with rt.db.unit_of_work() as uow:
+        uow.session.add(PageView(id=page_id, workspace_id=world.workspace_id, site_id=world.site_id,
+                                 visitor_id=visitor_id, viewed_at=clock.now(), url_enc=b"sealed"))
+        await uow.session.flush()
+        uow.session.add(PageTerm(page_id=page_id, term=f"t{page_id[:20]}"))
+        uow.session.add(VerifiedIdentity(id=identity_id, workspace_id=world.workspace_id, site_id=world.site_id,
+                                         external_id_bidx=f"x{identity_id[:20]}", subject_id=visitor_id,
+                                         created_at=clock.now(), last_verified_at=clock.now()))
     return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1,
-            "prospect": lead["id"]}
+            "prospect": lead["id"], "page": page_id, "identity": identity_id}
 
 
 async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
@@ -318,6 +332,10 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             "profiling_objections": await _raw(
                 rt, "select id from profiling_objections where email_bidx = "
                     "(select email_bidx from visitors where id = :v)", v=vid),
+            "activity_pages": {(who["page"],)},
+            "activity_page_terms": await _raw(rt, "select page_id, term from activity_page_terms where page_id = :p",
+                                              p=who["page"]),
+            "verified_identities": {(who["identity"],)},
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected
@@ -357,6 +375,7 @@ async def test_the_conditions_of_rows_of_delete_exactly_one_subjects_rows(
     before = await _rows(rt, privacy_registry.rows_of(Subject("visitor", ana["visitor_id"])))
     # Leaves first, along the hops (messages and terms before the conversations they reach through).
     order = ["messages", "conversation_terms", "presence", "prospect_terms", "prospects", "profiling_objections",
+             "activity_page_terms", "activity_pages", "verified_identities",
              "offline_requests", "conversations", "visitor_terms"]
     async with rt.db.unit_of_work() as uow:
         conditions = privacy_registry.conditions_of(Subject("visitor", bob["visitor_id"]))
