@@ -3,6 +3,8 @@
 from confide.audit.models import AuditEvent, AuditHead, AuditPrune
 from confide.auth.models import LoginThrottle
 from confide.chats.models import Conversation, ConversationTerm, Message
+from confide.consent import rules as _consent_rules  # noqa: F401 - the ledger's append-only triggers
+from confide.consent.models import ConsentErasure, ConsentRecord, Notice, Purpose  # consent (ADR 0018)
 from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
@@ -36,6 +38,8 @@ __all__ = [
     "AuditHead",
     "AuditPrune",
     "CannedReply",
+    "ConsentErasure",
+    "ConsentRecord",
     "Conversation",
     "ConversationTerm",
     "Department",
@@ -45,6 +49,7 @@ __all__ = [
     "LoginLimit",
     "LoginThrottle",
     "Message",
+    "Notice",
     "OfflineRequest",
     "OidcProvider",
     "Operator",
@@ -54,6 +59,7 @@ __all__ = [
     "PasskeyCredential",
     "PasswordHistory",
     "Presence",
+    "Purpose",
     "RecoveryCode",
     "RefusedOrigin",
     "ReviewPolicy",

@@ -295,6 +295,7 @@ REGISTRY: dict[str, Table] = {
                     "last_error",
                     "created_at",
                     "finished_at",
+                    "purpose",  # ---- consent: a purpose key (which processing), not personal
                 )
             },
             "payload_enc": Personal(
@@ -517,6 +518,58 @@ REGISTRY: dict[str, Table] = {
             "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
         },
     ),
+    # ---- consent (ADR 0018)
+    # consent_purposes and consent_notices: a workspace's configuration (purposes and the texts
+    # shown), no subject's data.
+    "consent_purposes": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id", "workspace_id", "key", "name", "lawful_basis", "description", "retention_class",
+                "recipients", "enabled", "required", "latest_version", "material_version", "created_at",
+                "updated_at",
+            )
+        },
+    ),
+    "consent_notices": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "id", "workspace_id", "purpose_id", "version", "language", "text", "sha256", "material",
+                "created_at", "created_by",
+            )
+        },
+    ),
+    # reach: consent_records.subject_id -> subject (visitors.id, the subject id of the data key)
+    "consent_records": Table(
+        "subject_id",
+        {
+            **{
+                c: _N
+                for c in (
+                    "seq", "id", "workspace_id", "subject_id", "notice_id", "notice_version", "notice_hash",
+                    "site_id", "conversation_id", "message_id", "actor_id",
+                )
+            },
+            **{
+                c: _visitor(
+                    Category.CONSENT,
+                    Storage.PLAIN,
+                    retention="consent",
+                    purpose="record consent choices",
+                    basis=_CONSENT_BASIS,
+                    note="purpose keys, booleans, sources and times only: proof of consent, read by may() "
+                    "on every processing; erased with the subject (consent.service.erase_subject)",
+                )
+                for c in ("purpose", "granted", "source", "at")
+            },
+        },
+    ),
+    # reach: consent_erasure.subject_id -> subject (a flag row that lives inside one transaction)
+    "consent_erasure": Table(None, {"subject_id": _N}),
+    # ---- end consent
 }
 
 
