@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from confide.consent.purposes import LawfulBasis
 from confide.core import clock
@@ -54,7 +54,7 @@ class WidgetPrivacyIn(Strict):
 
 class WidgetChoiceIn(WidgetPrivacyIn):
     purpose: PurposeKey
-    granted: bool
+    granted: StrictBool
     notice_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # the notice shown
 
 
@@ -63,7 +63,7 @@ class StatementIn(Strict):
 
     message_id: Annotated[str, Field(min_length=1, max_length=64)]
     purpose: PurposeKey
-    granted: bool
+    granted: StrictBool
 
 
 class RecordFilters(Strict):
