@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select
 from confide.audit import service as audit
 from confide.auth import visitor_tokens
 from confide.auth.actors import Actor, OperatorActor, VisitorActor
-from confide.consent import purposes as P
+from confide.consent import purposes as K
 from confide.consent.models import ConsentErasure, ConsentRecord, Notice, Purpose
 from confide.consent.schemas import NoticeIn, PurposeIn, PurposePatch, RecordFilters, WidgetChoiceIn, WidgetPrivacyIn
 from confide.core import clock, crypto, jobs, mail
@@ -69,7 +69,7 @@ async def _add_purpose(
     name: str,
     basis: str,
     notice: str,
-    language: str = P.DEFAULT_LANGUAGE,
+    language: str = K.DEFAULT_LANGUAGE,
     description: str = "",
     retention_class: str = "",
     recipients: str = "",
@@ -104,7 +104,7 @@ async def _add_purpose(
 async def seed_defaults(uow: UnitOfWork, workspace_id: str) -> None:
     """The default purposes of a new workspace (keys already there are left as they are)."""
     have = set((await uow.session.scalars(select(Purpose.key).where(Purpose.workspace_id == workspace_id))).all())
-    for d in P.DEFAULTS:
+    for d in K.DEFAULTS:
         if d.key not in have:
             await _add_purpose(
                 uow,
@@ -131,7 +131,7 @@ async def adopt_site_purposes(uow: UnitOfWork, workspace_id: str, site_purposes:
         key = str(item.get("key", ""))
         if key and key not in have:
             label = str(item.get("label") or key)[:4000]
-            await _add_purpose(uow, workspace_id, key=key, name=label[:200], basis=P.CONSENT, notice=label,
+            await _add_purpose(uow, workspace_id, key=key, name=label[:200], basis=K.CONSENT, notice=label,
                                retention_class="consent")
             have.add(key)
 
@@ -196,7 +196,7 @@ async def update_purpose(uow: UnitOfWork, actor: OperatorActor, purpose_id: obje
     _require_manage(actor)
     purpose = await _purpose_by_id(uow, actor, purpose_id, lock=True)
     changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
-    if purpose.required and (changes.get("enabled") is False or changes.get("lawful_basis") == P.CONSENT):
+    if purpose.required and (changes.get("enabled") is False or changes.get("lawful_basis") == K.CONSENT):
         raise Invalid("the support purpose is always on and cannot be made consent-based")
     for key, value in changes.items():
         setattr(purpose, key, value)
@@ -233,7 +233,7 @@ async def notices_of(uow: UnitOfWork, purpose: Purpose) -> list[Notice]:
 
 async def current_notice(uow: UnitOfWork, purpose: Purpose, language: str | None = None) -> Notice | None:
     """The newest notice in ``language``, else in the default language, else in any language."""
-    for lang in dict.fromkeys([language or P.DEFAULT_LANGUAGE, P.DEFAULT_LANGUAGE, None]):
+    for lang in dict.fromkeys([language or K.DEFAULT_LANGUAGE, K.DEFAULT_LANGUAGE, None]):
         stmt = select(Notice).where(Notice.purpose_id == purpose.id)
         if lang is not None:
             stmt = stmt.where(Notice.language == lang)
@@ -261,7 +261,7 @@ async def offered_purposes(uow: UnitOfWork, site: Site) -> list[Purpose]:
     out = [
         p
         for p in await list_purposes(uow, site.workspace_id)
-        if p.enabled and p.lawful_basis == P.CONSENT and (not chosen or p.key in chosen)
+        if p.enabled and p.lawful_basis == K.CONSENT and (not chosen or p.key in chosen)
     ]
     if chosen:
         order = {k: i for i, k in enumerate(chosen)}
@@ -351,7 +351,7 @@ async def may(uow: UnitOfWork, *, workspace_id: str, subject_id: str, purpose: s
     if found.required:
         return True
     st = await state_of(uow, found, subject_id)
-    if found.lawful_basis == P.CONSENT:
+    if found.lawful_basis == K.CONSENT:
         return bool(st.granted) and st.valid
     return st.granted is not False
 
@@ -386,7 +386,7 @@ async def record(
 
     A withdrawal (or objection) cancels the subject's pending jobs of the purpose now and, when it
     ends a standing grant or is an objection, queues ``integration.consent_withdrawn``."""
-    if source not in P.SOURCES:
+    if source not in K.SOURCES:
         raise ValueError(f"unknown consent source {source!r}")
     found = await get_purpose(uow, workspace_id, purpose)
     if found is None or not found.enabled:
@@ -426,7 +426,7 @@ async def record(
     cancelled = 0
     if not granted:
         cancelled = await jobs.cancel_pending(uow, subject_id=subject_id, purpose=found.key)
-        if (before is not None and before.granted) or found.lawful_basis != P.CONSENT:
+        if (before is not None and before.granted) or found.lawful_basis != K.CONSENT:
             jobs.enqueue(
                 rt,
                 uow,
@@ -436,8 +436,8 @@ async def record(
             )
     extra: dict[str, Any] = {}
     if actor is None:
-        extra = {"actor_type": "visitor" if source in (P.WIDGET, P.EMAIL_LINK) else "system",
-                 "actor_id": subject_id if source in (P.WIDGET, P.EMAIL_LINK) else None,
+        extra = {"actor_type": "visitor" if source in (K.WIDGET, K.EMAIL_LINK) else "system",
+                 "actor_id": subject_id if source in (K.WIDGET, K.EMAIL_LINK) else None,
                  "workspace_id": workspace_id}
     await audit.record(
         rt,
@@ -473,7 +473,7 @@ async def record_choices(
             raise Invalid(f"consent {str(key)[:40]}: must be true or false")
     return [
         await record(rt, uow, workspace_id=site.workspace_id, subject_id=subject_id, purpose=key,
-                     granted=choices.get(key) is True, source=P.WIDGET, language=language, site_id=site.id,
+                     granted=choices.get(key) is True, source=K.WIDGET, language=language, site_id=site.id,
                      conversation_id=conversation_id)
         for key in offered
     ]
@@ -508,7 +508,7 @@ async def privacy_view(uow: UnitOfWork, site: Site, subject_id: str, language: s
     all_states = await states(uow, site.workspace_id, subject_id)
     items = []
     for p in purposes:
-        if p.lawful_basis == P.CONSENT and p.key not in offered:
+        if p.lawful_basis == K.CONSENT and p.key not in offered:
             continue
         notice = await current_notice(uow, p, language)
         st = all_states[p.key]
@@ -518,8 +518,8 @@ async def privacy_view(uow: UnitOfWork, site: Site, subject_id: str, language: s
             "basis": p.lawful_basis,
             "required": p.required,
             "description": p.description,
-            "granted": (st.granted is not False) if p.lawful_basis != P.CONSENT else bool(st.granted) and st.valid,
-            "needs_answer": p.lawful_basis == P.CONSENT and bool(st.granted) and not st.valid,
+            "granted": (st.granted is not False) if p.lawful_basis != K.CONSENT else bool(st.granted) and st.valid,
+            "needs_answer": p.lawful_basis == K.CONSENT and bool(st.granted) and not st.valid,
             "notice": {"id": notice.id, "version": notice.version, "language": notice.language, "text": notice.text}
             if notice else None,
         })
@@ -546,7 +546,7 @@ async def visitor_choice(rt: Runtime, uow: UnitOfWork, site: Site, data: WidgetC
     if data.purpose not in listed:
         raise NotFound("purpose not found")
     await record(rt, uow, workspace_id=site.workspace_id, subject_id=who.visitor_id, purpose=data.purpose,
-                 granted=data.granted, source=P.WIDGET, notice_id=data.notice_id, language=data.language,
+                 granted=data.granted, source=K.WIDGET, notice_id=data.notice_id, language=data.language,
                  site_id=site.id, actor=who)
     return await privacy_view(uow, site, who.visitor_id, data.language)
 
@@ -595,7 +595,7 @@ async def withdraw_by_link(rt: Runtime, uow: UnitOfWork, token: object) -> Conse
     if latest is not None and not latest.granted:
         return latest
     return await record(rt, uow, workspace_id=workspace_id, subject_id=subject_id, purpose=key, granted=False,
-                        source=P.EMAIL_LINK)
+                        source=K.EMAIL_LINK)
 
 
 async def enqueue_marketing_mail(
@@ -607,7 +607,7 @@ async def enqueue_marketing_mail(
     to: str,
     subject: str,
     text: str,
-    purpose: str = P.MARKETING_EMAIL,
+    purpose: str = K.MARKETING_EMAIL,
 ) -> str | None:
     """Queue a marketing message only if ``may`` allows it, with its one-click withdrawal link in
     the body and the List-Unsubscribe headers. Returns the job id, or None when not allowed."""

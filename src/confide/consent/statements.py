@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from confide.auth.actors import OperatorActor
 from confide.chats import service as chats
-from confide.consent import purposes as P
+from confide.consent import purposes as K
 from confide.consent import service as consent
 from confide.consent.models import ConsentRecord
 from confide.consent.schemas import StatementIn
@@ -32,7 +32,7 @@ async def record_statement(
         subject_id=conv.visitor_id,
         purpose=data.purpose,
         granted=data.granted,
-        source=P.OPERATOR,
+        source=K.OPERATOR,
         site_id=conv.site_id,
         conversation_id=conv.id,
         message_id=data.message_id,

@@ -40,6 +40,12 @@ async def chat_app() -> Response:
     return _js("app.js")
 
 
+@router.get("/widget/privacy.js", dependencies=[public()])
+async def privacy_view() -> Response:
+    """The widget's Privacy view (ADR 0018), imported by app.js on first use."""
+    return _js("privacy.js")
+
+
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])
 async def demo(request: Request, state: StateDep) -> HTMLResponse:
     """A stand-in for a business's website, with the one script tag a business adds."""

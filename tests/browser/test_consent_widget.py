@@ -1,0 +1,67 @@
+"""The widget's Privacy view (ADR 0018): one click withdraws, and a material notice change asks the
+visitor again the next time they open the widget."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from playwright.async_api import expect
+
+from confide.consent import service as consent
+from confide.consent.schemas import NoticeIn
+from confide.core.runtime import Runtime
+from confide.users import service as users
+from tests.browser.conftest import People
+from tests.browser.helpers import open_widget, serve_demo, set_status, start_chat, w
+from tests.conftest import Live, World
+
+
+async def _may(rt: Runtime, world: World, subject_id: str) -> bool:
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        return await consent.may(uow, workspace_id=world.workspace_id, subject_id=subject_id, purpose="marketing")
+
+
+async def test_privacy_view_withdraws_and_a_material_change_asks_again(rt: Runtime, world: World, live: Live,
+                                                                       people: People) -> None:
+    await serve_demo(rt, world, live)
+    await set_status(rt, world.operator_id, "online")
+    page = await (await people.new()).new_page()
+    await open_widget(page, live)
+    await start_chat(page, name="Ana Lima", email="ana@example.com", marketing=True)
+    subject_id = str(await page.evaluate(
+        "() => JSON.parse(sessionStorage.getItem(Object.keys(sessionStorage).find((k) => k.startsWith('confide:'))))"
+        ".token.split('.')[0]"))
+    vid = json.loads(base64.urlsafe_b64decode(subject_id + "=" * (-len(subject_id) % 4)))["v"]
+    assert await _may(rt, world, vid) is True
+
+    await page.click(w("privacy-open"))
+    item = page.locator(f'{w("privacy-purpose")}[data-purpose="marketing"]')
+    await expect(item.locator(w("privacy-notice"))).to_have_text("News by e-mail")
+    await expect(item).to_have_attribute("data-state", "on")
+    await item.locator(w("privacy-withdraw")).click()
+    await expect(item).to_have_attribute("data-state", "off")
+    assert await _may(rt, world, vid) is False
+    await item.locator(w("privacy-grant")).click()  # and back: one click each way
+    await expect(item).to_have_attribute("data-state", "on")
+    assert await _may(rt, world, vid) is True
+    await page.click(w("privacy-close"))
+    await expect(page.locator(w("messages"))).to_be_visible()
+
+    # The business changes the notice materially; the next time the visitor opens the widget, it asks.
+    await page.click(w("launcher"))
+    await expect(page.locator(w("panel"))).to_be_hidden()
+    async with rt.db.unit_of_work() as uow:
+        admin = await users.actor_for(uow, world.admin_id)
+        purpose = await consent.get_purpose(uow, world.workspace_id, "marketing")
+        assert purpose is not None
+        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="News and partner offers by e-mail",
+                                                                      material=True))
+    assert await _may(rt, world, vid) is False
+    await page.click(w("launcher"))
+    await expect(page.locator(w("privacy-reask"))).to_be_visible()
+    await expect(item).to_have_attribute("data-state", "ask")
+    await expect(item.locator(w("privacy-notice"))).to_have_text("News and partner offers by e-mail")
+    await item.locator(w("privacy-grant")).click()
+    await expect(item).to_have_attribute("data-state", "on")
+    assert await _may(rt, world, vid) is True
