@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 
 from confide.auth import visitor_tokens
 from confide.chats.models import Conversation
+from confide.consent.models import ConsentRecord
 from confide.core import clock
 from confide.core.broker import MemoryBroker
 from confide.core.crypto import KeyWrapper, b64d
@@ -20,7 +21,6 @@ from confide.core.keys import KeyRing
 from confide.core.runtime import Runtime, build_runtime
 from confide.offline.models import OfflineRequest
 from confide.permissions.access import access_conversation_by_id
-from confide.consent.models import ConsentRecord
 from confide.visitors.models import Visitor
 from tests import factories
 from tests.conftest import MASTER_KEY, World
