@@ -152,6 +152,17 @@ def _require_manage(actor: OperatorActor) -> None:
         raise Forbidden("you do not have permission to do this")
 
 
+def require_manage(actor: OperatorActor) -> None:
+    """Settings → Privacy purposes: ``CONSENT_MANAGE`` or ``SETTINGS_MANAGE``."""
+    _require_manage(actor)
+
+
+def require_ledger(actor: OperatorActor) -> None:
+    """The Consent view: ``CONSENT_MANAGE`` or ``SUBJECTS_VIEW``."""
+    if not allows_any(actor, Permission.CONSENT_MANAGE, Permission.SUBJECTS_VIEW):
+        raise Forbidden("you do not have permission to do this")
+
+
 async def _purpose_by_id(uow: UnitOfWork, actor: OperatorActor, purpose_id: object, *, lock: bool = False) -> Purpose:
     if not isinstance(purpose_id, str) or len(purpose_id) > 64:
         raise NotFound("purpose not found")
@@ -623,8 +634,7 @@ async def enqueue_marketing_mail(
 async def search_records(
     uow: UnitOfWork, actor: OperatorActor, filters: RecordFilters
 ) -> tuple[list[ConsentRecord], int]:
-    if not allows_any(actor, Permission.CONSENT_MANAGE, Permission.SUBJECTS_VIEW):
-        raise Forbidden("you do not have permission to do this")
+    require_ledger(actor)
     stmt = select(ConsentRecord).where(ConsentRecord.workspace_id == actor.workspace_id)
     if filters.purpose:
         stmt = stmt.where(ConsentRecord.purpose == filters.purpose)
@@ -649,8 +659,7 @@ async def record_with_notice(
     uow: UnitOfWork, actor: OperatorActor, record_id: object
 ) -> tuple[ConsentRecord, Notice | None]:
     """One ledger row and the exact notice it was given under (the back office's record page)."""
-    if not allows_any(actor, Permission.CONSENT_MANAGE, Permission.SUBJECTS_VIEW):
-        raise Forbidden("you do not have permission to do this")
+    require_ledger(actor)
     if not isinstance(record_id, str) or len(record_id) > 64:
         raise NotFound("record not found")
     row = await uow.session.scalar(

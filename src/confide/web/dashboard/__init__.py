@@ -19,6 +19,7 @@ from confide.web.dashboard.pages import (
     account_review,
     audit,
     chats,
+    consent,
     console,
     directory_settings,
     invites,
@@ -48,3 +49,4 @@ for _module in (
     router.include_router(_module.router)
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)
 router.include_router(login_limits.router)  # Settings → Security → Login limits
+router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)
