@@ -9,11 +9,21 @@ import json
 from playwright.async_api import expect
 
 from confide.consent import service as consent
-from confide.consent.schemas import NoticeIn
+from confide.consent.schemas import NoticeIn, RecordFilters
 from confide.core.runtime import Runtime
 from confide.users import service as users
 from tests.browser.conftest import People
-from tests.browser.helpers import open_widget, serve_demo, set_status, start_chat, w
+from tests.browser.helpers import (
+    accept_offer,
+    open_console,
+    open_widget,
+    serve_demo,
+    set_status,
+    start_chat,
+    t,
+    visitor_says,
+    w,
+)
 from tests.conftest import Live, World
 
 
@@ -65,3 +75,27 @@ async def test_privacy_view_withdraws_and_a_material_change_asks_again(rt: Runti
     await item.locator(w("privacy-grant")).click()
     await expect(item).to_have_attribute("data-state", "on")
     assert await _may(rt, world, vid) is True
+
+
+async def test_an_operator_records_a_statement_from_the_visitor_panel(rt: Runtime, world: World, live: Live,
+                                                                      people: People) -> None:
+    await serve_demo(rt, world, live)
+    console = await open_console(await people.new(), live, rt, world.operator_email, world.operator_id)
+    visitor = await (await people.new()).new_page()
+    await open_widget(visitor, live)
+    conv_id = await start_chat(visitor, name="Ana Lima", email="ana@example.com")
+    await accept_offer(console, conv_id)
+    await visitor_says(visitor, "Yes, send me the newsletter please")
+    await expect(console.locator(f'{t("msg")}[data-sender="visitor"]')).to_have_count(1)
+    box = console.locator(t("consent-statement"))
+    await box.locator("summary").click()
+    await box.locator(t("statement-purpose")).select_option("newsletter")
+    await expect(box.locator(f'{t("statement-message")} option')).to_have_count(1)
+    await box.locator(t("statement-submit")).click()
+    await expect(box.locator(t("statement-status"))).to_contain_text("Recorded: agreed")
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        rows, _ = await consent.search_records(uow, await users.actor_for(uow, world.admin_id),
+                                               RecordFilters(source="operator"))
+    assert [(r.purpose, r.granted, r.conversation_id, r.actor_id) for r in rows] == [
+        ("newsletter", True, conv_id, world.operator_id)]
+    assert rows[0].message_id is not None

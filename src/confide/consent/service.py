@@ -500,6 +500,12 @@ async def granted_keys(uow: UnitOfWork, workspace_id: str, subject_id: str) -> d
     return out
 
 
+async def statement_purposes(uow: UnitOfWork, workspace_id: str) -> list[dict[str, str]]:
+    """The purposes an operator may record a visitor's statement about (enabled, refusable)."""
+    return [{"key": p.key, "name": p.name} for p in await list_purposes(uow, workspace_id)
+            if p.enabled and not p.required]
+
+
 async def erase_subject(uow: UnitOfWork, subject_id: str) -> int:
     """The one way ledger rows go (subject erasure, next issue): raise the erasure flag for this
     subject inside the caller's transaction, delete the rows, lower the flag. Returns the count."""

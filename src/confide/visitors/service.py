@@ -161,6 +161,7 @@ async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, A
         "phone": key.decrypt(visitor.phone_enc, f"visitors.phone:{vid}") if visitor.phone_enc else None,
         "fields": key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {},
         "consents": await consent.granted_keys(uow, visitor.workspace_id, vid),
+        "consent_purposes": await consent.statement_purposes(uow, visitor.workspace_id),
     }
 
 

@@ -1,13 +1,14 @@
 """Consent in the back office (ADR 0018).
 
-- ``/app/consent`` (``CONSENT_MANAGE`` or ``SUBJECTS_VIEW``): the ledger's rows, newest first,
+- ``/app/consent``: the ledger's rows, newest first,
   filtered by purpose, granted/withdrawn, source, site and dates (none of them personal, so they
   travel in the URL); ``/app/consent/records/{id}``: one row with the exact notice it was given under.
-- ``/app/settings/privacy`` (``CONSENT_MANAGE`` or ``SETTINGS_MANAGE``): the workspace's purposes,
+- ``/app/settings/privacy``: the workspace's purposes,
   a new purpose, a purpose's settings, and a new notice version (never an edit of an old one).
 
-Both areas accept two permissions, so the routes are declared ``authenticated()`` and the consent
-service decides (``Forbidden`` -> the "not for your role" page).
+The routes are declared ``needs(CONSENT_MANAGE)`` (one declared permission per route, as the
+role matrix checks); the consent service checks again and would also accept ``SUBJECTS_VIEW`` for
+the ledger and ``SETTINGS_MANAGE`` for purposes, once a route can declare either of two.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from confide.consent import purposes as K
 from confide.consent import service as consent
 from confide.consent.schemas import NoticeIn, PurposeIn, PurposePatch, RecordFilters
 from confide.core.errors import DomainError
+from confide.permissions.policy import Permission
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.dashboard.auth import PageOperator
 from confide.web.dashboard.filters import pager, parse_filters
 from confide.web.dashboard.forms import errors, sentence, text
 from confide.web.dashboard.templating import error_page, render
-from confide.web.permits import authenticated
+from confide.web.permits import needs
 from confide.workspaces import service as workspaces
 
 router = APIRouter(include_in_schema=False)
@@ -44,7 +46,7 @@ def _denied(request: Request, actor: OperatorActor, exc: DomainError, nav: str) 
 
 
 # ---------------------------------------------------------------- the ledger
-@router.get(PATH, dependencies=[authenticated()])
+@router.get(PATH, dependencies=[needs(Permission.CONSENT_MANAGE)])
 async def consent_records(request: Request, actor: PageOperator) -> Response:
     params = dict(request.query_params)
     state = params.pop("state", "")
@@ -82,7 +84,7 @@ async def consent_records(request: Request, actor: PageOperator) -> Response:
     )
 
 
-@router.get(PATH + "/records/{record_id}", dependencies=[authenticated()])
+@router.get(PATH + "/records/{record_id}", dependencies=[needs(Permission.CONSENT_MANAGE)])
 async def consent_record(record_id: str, request: Request, actor: PageOperator) -> Response:
     try:
         async with operator_unit(request, write=False) as (uow, actor):
@@ -120,7 +122,7 @@ async def _settings(
     )
 
 
-@router.get(SETTINGS_PATH, dependencies=[authenticated()])
+@router.get(SETTINGS_PATH, dependencies=[needs(Permission.CONSENT_MANAGE)])
 async def privacy_settings(request: Request, actor: PageOperator) -> Response:
     return await _settings(request, actor)
 
@@ -137,7 +139,7 @@ async def _save(request: Request, actor: OperatorActor, anchor: str, action: Any
     return RedirectResponse(f"{SETTINGS_PATH}?saved=1#{anchor}", status_code=303)
 
 
-@router.post(SETTINGS_PATH, dependencies=[authenticated()])
+@router.post(SETTINGS_PATH, dependencies=[needs(Permission.CONSENT_MANAGE)])
 async def privacy_create(request: Request, actor: PageOperator) -> Response:
     form = await request.form()
 
@@ -152,7 +154,7 @@ async def privacy_create(request: Request, actor: PageOperator) -> Response:
     return await _save(request, actor, "new-purpose", action)
 
 
-@router.post(SETTINGS_PATH + "/{purpose_id}", dependencies=[authenticated()])
+@router.post(SETTINGS_PATH + "/{purpose_id}", dependencies=[needs(Permission.CONSENT_MANAGE)])
 async def privacy_update(purpose_id: str, request: Request, actor: PageOperator) -> Response:
     form = await request.form()
 
@@ -167,7 +169,7 @@ async def privacy_update(purpose_id: str, request: Request, actor: PageOperator)
     return await _save(request, actor, f"p-{purpose_id[:40]}", action)
 
 
-@router.post(SETTINGS_PATH + "/{purpose_id}/notices", dependencies=[authenticated()])
+@router.post(SETTINGS_PATH + "/{purpose_id}/notices", dependencies=[needs(Permission.CONSENT_MANAGE)])
 async def privacy_publish(purpose_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
     form = await request.form()
 
