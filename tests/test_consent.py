@@ -3,6 +3,7 @@ e-mail link and the operator's record, jobs cancelled, append-only at the databa
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import unquote
 
@@ -306,3 +307,46 @@ async def test_legitimate_interest_runs_until_the_subject_objects(client: httpx.
         await consent.record(rt, uow, workspace_id=world.workspace_id, subject_id=vid, purpose=P.PROFILING,
                              granted=False, source="api")
     assert await may(rt, world, vid, P.PROFILING) is False
+
+
+# ---------------------------------------------------------------- the pre-chat form names the notice shown
+async def test_the_prechat_form_records_the_notice_it_showed(client: httpx.AsyncClient, rt: Runtime,
+                                                             world: World) -> None:
+    await set_status(rt, world.operator_id)
+    config = (await client.get(f"/api/v1/widget/{world.site_key}/config", headers={"Origin": world.origin})).json()
+    [shown] = config["purposes"]
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:  # a material change while the visitor fills in the form
+        purpose = await consent.get_purpose(uow, world.workspace_id, MARKETING)
+        assert purpose is not None
+        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="News and partner offers", material=True))
+    chat = await start_chat(client, world, consents={MARKETING: {"granted": True, "notice_id": shown["notice_id"]}})
+    [row] = await ledger(rt, chat["visitor_id"])
+    assert (row.granted, row.notice_id, row.notice_version) == (True, shown["notice_id"], 1)
+    assert await may(rt, world, chat["visitor_id"], MARKETING) is False  # given under the old text: ask again
+    other = await other_workspace(rt)
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        foreign = await consent.get_purpose(uow, other.workspace_id, MARKETING)
+        assert foreign is not None
+        [foreign_notice] = await consent.notices_of(uow, foreign)
+    before = await counts(rt, "consent_records", "visitors", "conversations")
+    for value, status in (({"granted": True, "notice_id": foreign_notice.id}, 404),
+                          ({"granted": "yes"}, 422), ({"granted": True, "extra": 1}, 422), ([True], 422)):
+        await start_chat(client, world, consents={MARKETING: value}, expect=status)
+    assert await counts(rt, "consent_records", "visitors", "conversations") == before
+
+
+@pytest.mark.parametrize("db_kind", ["postgresql"])
+async def test_concurrent_notice_versions_never_collide(rt: Runtime, world: World) -> None:
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        purpose = await consent.get_purpose(uow, world.workspace_id, P.NEWSLETTER)
+        assert purpose is not None
+
+    async def publish(n: int) -> int:
+        async with rt.db.unit_of_work() as uow:
+            notice = await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text=f"Text {n}"))
+            return notice.version
+
+    versions = await asyncio.gather(*(publish(n) for n in range(6)))
+    assert sorted(versions) == [2, 3, 4, 5, 6, 7]

@@ -390,10 +390,13 @@ async def record(
     conversation_id: str | None = None,
     message_id: str | None = None,
     actor: Actor | None = None,
+    shown_earlier: bool = False,
 ) -> ConsentRecord:
     """Append one choice to the ledger (and the audit log). ``notice_id``: the notice the subject
     was shown; it must be this purpose's current one (else ``Conflict``: show the new text).
-    Without it, the current notice in ``language`` is the one recorded.
+    Without it, the current notice in ``language`` is the one recorded. ``shown_earlier``: the
+    notice may be an older version of this purpose (a form filled in while a new text was published:
+    the proof is what was shown; after a material change such a consent simply does not count).
 
     A withdrawal (or objection) cancels the subject's pending jobs of the purpose now and, when it
     ends a standing grant or is an objection, queues ``integration.consent_withdrawn``."""
@@ -411,7 +414,7 @@ async def record(
         if shown.purpose_id != found.id:
             raise NotFound("notice not found")
         notice = shown
-        if current is None or current.id != shown.id:
+        if not shown_earlier and (current is None or current.id != shown.id):
             raise Conflict("this notice has changed; read the new text and choose again")
     else:
         notice = await current_notice(uow, found, language)
@@ -477,17 +480,29 @@ async def record_choices(
     """The pre-chat (or leave-a-message) form's boxes: one row per purpose the widget offered,
     granted only where ticked (silence is not consent). An unknown key is refused."""
     offered = {p.key: p for p in await offered_purposes(uow, site)}
+    clean: dict[str, tuple[bool, str | None]] = {}
     for key, value in choices.items():
         if key not in offered:
             raise Invalid(f"unknown consent purpose: {str(key)[:40]}")
-        if not isinstance(value, bool):
-            raise Invalid(f"consent {str(key)[:40]}: must be true or false")
+        clean[key] = _choice(key, value)
     return [
         await record(rt, uow, workspace_id=site.workspace_id, subject_id=subject_id, purpose=key,
-                     granted=choices.get(key) is True, source=K.WIDGET, language=language, site_id=site.id,
-                     conversation_id=conversation_id)
+                     granted=clean.get(key, (False, None))[0], source=K.WIDGET, language=language,
+                     site_id=site.id, conversation_id=conversation_id, notice_id=clean.get(key, (False, None))[1],
+                     shown_earlier=True)
         for key in offered
     ]
+
+
+def _choice(key: str, value: object) -> tuple[bool, str | None]:
+    """A form's answer: ``true``/``false``, or ``{"granted": bool, "notice_id": "…"}`` (the notice shown)."""
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, dict) and set(value) <= {"granted", "notice_id"} and isinstance(value.get("granted"), bool):
+        notice_id = value.get("notice_id")
+        if notice_id is None or (isinstance(notice_id, str) and 0 < len(notice_id) <= 64):
+            return value["granted"], notice_id
+    raise Invalid(f"consent {key[:40]}: must be true or false")
 
 
 async def granted_keys(uow: UnitOfWork, workspace_id: str, subject_id: str) -> dict[str, bool]:

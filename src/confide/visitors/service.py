@@ -68,8 +68,9 @@ def validate_answers(
     for key, granted in consents.items():
         if not isinstance(key, str) or len(key) > 40:
             raise Invalid(f"unknown consent purpose: {str(key)[:40]}")
-        if not isinstance(granted, bool):
+        if not isinstance(granted, bool | dict):
             raise Invalid(f"consent {key}: must be true or false")
+    # Each value is true/false or {"granted": bool, "notice_id": "…"} (the notice the form showed).
     # The purposes themselves are checked against what the widget offers when they are recorded
     # in the consent ledger (``record_consents``), in the same unit of work.
     return clean, dict(consents)

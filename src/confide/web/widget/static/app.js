@@ -314,7 +314,8 @@ export function mount(root, { base, siteKey, launcher }) {
       if (offline && contact.length && !contact.some((d) => fv[d.key])) return (err.textContent = 'Please give an e-mail address or phone number so we can reply.');
       const req = {
         fields: fv,
-        consents: Object.fromEntries((cfg.purposes || []).map((p) => [p.key, !!v['consent:' + p.key]])),
+        // ---- consent: each choice names the notice the checkbox showed (the proof of the words)
+        consents: Object.fromEntries((cfg.purposes || []).map((p) => [p.key, p.notice_id ? { granted: !!v['consent:' + p.key], notice_id: p.notice_id } : !!v['consent:' + p.key]])),
         department_id: v.department || (depts.length === 1 ? depts[0].id : null),
         page_url: location.href,
       };
