@@ -94,6 +94,9 @@ async def test_grant_then_withdraw_in_the_widget_cancels_the_pending_job(client:
     response = await choose(client, world, token, MARKETING, True, notice_id=item["notice"]["id"])
     assert response.status_code == 200, response.text
     assert await may(rt, world, vid, MARKETING) is True
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        assert await consent.allowed_subjects(uow, workspace_id=world.workspace_id, purpose=MARKETING,
+                                              subject_ids=[vid, "someone-else"]) == {vid}
     job_id = await marketing_job(rt, world, vid)
     assert job_id is not None
     response = await choose(client, world, token, MARKETING, False)
@@ -104,6 +107,8 @@ async def test_grant_then_withdraw_in_the_widget_cancels_the_pending_job(client:
     assert await may(rt, world, vid, MARKETING) is False
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert await jobs.get(uow, job_id) is None  # cancelled at once
+        assert await consent.allowed_subjects(uow, workspace_id=world.workspace_id, purpose=MARKETING,
+                                              subject_ids=[vid, "someone-else"]) == set()  # off the list
         kinds = list((await uow.session.scalars(select(jobs.Job.kind))).all())
         actions = list((await uow.session.execute(text(
             "select action from audit_events where action like 'consent.%' order by seq"))).scalars())

@@ -367,6 +367,28 @@ async def may(uow: UnitOfWork, *, workspace_id: str, subject_id: str, purpose: s
     return st.granted is not False
 
 
+async def allowed_subjects(uow: UnitOfWork, *, workspace_id: str, purpose: str, subject_ids: list[str]) -> set[str]:
+    """Of ``subject_ids``, those ``may`` allows for ``purpose`` (a marketing list is built from this,
+    so a withdrawal takes the person off it at once). One query for the latest rows."""
+    found = await get_purpose(uow, workspace_id, purpose)
+    if found is None or not found.enabled or not subject_ids:
+        return set()
+    if found.required:
+        return set(subject_ids)
+    latest = (
+        select(ConsentRecord.subject_id, func.max(ConsentRecord.seq).label("seq"))
+        .where(ConsentRecord.workspace_id == workspace_id, ConsentRecord.purpose == found.key,
+               ConsentRecord.subject_id.in_(subject_ids))
+        .group_by(ConsentRecord.subject_id)
+        .subquery()
+    )
+    rows = (await uow.session.scalars(select(ConsentRecord).join(latest, ConsentRecord.seq == latest.c.seq))).all()
+    states = {r.subject_id: _state(found, r) for r in rows}
+    if found.lawful_basis == K.CONSENT:
+        return {s for s, st in states.items() if st.granted and st.valid}
+    return {s for s in subject_ids if s not in states or states[s].granted is not False}
+
+
 def _who(actor: Actor | None) -> dict[str, Any]:
     if isinstance(actor, OperatorActor):
         return {"actor": actor}
