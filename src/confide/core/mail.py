@@ -66,7 +66,10 @@ def enqueue_mail(
     ``purpose``: the consent purpose the message serves (marketing mail: use
     ``consent.service.enqueue_marketing_mail``, which asks ``may`` and adds the withdrawal link)."""
     mail = Mail.model_validate({"to": to, "subject": subject, "text": text, "html": html, "headers": headers or {}})
-    return jobs.enqueue(rt, uow, KIND, mail, workspace_id=workspace_id, subject_id=subject_id, purpose=purpose)
+    payload = mail.model_dump(mode="json")
+    if not payload["headers"]:
+        del payload["headers"]  # the payload of an ordinary message stays as it was
+    return jobs.enqueue(rt, uow, KIND, payload, workspace_id=workspace_id, subject_id=subject_id, purpose=purpose)
 
 
 def build(settings: Settings, mail: Mail) -> EmailMessage:
