@@ -18,6 +18,7 @@ from confide.consent.models import ConsentRecord, Purpose
 from confide.consent.schemas import NoticeIn, PurposePatch
 from confide.core import crypto, jobs
 from confide.core.runtime import Runtime
+from confide.worker.jobs import JobRunner
 from tests.conftest import World
 from tests.helpers_api import accept, actor, counts, logged_in, other_workspace, say, set_status, start_chat
 
@@ -355,3 +356,23 @@ async def test_concurrent_notice_versions_never_collide(rt: Runtime, world: Worl
 
     versions = await asyncio.gather(*(publish(n) for n in range(6)))
     assert sorted(versions) == [2, 3, 4, 5, 6, 7]
+
+
+async def test_a_queued_job_runs_only_if_may_still_allows_it(client: httpx.AsyncClient, rt: Runtime,
+                                                             world: World) -> None:
+    chat = await started(client, rt, world, marketing=True)
+    vid = chat["visitor_id"]
+    kept = rt.settings.data_dir / "mail"
+    assert await marketing_job(rt, world, vid) is not None
+    assert await JobRunner(rt).drain() >= 1
+    assert len(list(kept.glob("*.eml"))) == 1  # allowed: sent (kept on disk without SMTP)
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in next(kept.glob("*.eml")).read_text()
+    assert await marketing_job(rt, world, vid) is not None
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:  # not a withdrawal: the job stays queued, but may() now says no
+        purpose = await consent.get_purpose(uow, world.workspace_id, MARKETING)
+        assert purpose is not None
+        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="Partner offers too", material=True))
+    assert await JobRunner(rt).drain() >= 1
+    assert len(list(kept.glob("*.eml"))) == 1  # dropped at run time, nothing sent
+    assert (await counts(rt, "jobs"))["jobs"] == 0

@@ -714,6 +714,15 @@ async def record_with_notice(
     return row, notice
 
 
+@jobs.purpose_guard
+async def _job_may_run(rt: Runtime, job: jobs.Claimed) -> bool:
+    """A queued job for a purpose runs only if ``may`` still allows it when its turn comes."""
+    if job.workspace_id is None or job.subject_id is None or job.purpose is None:
+        return False
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        return await may(uow, workspace_id=job.workspace_id, subject_id=job.subject_id, purpose=job.purpose)
+
+
 @jobs.handler(WITHDRAWN_KIND)
 async def _deliver_withdrawn(rt: Runtime, payload: dict[str, Any]) -> None:
     """The integrations outbox: nothing is configured to receive it yet (webhooks and CRM calls

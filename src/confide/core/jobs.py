@@ -88,6 +88,28 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+# A job that serves a purpose (``Job.purpose``) runs only if every guard allows it at run time (the
+# consent service registers one that asks ``consent.may``): consent may have been withdrawn, or a
+# notice changed materially, after the job was queued. A refused job is dropped, never run.
+Guard = Callable[["Runtime", "Claimed"], Awaitable[bool]]
+GUARDS: list[Guard] = []
+
+
+def purpose_guard(fn: Guard) -> Guard:
+    if fn not in GUARDS:
+        GUARDS.append(fn)
+    return fn
+
+
+async def permitted(rt: Runtime, job: Claimed) -> bool:
+    if job.purpose is None:
+        return True
+    for check in GUARDS:
+        if not await check(rt, job):
+            return False
+    return True
+
+
 # ---------------------------------------------------------------- waking the local runner
 _signals: weakref.WeakKeyDictionary[Database, asyncio.Event] = weakref.WeakKeyDictionary()
 
@@ -185,6 +207,9 @@ class Claimed(BaseModel):
     kind: str
     attempts: int
     payload: dict[str, Any] | None
+    workspace_id: str | None = None
+    subject_id: str | None = None
+    purpose: str | None = None
 
 
 async def claim(rt: Runtime, uow: UnitOfWork, node_id: str, *, limit: int = 10) -> list[Claimed]:
@@ -211,7 +236,8 @@ async def claim(rt: Runtime, uow: UnitOfWork, node_id: str, *, limit: int = 10) 
     for job in rows:
         job.state, job.locked_by, job.locked_until = RUNNING, node_id, until
         job.attempts += 1
-        out.append(Claimed(id=job.id, kind=job.kind, attempts=job.attempts, payload=open_payload(rt, job)))
+        out.append(Claimed(id=job.id, kind=job.kind, attempts=job.attempts, payload=open_payload(rt, job),
+                           workspace_id=job.workspace_id, subject_id=job.subject_id, purpose=job.purpose))
     await uow.session.flush()
     return out
 
