@@ -14,19 +14,18 @@ from tests.test_migrations import _in_thread, empty_db  # noqa: F401 - the fixtu
 
 def test_consent_migration_seeds_and_imports(empty_db: str) -> None:  # noqa: F811
     _in_thread(upgrade, empty_db, "0011_login_limits")
-    at = "'2026-01-01 00:00:00'"
     _in_thread(
         _sql, empty_db,
-        f"INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'Shop', {at})",
+        "INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'Shop', '2026-01-01 00:00:00')",
         "INSERT INTO sites (id, workspace_id, name, site_key, allowed_origins, prechat_fields, purposes,"
         " privacy_policy_url, greeting, color, timezone, created_at) VALUES ('s1', 'w1', 'Shop', 'k1', '[]', '[]',"
         " '[{\"key\": \"marketing\", \"label\": \"News by e-mail\", \"version\": \"v1\"}]', '', '', '#2563eb',"
-        f" 'UTC', {at})",
+        " 'UTC', '2026-01-01 00:00:00')",
         "INSERT INTO visitors (id, workspace_id, site_id, consents, created_at) VALUES"
         " ('v1', 'w1', 's1', '{\"marketing\": {\"granted\": true, \"version\": \"v1\","
-        f" \"at\": \"2026-01-02T10:00:00+00:00\"}}}}', {at}),"
-        f" ('v2', 'w1', 's1', '{{\"marketing\": {{\"granted\": false, \"version\": \"v1\"}}}}', {at}),"
-        f" ('v3', 'w1', 's1', '{{}}', {at})",
+        " \"at\": \"2026-01-02T10:00:00+00:00\"}}', '2026-01-01 00:00:00'),"
+        " ('v2', 'w1', 's1', '{\"marketing\": {\"granted\": false, \"version\": \"v1\"}}', '2026-01-01 00:00:00'),"
+        " ('v3', 'w1', 's1', '{}', '2026-01-01 00:00:00')",
     )
     _in_thread(upgrade, empty_db)
     keys = _in_thread(_sql, empty_db, "SELECT key, lawful_basis, required FROM consent_purposes ORDER BY key")
