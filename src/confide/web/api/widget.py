@@ -100,7 +100,7 @@ async def leave_message(
 
 
 # ---- consent: the widget's Privacy view (the visitor token in the body, never in a URL)
-@router.post("/{site_key}/privacy", dependencies=[visitor()])
+@router.post("/{site_key}/privacy", dependencies=[visitor()], responses=errors(401))
 async def privacy(
     site_key: str, body: WidgetPrivacyIn, request: Request, state: StateDep, uow: AnonymousRead
 ) -> JSONResponse:
@@ -112,7 +112,7 @@ async def privacy(
     return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/{site_key}/privacy/choices", dependencies=[visitor()])
+@router.post("/{site_key}/privacy/choices", dependencies=[visitor()], responses=errors(401))
 async def privacy_choice(
     site_key: str, body: WidgetChoiceIn, request: Request, state: StateDep, uow: AnonymousWrite
 ) -> JSONResponse:
