@@ -15,6 +15,8 @@ from confide.users import service as users
 from tests.browser.conftest import People
 from tests.browser.helpers import (
     accept_offer,
+    axe,
+    log_in,
     open_console,
     open_widget,
     serve_demo,
@@ -49,6 +51,7 @@ async def test_privacy_view_withdraws_and_a_material_change_asks_again(rt: Runti
     item = page.locator(f'{w("privacy-purpose")}[data-purpose="marketing"]')
     await expect(item.locator(w("privacy-notice"))).to_have_text("News by e-mail")
     await expect(item).to_have_attribute("data-state", "on")
+    await axe(page, "widget privacy view")
     await item.locator(w("privacy-withdraw")).click()
     await expect(item).to_have_attribute("data-state", "off")
     assert await _may(rt, world, vid) is False
@@ -72,6 +75,7 @@ async def test_privacy_view_withdraws_and_a_material_change_asks_again(rt: Runti
     await expect(page.locator(w("privacy-reask"))).to_be_visible()
     await expect(item).to_have_attribute("data-state", "ask")
     await expect(item.locator(w("privacy-notice"))).to_have_text("News and partner offers by e-mail")
+    await axe(page, "widget privacy re-ask")
     await item.locator(w("privacy-grant")).click()
     await expect(item).to_have_attribute("data-state", "on")
     assert await _may(rt, world, vid) is True
@@ -99,3 +103,13 @@ async def test_an_operator_records_a_statement_from_the_visitor_panel(rt: Runtim
     assert [(r.purpose, r.granted, r.conversation_id, r.actor_id) for r in rows] == [
         ("newsletter", True, conv_id, world.operator_id)]
     assert rows[0].message_id is not None
+    await axe(console, "console with the consent statement form open")
+    admin = await log_in(await people.new(), live, world.admin_email, "/app/consent")
+    await expect(admin.locator(t("consent-row"))).to_have_count(2)  # the form's "marketing: no", the statement
+    await axe(admin, "consent ledger")
+    await admin.locator(f'{t("consent-row")}[data-purpose="newsletter"] a').first.click()
+    await expect(admin.locator(t("notice-text"))).to_have_text("Send me the newsletter. I can unsubscribe at any time.")
+    await axe(admin, "consent record")
+    await admin.goto(f"{live.base}/app/settings/privacy")
+    await admin.locator(f'{t("purpose")}[data-key="newsletter"] summary').click()
+    await axe(admin, "privacy purposes settings")
