@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from confide.auth import visitor_tokens
 from confide.chats.models import Conversation
+from confide.consent.models import ConsentRecord
 from confide.core import clock
 from confide.core.broker import MemoryBroker
 from confide.core.crypto import KeyWrapper, b64d
@@ -65,7 +66,10 @@ async def test_config_for_an_allowed_origin(client: httpx.AsyncClient, world: Wo
     assert fields[0]["required"] is True
     assert fields[2]["required"] is False
     assert fields[4]["options"] == ["Sales", "Support"]
-    assert config["purposes"] == [{"key": "marketing", "label": "News by e-mail", "version": "v1"}]
+    # The workspace's purpose the site offers, with the exact notice text its checkbox shows (ADR 0018).
+    [purpose] = config["purposes"]
+    assert {k: purpose[k] for k in ("key", "label", "version", "language")} == {
+        "key": "marketing", "label": "News by e-mail", "version": 1, "language": "en"}
     assert config["departments"] == [{"id": world.department_id, "name": "Support"}]
     # Nobody is online yet.
     assert config["available"] is False
@@ -360,9 +364,12 @@ async def test_consent_choice_is_recorded_and_never_blocks(client: httpx.AsyncCl
         async with rt.db.unit_of_work(readonly=True) as uow:
             visitor = await uow.session.get(Visitor, started["visitor_id"])
             assert visitor is not None
-            record = visitor.consents
-        # Recorded with the version of the notice the visitor saw, and when.
-        assert record == {"marketing": {"granted": granted, "version": "v1", "at": "2026-11-30T10:00:00+00:00"}}
+            assert visitor.consents == {}  # no longer written: the consent ledger holds the choice (ADR 0018)
+            rows = (await uow.session.scalars(select(ConsentRecord).where(
+                ConsentRecord.subject_id == started["visitor_id"]))).all()
+        # One ledger row, with the version of the notice the visitor saw, and when.
+        assert [(r.purpose, r.granted, r.notice_version, r.source, r.at) for r in rows] == [
+            ("marketing", granted, 1, "widget", datetime(2026, 11, 30, 10, 0, tzinfo=UTC))]
 
 
 # ---------------------------------------------------------------- offline requests

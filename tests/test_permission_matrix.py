@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy import text
 
 import confide.models  # noqa: F401 - every table in Base.metadata
+from confide.auth import visitor_tokens
+from confide.auth.actors import VisitorActor
+from confide.chats.models import Conversation
 from confide.core.db import Base
 from confide.core.runtime import Runtime
 from confide.permissions.policy import BUILT_IN_ROLES, BuiltInRole
@@ -27,7 +30,7 @@ from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import CannedReplyIn
 from tests import factories, wsclient
 from tests.conftest import Live, World
-from tests.helpers_api import SELF, actor, leave_message, login, set_status, start_chat
+from tests.helpers_api import SELF, actor, leave_message, login, say, set_status, start_chat
 
 DENIED_JSON = {"detail": "you do not have permission to do this", "code": "forbidden"}
 DENIED_FRAME_MESSAGE = "you do not have permission to do this"
@@ -369,6 +372,50 @@ _widget(
     "POST",
     json={"fields": {"name": "Ana", "email": "ana@example.com"}, "consents": {}, "message": "Call me"},
 )
+
+
+# ---- consent (ADR 0018)
+async def _visitor_token(ctx: Ctx) -> str:
+    async with ctx.rt.db.unit_of_work(readonly=True) as uow:
+        conv = await uow.session.get(Conversation, ctx.queued_chat)
+        assert conv is not None
+        who = VisitorActor(visitor_id=conv.visitor_id, site_id=conv.site_id, workspace_id=conv.workspace_id)
+    return visitor_tokens.issue(ctx.rt.visitor_tokens, who, 600)[0]
+
+
+@sample("POST", "/api/v1/widget/{site_key}/privacy")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/widget/{ctx.world.site_key}/privacy", "headers": {"Origin": ctx.world.origin},
+            "json": {"token": await _visitor_token(ctx)}}
+
+
+@sample("POST", "/api/v1/widget/{site_key}/privacy/choices")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/widget/{ctx.world.site_key}/privacy/choices", "headers": {"Origin": ctx.world.origin},
+            "json": {"token": await _visitor_token(ctx), "purpose": "marketing", "granted": True}}
+
+
+@sample("POST", "/api/v1/conversations/{conversation_id}/consent-statements")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    async with ctx.rt.db.unit_of_work(readonly=True) as uow:
+        conv = await uow.session.get(Conversation, ctx.queued_chat)
+        assert conv is not None
+        visitor_id = conv.visitor_id
+    said = await say(ctx.rt, ctx.queued_chat, "Yes, the newsletter please", sender="visitor", sender_id=visitor_id)
+    return {"url": f"/api/v1/conversations/{ctx.queued_chat}/consent-statements",
+            "json": {"message_id": said["id"], "purpose": "newsletter", "granted": True}}
+
+
+plain("GET", "/widget/privacy.js")
+plain("GET", "/app/consent")
+plain("GET", "/app/settings/privacy")
+_keyed("GET", "/consent/withdraw/{token}", "/consent/withdraw/no-such-token")
+_keyed("POST", "/consent/withdraw/{token}", "/consent/withdraw/no-such-token", data={})
+_keyed("GET", "/app/consent/records/{record_id}", "/app/consent/records/no-such-record")
+lenient("POST", "/app/settings/privacy", data={})
+_keyed("POST", "/app/settings/privacy/{purpose_id}", "/app/settings/privacy/no-such-purpose", data={})
+_keyed("POST", "/app/settings/privacy/{purpose_id}/notices", "/app/settings/privacy/no-such-purpose/notices",
+       data={"text": "x"})
 
 
 @sample("OPTIONS", "/api/v1/widget/{site_key}/{rest:path}")

@@ -134,10 +134,16 @@ async def test_legitimate_interest_needs_a_justification(app: Any, client: httpx
         assert "Support needs to see the page" in page.text
     async with logged_in(app, world.operator_email) as operator:  # an operator may not change it
         assert (await operator.post(path, headers=SELF, data={"basis": "consent"})).status_code == 403
-    # Documented legitimate interest: stored without the visitor's consent.
-    chat = await _chat(client, rt, world, tracking=None)
+    # Documented legitimate interest: stored without the visitor's consent (the widget offers no
+    # activity box, the visitor has not objected)...
+    await set_status(rt, world.operator_id)
+    chat = await start_chat(client, world, consents={"marketing": False})
     assert (await report(client, world, chat["token"])).json()["stored"] is True
     [_row] = await _raw_rows(rt)
+    assert await count(rt, "activity_pages") == 1
+    # ...but a visitor shown the activity box who leaves it unticked has said no (Art. 21): not stored.
+    objecting = await _chat(client, rt, world, tracking=False)
+    assert (await report(client, world, objecting["token"])).json()["stored"] is False
     assert await count(rt, "activity_pages") == 1
     async with rt.db.unit_of_work(readonly=True) as uow:
         ip, ua = (await uow.session.execute(text("select ip_enc, ua_enc from activity_pages"))).one()

@@ -27,6 +27,7 @@ from confide.realtime.writer import MessageWriter
 from confide.web import dashboard
 from confide.web.access_log import AccessLog
 from confide.web.api import activity, admin, auth, backoffice, widget
+from confide.web.api import consent as consent_api  # ---- consent
 from confide.web.api import prospects as prospects_api
 from confide.web.dashboard.errors import page_error
 from confide.web.denials import record_denial
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await uow.session.connection()
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, admin, backoffice, widget, activity, prospects_api):  # activity ADR 0019, prospects ADR 0020
+    for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api):  # ADR 0018-0020
         app.include_router(module.router)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)

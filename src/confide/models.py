@@ -3,6 +3,8 @@
 from confide.audit.models import AuditEvent, AuditHead, AuditPrune
 from confide.auth.models import LoginThrottle
 from confide.chats.models import Conversation, ConversationTerm, Message
+from confide.consent import rules as _consent_rules  # noqa: F401 - the ledger's append-only triggers
+from confide.consent.models import ConsentErasure, ConsentRecord, Notice, Purpose  # consent (ADR 0018)
 from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
@@ -40,6 +42,8 @@ __all__ = [
     "AuditHead",
     "AuditPrune",
     "CannedReply",
+    "ConsentErasure",
+    "ConsentRecord",
     "Conversation",
     "ConversationTerm",
     "Department",
@@ -50,6 +54,7 @@ __all__ = [
     "LoginLimit",
     "LoginThrottle",
     "Message",
+    "Notice",
     "OfflineRequest",
     "OidcProvider",
     "Operator",
@@ -65,6 +70,7 @@ __all__ = [
     "Prospect",
     "ProspectSettings",
     "ProspectTerm",
+    "Purpose",
     "RecoveryCode",
     "RefusedOrigin",
     "ReviewPolicy",

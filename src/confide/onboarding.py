@@ -50,7 +50,8 @@ async def create_demo(
                 PrechatField(key="phone", label="Phone", type="tel", required=False),
                 PrechatField(key="order", label="Order number", type="text", required=False),
             ],
-            purposes=[Purpose(key="marketing", label="Send me news and offers by e-mail", version="2026-11-01")],
+            # ---- consent: the widget offers the workspace's marketing_email purpose (its notice text)
+            purposes=[Purpose(key="marketing_email", label="Send me news and offers by e-mail", version="1")],
         ),
     )
     support = await workspaces.create_department(

@@ -19,6 +19,7 @@ import confide.models  # noqa: F401  (every table in Base.metadata)
 from confide.audit import privacy as audit_privacy
 from confide.auth import privacy as auth_privacy
 from confide.chats import privacy as chats_privacy
+from confide.consent import privacy as consent_privacy
 from confide.core import personal_data
 from confide.core import privacy as core_privacy
 from confide.core.db import Base
@@ -38,6 +39,7 @@ _MODULES: tuple[ModuleType, ...] = (
     audit_privacy,
     auth_privacy,
     chats_privacy,
+    consent_privacy,
     core_privacy,
     identity_privacy,
     login_limits_privacy,

@@ -549,3 +549,16 @@ async def transcript(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, convers
     view = await summary_view(rt, uow, conv)
     view["messages"] = await messages_after(rt, uow, conv, 0, limit=100_000)
     return view
+
+
+# ---- consent: an operator's record of a consent statement refers to one visitor message
+async def is_visitor_message(uow: UnitOfWork, conv: Conversation, message_id: object) -> bool:
+    """Is ``message_id`` a message the visitor wrote in this conversation?"""
+    if not isinstance(message_id, str) or len(message_id) > 64:
+        return False
+    found = await uow.session.scalar(
+        select(Message.id).where(
+            Message.id == message_id, Message.conversation_id == conv.id, Message.sender == "visitor"
+        )
+    )
+    return found is not None

@@ -79,6 +79,11 @@ def random_token(nbytes: int = 32) -> str:
     return b64e(secrets.token_bytes(nbytes))
 
 
+def sha256_hex(text: str) -> str:
+    """The SHA-256 of a text (UTF-8), in hex: a notice's fingerprint, proof of the exact words shown."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def token_digest(token: str) -> str:
     """What is stored for a bearer secret (session token): its SHA-256, never the secret."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -48,6 +48,9 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     workspace_id: Mapped[str | None] = mapped_column(String(32), index=True)
     subject_id: Mapped[str | None] = mapped_column(String(32), index=True)  # whose data the payload holds
+    # The processing purpose the job serves (a consent purpose key, e.g. "marketing_email"): a
+    # withdrawal cancels the subject's pending jobs of that purpose at once (``cancel_pending``).
+    purpose: Mapped[str | None] = mapped_column(String(40))
     payload_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(10), default=PENDING)
@@ -83,6 +86,28 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
         return fn
 
     return register
+
+
+# A job that serves a purpose (``Job.purpose``) runs only if every guard allows it at run time (the
+# consent service registers one that asks ``consent.may``): consent may have been withdrawn, or a
+# notice changed materially, after the job was queued. A refused job is dropped, never run.
+Guard = Callable[["Runtime", "Claimed"], Awaitable[bool]]
+GUARDS: list[Guard] = []
+
+
+def purpose_guard(fn: Guard) -> Guard:
+    if fn not in GUARDS:
+        GUARDS.append(fn)
+    return fn
+
+
+async def permitted(rt: Runtime, job: Claimed) -> bool:
+    if job.purpose is None:
+        return True
+    for check in GUARDS:
+        if not await check(rt, job):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- waking the local runner
@@ -128,6 +153,7 @@ def enqueue(
     *,
     workspace_id: str | None = None,
     subject_id: str | None = None,
+    purpose: str | None = None,
     delay_s: float = 0.0,
 ) -> str:
     """Add a job in the caller's transaction; it runs only if that commits. Returns the job id."""
@@ -145,6 +171,7 @@ def enqueue(
             kind=kind,
             workspace_id=workspace_id,
             subject_id=subject_id,
+            purpose=purpose,
             payload_enc=payload_enc,
             wrapped_key=wrapped,
             state=PENDING,
@@ -155,6 +182,16 @@ def enqueue(
     )
     uow.after_commit(signal(rt.db).set)
     return job_id
+
+
+async def cancel_pending(uow: UnitOfWork, *, subject_id: str, purpose: str) -> int:
+    """Delete the subject's jobs for ``purpose`` that have not started (a consent withdrawal: the
+    processing stops at once). A job a node is running right now is not interrupted; its handler
+    is expected to ask ``consent.may`` itself. Returns how many were cancelled."""
+    result: Any = await uow.session.execute(
+        delete(Job).where(Job.subject_id == subject_id, Job.purpose == purpose, Job.state == PENDING)
+    )
+    return int(result.rowcount or 0)
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
@@ -170,6 +207,9 @@ class Claimed(BaseModel):
     kind: str
     attempts: int
     payload: dict[str, Any] | None
+    workspace_id: str | None = None
+    subject_id: str | None = None
+    purpose: str | None = None
 
 
 async def claim(rt: Runtime, uow: UnitOfWork, node_id: str, *, limit: int = 10) -> list[Claimed]:
@@ -196,7 +236,8 @@ async def claim(rt: Runtime, uow: UnitOfWork, node_id: str, *, limit: int = 10) 
     for job in rows:
         job.state, job.locked_by, job.locked_until = RUNNING, node_id, until
         job.attempts += 1
-        out.append(Claimed(id=job.id, kind=job.kind, attempts=job.attempts, payload=open_payload(rt, job)))
+        out.append(Claimed(id=job.id, kind=job.kind, attempts=job.attempts, payload=open_payload(rt, job),
+                           workspace_id=job.workspace_id, subject_id=job.subject_id, purpose=job.purpose))
     await uow.session.flush()
     return out
 

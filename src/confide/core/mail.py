@@ -19,7 +19,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +43,10 @@ class Mail(BaseModel):
     subject: Annotated[str, Field(min_length=1, max_length=300)]
     text: Annotated[str, Field(max_length=100_000)]
     html: Annotated[str, Field(max_length=200_000)] | None = None
+    # Only these extra headers (marketing mail's one-click withdrawal, RFC 2369 / RFC 8058).
+    headers: dict[Literal["List-Unsubscribe", "List-Unsubscribe-Post"], Annotated[str, Field(max_length=2000)]] = (
+        Field(default_factory=dict)
+    )
 
 
 def enqueue_mail(
@@ -55,10 +59,17 @@ def enqueue_mail(
     html: str | None = None,
     workspace_id: str | None = None,
     subject_id: str | None = None,
+    purpose: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str:
-    """Queue a message in the caller's transaction (sent only if it commits). Returns the job id."""
-    mail = Mail(to=to, subject=subject, text=text, html=html)
-    return jobs.enqueue(rt, uow, KIND, mail, workspace_id=workspace_id, subject_id=subject_id)
+    """Queue a message in the caller's transaction (sent only if it commits). Returns the job id.
+    ``purpose``: the consent purpose the message serves (marketing mail: use
+    ``consent.service.enqueue_marketing_mail``, which asks ``may`` and adds the withdrawal link)."""
+    mail = Mail.model_validate({"to": to, "subject": subject, "text": text, "html": html, "headers": headers or {}})
+    payload = mail.model_dump(mode="json")
+    if not payload["headers"]:
+        del payload["headers"]  # the payload of an ordinary message stays as it was
+    return jobs.enqueue(rt, uow, KIND, payload, workspace_id=workspace_id, subject_id=subject_id, purpose=purpose)
 
 
 def build(settings: Settings, mail: Mail) -> EmailMessage:
@@ -68,6 +79,8 @@ def build(settings: Settings, mail: Mail) -> EmailMessage:
     message["Subject"] = mail.subject
     message["Message-ID"] = make_msgid(domain=_domain(settings.mail_from))
     message["Auto-Submitted"] = "auto-generated"
+    for name, value in mail.headers.items():
+        message[name] = value
     message.set_content(mail.text)
     if mail.html is not None:
         message.add_alternative(mail.html, subtype="html")

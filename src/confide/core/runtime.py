@@ -22,6 +22,7 @@ class Runtime:
     bidx: crypto.BlindIndex
     passwords: crypto.Passwords
     visitor_tokens: crypto.Signer
+    consent_links: crypto.Signer  # signed single-purpose withdrawal links in marketing e-mail (consent/)
     filter_tokens: crypto.Sealer  # the dashboard's personal search filters, sealed into its URLs
     broker: Broker
     audit_key: bytes  # the audit log's chain key (audit/), derived from the master key
@@ -64,6 +65,7 @@ def build_runtime(settings: Settings, *, broker: Broker | None = None) -> Runtim
         bidx=crypto.BlindIndex(master),
         passwords=crypto.Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
         visitor_tokens=crypto.Signer(secret, "visitor-token"),
+        consent_links=crypto.Signer(secret, "consent-withdrawal-link"),
         filter_tokens=crypto.Sealer(secret, "dashboard-filters"),
         broker=broker or create_broker(settings.redis_url),
         audit_key=audit_key,

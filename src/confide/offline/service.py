@@ -31,6 +31,7 @@ async def create(rt: Runtime, uow: UnitOfWork, site: Site, data: OfflineRequestI
         dept = await workspaces.get_department(uow, data.department_id)
         dept_id = workspaces.check_department_belongs(dept, site).id
     visitor = await visitors.create_visitor(rt, uow, site, fields, consents)
+    await visitors.record_consents(rt, uow, site, visitor, consents)  # ---- consent: the ledger
     return await store_request(
         rt, uow, site, visitor, department_id=dept_id, message=data.message, page_url=data.page_url
     )

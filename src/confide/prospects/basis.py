@@ -1,25 +1,23 @@
-"""May a visitor be profiled as a prospect? The one place prospects ask (COMMON.md: the lead
-rewires ``may_profile`` to ``consent.may(..., purpose="profiling")`` when the consent ledger lands).
+"""May a visitor be profiled as a prospect? The one place prospects ask the consent ledger.
 
-- Consent (the default): only when the visitor ticked the site's ``profiling`` purpose. A site
-  that offers no such purpose has no consent to rely on: nobody is profiled automatically.
+- Consent (the default): only when ``consent.may`` allows the ``profiling`` purpose (the visitor
+  ticked it under a notice that still counts). Nobody is profiled automatically otherwise.
 - Legitimate interest, where the business documented it (``ProspectSettings.interest_note``):
-  allowed unless the visitor objected. A ``profiling`` box offered in the widget and left unticked
-  counts as an objection (what the visitor was shown said no), as does a recorded objection
-  (``profiling_objections``, checked by the caller for every basis: ``service.objected``).
-
-Until the ledger exists this reads today's ``visitors.consents`` JSON, and nothing else in
-prospects/ reads it.
+  allowed unless the visitor objected in the ledger (``consent.objected``: a withdrawal, or a
+  ``profiling`` box shown and left unticked), and, for every basis, unless a recorded objection
+  matches their e-mail (``profiling_objections``, checked by the caller: ``service.objected``).
 """
 
 from __future__ import annotations
 
+from confide.consent import purposes as K
+from confide.consent import service as consent
 from confide.core.db import UnitOfWork
 from confide.prospects.models import ProspectSettings
 from confide.visitors.service import Visitor
 from confide.workspaces.service import Site
 
-PURPOSE = "profiling"
+PURPOSE = K.PROFILING
 CONSENT = "consent"
 LEGITIMATE_INTEREST = "legitimate_interest"
 
@@ -27,9 +25,7 @@ LEGITIMATE_INTEREST = "legitimate_interest"
 async def may_profile(uow: UnitOfWork, site: Site, visitor: Visitor) -> bool:
     settings = await uow.session.get(ProspectSettings, site.id)
     basis = settings.basis if settings is not None else CONSENT
-    offered = any(p.get("key") == PURPOSE for p in site.purposes or [])
-    record = (visitor.consents or {}).get(PURPOSE)
-    granted = isinstance(record, dict) and record.get("granted") is True
+    ask = {"workspace_id": site.workspace_id, "subject_id": visitor.id, "purpose": PURPOSE}
     if basis == LEGITIMATE_INTEREST and settings is not None and settings.interest_note.strip():
-        return granted or not offered
-    return granted
+        return not await consent.objected(uow, **ask)
+    return await consent.may(uow, **ask)

@@ -21,6 +21,7 @@ from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats import service as chats
 from confide.chats.schemas import StartConversationIn
 from confide.chats.service import Conversation
+from confide.consent import service as consent
 from confide.core import clock
 from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound, Offline
@@ -69,7 +70,7 @@ async def is_available(uow: UnitOfWork, site: Site) -> bool:
     return workspaces.is_open(site) and await online_operator_count(uow, site) > 0
 
 
-async def widget_config(uow: UnitOfWork, site: Site) -> dict[str, Any]:
+async def widget_config(uow: UnitOfWork, site: Site, language: str | None = None) -> dict[str, Any]:
     departments = await workspaces.departments_of_site(uow, site.id)
     open_now = workspaces.is_open(site)
     return {
@@ -80,7 +81,7 @@ async def widget_config(uow: UnitOfWork, site: Site) -> dict[str, Any]:
             "color": site.color,
         },
         "prechat_form": {"fields": site.prechat_fields},
-        "purposes": site.purposes,
+        "purposes": await consent.widget_purposes(uow, site, language),  # ---- consent: workspace purposes + notice
         "departments": [{"id": d.id, "name": d.name} for d in departments],
         "available": open_now and await online_operator_count(uow, site) > 0,
         "open_now": open_now,
@@ -113,6 +114,7 @@ async def start_chat(rt: Runtime, uow: UnitOfWork, site: Site, data: StartConver
     else:
         visitor = await _verified_visitor(rt, uow, site, who, fields, consents)
     conv = await chats.start_conversation(rt, uow, site=site, visitor=visitor, department=dept, page_url=data.page_url)
+    await visitors.record_consents(rt, uow, site, visitor, consents, conversation_id=conv.id)  # ---- consent
     await prospects.create_automatically(rt, uow, site, visitor, department_id=dept.id, conversation_id=conv.id)
     await route(rt, uow, conv)
     events.publish(rt, uow, QueueChanged(dept.id))

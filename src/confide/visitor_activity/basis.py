@@ -1,23 +1,23 @@
 """The one question Visitor Activity asks before it stores anything: may this visitor's pages be
 tracked on this site?
 
-Yes when the visitor consented to the ``activity_tracking`` purpose, or when the site's workspace
-chose legitimate interest for activity tracking and documented why (``ActivitySettings``: basis
-``legitimate_interest`` with a justification; saving one without it is refused).
-
-Until the consent ledger is merged this reads today's ``visitors.consents`` JSON (``{key:
-{"granted": bool, ...}}``); it is the only reader of it in this domain, and the one function the
-lead rewires to ``consent.service.may(uow, workspace_id=..., subject_id=..., purpose=...)``.
+Yes when the consent ledger says the visitor may be tracked (``consent.may`` for the
+``activity_tracking`` purpose), or when the site chose legitimate interest for activity tracking
+and documented why (``ActivitySettings``: basis ``legitimate_interest`` with a justification;
+saving one without it is refused) and the visitor did not object (``consent.objected``: a
+withdrawal, or the box shown and left unticked).
 """
 
 from __future__ import annotations
 
+from confide.consent import purposes as K
+from confide.consent import service as consent
 from confide.core.db import UnitOfWork
 from confide.visitor_activity.models import ActivitySettings
 from confide.visitors.service import Visitor
 from confide.workspaces.service import Site
 
-PURPOSE = "activity_tracking"  # confide.consent.purposes.ACTIVITY_TRACKING once merged
+PURPOSE = K.ACTIVITY_TRACKING
 
 
 async def settings_of(uow: UnitOfWork, site: Site) -> ActivitySettings | None:
@@ -35,7 +35,7 @@ def documented_interest(settings: ActivitySettings | None) -> bool:
 async def may_track(uow: UnitOfWork, site: Site, visitor: Visitor) -> bool:
     if visitor.site_id != site.id or visitor.workspace_id != site.workspace_id:
         return False
+    ask = {"workspace_id": site.workspace_id, "subject_id": visitor.id, "purpose": PURPOSE}
     if documented_interest(await settings_of(uow, site)):
-        return True
-    record = (visitor.consents or {}).get(PURPOSE)
-    return isinstance(record, dict) and record.get("granted") is True
+        return not await consent.objected(uow, **ask)
+    return await consent.may(uow, **ask)

@@ -9,6 +9,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 
+from confide.consent import service as consent
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
@@ -25,7 +26,7 @@ _DEFAULT_MAX = 500
 def validate_answers(
     site: Site, fields: dict[str, Any], consents: dict[str, Any], *, require_contact: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check answers against the site's form. Returns (clean fields, consent records)."""
+    """Check answers against the site's form. Returns (clean fields, the consent choices)."""
     if not isinstance(fields, dict) or not isinstance(consents, dict):
         raise Invalid("fields and consents must be objects")
     form = {f["key"]: f for f in site.prechat_fields}
@@ -64,18 +65,15 @@ def validate_answers(
         clean[key] = value
     if require_contact and not (clean.get("email") or clean.get("phone")):
         raise Invalid("an e-mail address or a phone number is needed so that we can answer")
-    purposes = {p["key"]: p for p in site.purposes}
-    records: dict[str, Any] = {}
     for key, granted in consents.items():
-        if key not in purposes:
+        if not isinstance(key, str) or len(key) > 40:
             raise Invalid(f"unknown consent purpose: {str(key)[:40]}")
-        if not isinstance(granted, bool):
+        if not isinstance(granted, bool | dict):
             raise Invalid(f"consent {key}: must be true or false")
-    now = clock.now().isoformat()
-    for key, purpose in purposes.items():
-        # Silence is not consent: a purpose not ticked is recorded as declined.
-        records[key] = {"granted": consents.get(key) is True, "version": purpose.get("version", "1"), "at": now}
-    return clean, records
+    # Each value is true/false or {"granted": bool, "notice_id": "…"} (the notice the form showed).
+    # The purposes themselves are checked against what the widget offers when they are recorded
+    # in the consent ledger (``record_consents``), in the same unit of work.
+    return clean, dict(consents)
 
 
 async def create_visitor(
@@ -103,7 +101,7 @@ async def create_visitor(
         email_bidx=rt.bidx.email(site.workspace_id, email) if email else None,
         phone_enc=key.encrypt(fields["phone"], f"visitors.phone:{visitor_id}") if fields.get("phone") else None,
         fields_enc=key.encrypt_json(custom, f"visitors.fields:{visitor_id}") if custom else None,
-        consents=consents,
+        consents={},  # ---- consent: choices live in the consent ledger now (record_consents); column kept, unused
     )
     uow.session.add(visitor)
     await uow.session.flush()
@@ -118,7 +116,7 @@ async def update_details(
 ) -> None:
     """A returning visitor (a verified identity, ADR 0022) answered the pre-chat form again: what is
     given now replaces what was held (name, e-mail, phone, each custom answer); what is left out
-    is kept. The consent records are the latest ones, as given now."""
+    is kept. The form's consent choices go to the ledger (record_consents)."""
     key = await rt.keyring.get(uow.session, visitor.id)
     vid = visitor.id
     if fields.get("name"):
@@ -135,9 +133,22 @@ async def update_details(
     if custom:
         held = key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {}
         visitor.fields_enc = key.encrypt_json({**held, **custom}, f"visitors.fields:{vid}")
-    if consents:
-        visitor.consents = consents
     await uow.session.flush()
+
+
+async def record_consents(
+    rt: Runtime,
+    uow: UnitOfWork,
+    site: Site,
+    visitor: Visitor,
+    choices: dict[str, Any],
+    *,
+    conversation_id: str | None = None,
+) -> None:
+    """The form's consent boxes, into the ledger: one row per purpose the widget offered."""
+    await consent.record_choices(
+        rt, uow, site=site, subject_id=visitor.id, choices=choices, conversation_id=conversation_id
+    )
 
 
 async def add_contact(
@@ -183,7 +194,8 @@ async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, A
         "email": key.decrypt(visitor.email_enc, f"visitors.email:{vid}") if visitor.email_enc else None,
         "phone": key.decrypt(visitor.phone_enc, f"visitors.phone:{vid}") if visitor.phone_enc else None,
         "fields": key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {},
-        "consents": {k: bool(v.get("granted")) for k, v in (visitor.consents or {}).items()},
+        "consents": await consent.granted_keys(uow, visitor.workspace_id, vid),
+        "consent_purposes": await consent.statement_purposes(uow, visitor.workspace_id),
     }
 
 

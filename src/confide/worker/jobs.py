@@ -17,6 +17,7 @@ import os
 
 import structlog
 
+from confide.consent import service as _consent  # noqa: F401 - the purpose guard, the consent event handler
 from confide.core import clock, crypto, jobs
 from confide.core import mail as _mail  # noqa: F401 - registers the "mail" handler
 from confide.core.runtime import Runtime
@@ -53,6 +54,8 @@ class JobRunner:
             error = jobs.JobError("unknown_kind", retry=False)
         elif job.payload is None:
             error = jobs.JobError("payload_unreadable", retry=False)
+        elif not await jobs.permitted(self.rt, job):
+            log.info("job_not_permitted", job_id=job.id, kind=job.kind, purpose=job.purpose)  # dropped, not run
         else:
             try:
                 await handler(self.rt, job.payload)

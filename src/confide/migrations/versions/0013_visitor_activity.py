@@ -1,7 +1,7 @@
 """visitor activity: per-site tracking settings, page views and their URL words (ADR 0019)
 
 Revision ID: 0013_visitor_activity
-Revises: 0011_login_limits
+Revises: 0012_consent
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_visitor_activity"
-down_revision: str | None = "0011_login_limits"
+down_revision: str | None = "0012_consent"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

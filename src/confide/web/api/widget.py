@@ -6,6 +6,7 @@ answer (errors included, so the widget can read a 409 or 422) for allowed origin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +15,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from confide.auth import visitor_tokens
 from confide.chats.schemas import StartConversationIn
+from confide.consent import service as consent
+from confide.consent.schemas import WidgetChoiceIn, WidgetPrivacyIn
 from confide.core.errors import Forbidden, Invalid, RateLimited
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineRequestIn
@@ -29,6 +32,7 @@ from confide.web.origins import origin_allowed
 from confide.web.permits import visitor
 from confide.workspaces.models import Site
 
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 router = APIRouter(prefix="/api/v1/widget", tags=["widget"], responses=errors(400, 403, 404, 409, 422, 429))
 
 
@@ -60,11 +64,13 @@ async def preflight(site_key: str, rest: str, request: Request, uow: AnonymousRe
 
 
 @router.get("/{site_key}/config", dependencies=[visitor()])
-async def widget_config(site_key: str, request: Request, uow: AnonymousRead) -> JSONResponse:
-    """Public configuration of the widget for one site: form, purposes, availability."""
+async def widget_config(site_key: str, request: Request, uow: AnonymousRead, lang: str | None = None) -> JSONResponse:
+    """Public configuration of the widget for one site: form, purposes (with the exact notice text
+    each checkbox shows, in ``lang`` when there is one), availability."""
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
-    config: dict[str, Any] = await routing.widget_config(uow, site)
+    language = lang if lang and _LANG.match(lang) else None
+    config: dict[str, Any] = await routing.widget_config(uow, site, language)
     return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
 
@@ -177,3 +183,27 @@ async def report_activity(site_key: str, request: Request, state: StateDep, uow:
 
 
 # ---- end activity
+
+
+# ---- consent: the widget's Privacy view (the visitor token in the body, never in a URL)
+@router.post("/{site_key}/privacy", dependencies=[visitor()], responses=errors(401))
+async def privacy(
+    site_key: str, body: WidgetPrivacyIn, request: Request, state: StateDep, uow: AnonymousRead
+) -> JSONResponse:
+    """The purposes with the visitor's current standing and each one's notice text; ``needs_answer``
+    when a notice changed materially since the visitor consented (the widget asks again)."""
+    site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    view = await consent.visitor_privacy(state.rt, uow, site, body)
+    return JSONResponse(view, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{site_key}/privacy/choices", dependencies=[visitor()], responses=errors(401))
+async def privacy_choice(
+    site_key: str, body: WidgetChoiceIn, request: Request, state: StateDep, uow: AnonymousWrite
+) -> JSONResponse:
+    """One click: grant or withdraw one purpose (one ledger row, under the notice shown)."""
+    site = await site_by_key(uow.session, site_key)
+    _check_origin(site, request)
+    view = await consent.visitor_choice(state.rt, uow, site, body)
+    return JSONResponse(view, headers={"Cache-Control": "no-store"})

@@ -20,6 +20,7 @@ from confide.web.dashboard.pages import (
     activity,
     audit,
     chats,
+    consent,
     console,
     directory_settings,
     identity_settings,
@@ -54,3 +55,4 @@ router.include_router(login_limits.router)  # Settings → Security → Login li
 router.include_router(activity.router)  # Visitor Activity and Settings → Sites → Visitor activity (ADR 0019)
 router.include_router(identity_settings.router)  # Settings → Verified identity (ADR 0022)
 router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)
+router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)

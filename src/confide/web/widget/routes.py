@@ -47,6 +47,10 @@ async def activity_module() -> Response:
 async def identity_module() -> Response:
     """Verified visitor identity in the widget (ADR 0022), imported by app.js."""
     return _js("identity.js")
+@router.get("/widget/privacy.js", dependencies=[public()])
+async def privacy_view() -> Response:
+    """The widget's Privacy view (ADR 0018), imported by app.js on first use."""
+    return _js("privacy.js")
 
 
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])

@@ -4,6 +4,7 @@
 import { accept, focusChat } from './actions.js';
 import { updateTitle } from './alerts.js';
 import { discard, retry } from './composer.js';
+import { statementForm } from './consent_statement.js'; // ---- consent
 import {
   formatFull, formatTime, formatWait, h, humanize, initial, linkify, parseTime, reconcile, safeHttpUrl,
 } from './dom.js';
@@ -247,6 +248,7 @@ function renderVisitor(chat) {
     consents.length ? h('ul', { class: 'consents' }, consents.map(([key, granted]) => h('li', { class: granted ? 'granted' : 'declined' },
       h('span', { class: 'consent-mark', 'aria-hidden': 'true', text: granted ? '✓' : '✕' }), ` ${humanize(key)} `,
       h('span', { class: 'muted', text: granted ? '— granted' : '— declined' })))) : '',
+    statementForm(chat), // ---- consent: an operator's record of what the visitor said
     h('h3', { class: 'subhead', text: 'Conversation' }),
     h('dl', { class: 'details' },
       row('Site', siteOf(conv)),

@@ -208,6 +208,7 @@ export function mount(root, { base, siteKey, launcher, identity }) {
     setUnread(0);
     focusIn();
     chat?.read();
+    chat?.privacy?.(true); // ---- consent: a material notice change asks again
   }
   function close() {
     isOpen = false;
@@ -330,7 +331,8 @@ export function mount(root, { base, siteKey, launcher, identity }) {
       if (offline && contact.length && !contact.some((d) => fv[d.key])) return (err.textContent = 'Please give an e-mail address or phone number so we can reply.');
       const req = {
         fields: fv,
-        consents: Object.fromEntries((cfg.purposes || []).map((p) => [p.key, !!v['consent:' + p.key]])),
+        // ---- consent: each choice names the notice the checkbox showed (the proof of the words)
+        consents: Object.fromEntries((cfg.purposes || []).map((p) => [p.key, p.notice_id ? { granted: !!v['consent:' + p.key], notice_id: p.notice_id } : !!v['consent:' + p.key]])),
         department_id: v.department || (depts.length === 1 ? depts[0].id : null),
         page_url: location.href,
       };
@@ -383,7 +385,10 @@ export function mount(root, { base, siteKey, launcher, identity }) {
 
     const status = h('span', { 'data-confide': 'status', role: 'status' }, 'Connecting…');
     const endBtn = h('button', { type: 'button', class: 'ln', 'data-confide': 'end', onclick: () => bar(true) }, 'End chat');
-    const stLine = h('div', { class: 'st' }, status, endBtn);
+    // ---- consent: the Privacy view (privacy.js, loaded on first use)
+    const pvBox = h('div', { class: 'ms', 'data-confide': 'privacy-box', hidden: true });
+    const privBtn = h('button', { type: 'button', class: 'ln', 'data-confide': 'privacy-open', onclick: () => privacy(false) }, 'Privacy');
+    const stLine = h('div', { class: 'st' }, status, privBtn, endBtn);
     const confirmBar = h(
       'div',
       { class: 'st', hidden: true },
@@ -431,7 +436,22 @@ export function mount(root, { base, siteKey, launcher, identity }) {
     };
     const composer = h('form', { class: 'cp', onsubmit: (e) => (e.preventDefault(), post()) }, input, h('button', { type: 'submit', class: 'bt', 'data-confide': 'send' }, 'Send'));
     const foot = h('div', null, composer);
-    show(stLine, confirmBar, list, typingLive, ua, foot);
+    show(stLine, confirmBar, list, pvBox, typingLive, ua, foot);
+    let pvMod;
+    async function privacy(onlyIfAsked) {
+      if (!sess?.token) return;
+      try {
+        pvMod ||= (await import(new URL('privacy.js', import.meta.url))).mountPrivacy({ h, api, token: sess.token, box: pvBox, onClose: closePrivacy, lang: (navigator.language || '').slice(0, 2).toLowerCase() });
+      } catch {
+        return;
+      }
+      if (await pvMod.open(onlyIfAsked)) list.hidden = true;
+    }
+    function closePrivacy() {
+      pvBox.hidden = true;
+      list.hidden = false;
+      input.focus();
+    }
 
     function typingOff() {
       clearTimeout(tIdle);
@@ -793,7 +813,7 @@ export function mount(root, { base, siteKey, launcher, identity }) {
     }
 
     connect();
-    return { read, stop };
+    return { read, stop, privacy };
   }
 
   if (sess?.token) {
