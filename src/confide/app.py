@@ -27,6 +27,7 @@ from confide.realtime.writer import MessageWriter
 from confide.web import dashboard
 from confide.web.access_log import AccessLog
 from confide.web.api import admin, auth, backoffice, widget
+from confide.web.api import redaction as redaction_api
 from confide.web.dashboard.errors import page_error
 from confide.web.denials import record_denial
 from confide.web.middleware import SecurityMiddleware
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await uow.session.connection()
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, admin, backoffice, widget):
+    for module in (auth, admin, backoffice, widget, redaction_api):
         app.include_router(module.router)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)

@@ -8,6 +8,7 @@ from confide.core.keys import SubjectKey
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
+from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
     RecoveryCode,
@@ -55,6 +56,8 @@ __all__ = [
     "PasswordHistory",
     "Presence",
     "RecoveryCode",
+    "RedactedOriginal",
+    "RedactionPolicy",
     "RefusedOrigin",
     "ReviewPolicy",
     "Role",

@@ -517,6 +517,48 @@ REGISTRY: dict[str, Table] = {
             "page_url_enc": _visitor(Category.BEHAVIOUR, retention="offline_request"),
         },
     ),
+    # ---- redaction (issue 7 point 7, ADR 0021)
+    # Per-site policy set by administrators: switches and the business's own patterns, no person's data.
+    "redaction_policies": Table(
+        None,
+        {
+            c: _N
+            for c in (
+                "site_id",
+                "workspace_id",
+                "cards",
+                "ibans",
+                "keep_originals",
+                "patterns",
+                "version",
+                "updated_at",
+                "updated_by",
+            )
+        },
+    ),
+    # reach: redacted_originals.subject_id -> visitors (also conversation_id -> conversations -> visitor,
+    # offline_request_id -> offline_requests -> visitor); text_enc under the visitor's data key.
+    "redacted_originals": Table(
+        "subject_id",
+        {
+            "id": _N,
+            "workspace_id": _N,
+            "site_id": _N,
+            "subject_id": _N,
+            "conversation_id": _N,
+            "offline_request_id": _N,
+            "ref_kind": _N,
+            "ref_id": _N,
+            "kinds": _N,
+            "created_at": _N,
+            "text_enc": _visitor(
+                Category.CONTENT,
+                purpose="keep what was masked at ingest, for authorised review (chats.view_redacted)",
+                note="card numbers, IBANs or matches of the site's patterns as the visitor typed them",
+            ),
+        },
+    ),
+    # ---- end redaction
 }
 
 

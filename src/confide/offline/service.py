@@ -16,6 +16,7 @@ from confide.permissions.access import access_offline_request_by_id, offline_sco
 from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import OfflineRequestCreated
+from confide.redaction import service as redaction
 from confide.users import service as users
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
@@ -50,6 +51,7 @@ async def store_request(
     becomes an offline request: the same data subject, under the same data key)."""
     key = await rt.keyring.get(uow.session, visitor.id)
     req_id = crypto.new_id()
+    message, original = await redaction.mask_text(uow, site_id=site.id, text=message, ref_kind="offline")
     row = OfflineRequest(
         id=req_id,
         workspace_id=site.workspace_id,
@@ -62,6 +64,16 @@ async def store_request(
     )
     uow.session.add(row)
     await uow.session.flush()
+    if original is not None:
+        await redaction.keep_originals(
+            rt,
+            uow,
+            [original._replace(ref_id=req_id)],
+            workspace_id=site.workspace_id,
+            site_id=site.id,
+            subject_id=visitor.id,
+            offline_request_id=req_id,
+        )
     events.publish(rt, uow, OfflineRequestCreated(site.workspace_id, req_id))
     return row
 

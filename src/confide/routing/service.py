@@ -43,6 +43,7 @@ from confide.realtime.events import (
     QueueChanged,
     QueueMoved,
 )
+from confide.redaction import service as redaction
 from confide.users import service as users
 from confide.users.service import Operator
 from confide.visitors import service as visitors
@@ -79,6 +80,8 @@ async def widget_config(uow: UnitOfWork, site: Site) -> dict[str, Any]:
         "departments": [{"id": d.id, "name": d.name} for d in departments],
         "available": open_now and await online_operator_count(uow, site) > 0,
         "open_now": open_now,
+        # what this site masks in what the visitor writes (the widget says so: redaction)
+        "redaction": await redaction.widget_flags(uow, site.id),
     }
 
 

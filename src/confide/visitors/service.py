@@ -13,6 +13,7 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
+from confide.redaction import service as redaction
 from confide.visitors.models import Visitor as Visitor  # re-exported: other domains hold visitors
 from confide.visitors.models import VisitorTerm
 from confide.workspaces.service import Site
@@ -82,6 +83,9 @@ async def create_visitor(
     rt: Runtime, uow: UnitOfWork, site: Site, fields: dict[str, Any], consents: dict[str, Any]
 ) -> Visitor:
     visitor_id = crypto.new_id()
+    # Card numbers, IBANs and the site's patterns are masked before anything is stored (redaction).
+    types = {f["key"]: f["type"] for f in site.prechat_fields}
+    fields, originals = await redaction.mask_answers(uow, site_id=site.id, fields=fields, types=types)
     key = await rt.keyring.create(uow.session, workspace_id=site.workspace_id, subject_id=visitor_id)
     custom = {k: v for k, v in fields.items() if k not in ("name", "email", "phone")}
     email = fields.get("email")
@@ -99,6 +103,9 @@ async def create_visitor(
     )
     uow.session.add(visitor)
     await uow.session.flush()
+    await redaction.keep_originals(
+        rt, uow, originals, workspace_id=site.workspace_id, site_id=site.id, subject_id=visitor_id
+    )
     if fields.get("name"):
         for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
             uow.session.add(VisitorTerm(visitor_id=visitor_id, term=term))

@@ -40,6 +40,12 @@ async def chat_app() -> Response:
     return _js("app.js")
 
 
+@router.get("/widget/redaction.js", dependencies=[public()])
+async def chat_redaction_notice() -> Response:
+    """The chat UI's redaction notice (an ES module imported by app.js)."""
+    return _js("redaction.js")
+
+
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])
 async def demo(request: Request, state: StateDep) -> HTMLResponse:
     """A stand-in for a business's website, with the one script tag a business adds."""
