@@ -33,7 +33,9 @@ PATTERNS_MAX = 10
 NAME_MAX_LEN = 40
 
 # ---------------------------------------------------------------- payment cards
-_CARD_RUN = re.compile(r"(?<![0-9])[0-9]+(?:[ \-][0-9]+)*(?![0-9])")
+# a run of at least 13 digits, single spaces or dashes allowed between them (shorter runs never
+# leave the regex engine: most chat text costs one C-level scan)
+_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
 _GROUP = re.compile(r"[0-9]+")
 CARD_MIN, CARD_MAX = 13, 19
 
@@ -59,8 +61,6 @@ def card_spans(text: str) -> list[tuple[int, int]]:
     """Where card numbers are in ``text`` (start, end), in order."""
     spans: list[tuple[int, int]] = []
     for run in _CARD_RUN.finditer(text):
-        if run.end() - run.start() < CARD_MIN:
-            continue
         groups = [(g.start() + run.start(), g.end() + run.start()) for g in _GROUP.finditer(run.group())]
         if len(groups) == 1:
             start, end = groups[0]
@@ -252,7 +252,10 @@ class Redactor:
                 try:
                     if remaining <= 0:
                         raise TimeoutError
-                    text, n = p.compiled.subn(p.label, text, timeout=remaining)
+                    # a search first: most texts match nothing, and a search costs less than a substitution
+                    if p.compiled.search(text, timeout=remaining) is None:
+                        continue
+                    text, n = p.compiled.subn(p.label, text, timeout=max(deadline - time.perf_counter(), 1e-4))
                 except TimeoutError:
                     self.timeouts += 1
                     return Redaction(WITHHELD, ("withheld",))
