@@ -44,7 +44,7 @@ from confide.workspaces import service as workspaces
 from confide.workspaces.schemas import SiteIn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "redaction.json"
-PATTERNS = [
+PATTERNS: list[dict[str, Any]] = [
     {"name": "ticket", "regex": r"TCK-[0-9]{5}", "enabled": True},
     {"name": "password", "regex": r"(?i)password\s*[:=]\s*\S+", "enabled": True},
 ]

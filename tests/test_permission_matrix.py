@@ -527,6 +527,11 @@ async def _(ctx: Ctx) -> dict[str, Any]:
     return {"url": f"/api/v1/offline-requests/{ctx.request_id}/redacted"}
 
 
+@sample("GET", "/app/chats/{conversation_id}/redacted")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/chats/{ctx.queued_chat}/redacted"}
+
+
 # ---- end redaction
 
 

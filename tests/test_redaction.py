@@ -257,6 +257,8 @@ async def test_originals_need_the_permission_and_each_view_is_audited(
             denied = await http.get(url)
             assert denied.status_code == 403
             assert denied.json() == {"detail": "you do not have permission to do this", "code": "forbidden"}
+        assert (await http.get(f"/app/chats/{cid}/redacted")).status_code == 403
+        assert "/redacted" not in (await http.get(f"/app/chats/{cid}")).text
     async with logged_in(app, world.admin_email) as http:
         seen = await http.get(f"/api/v1/conversations/{cid}/redacted")
         assert seen.status_code == 200, seen.text
@@ -269,11 +271,17 @@ async def test_originals_need_the_permission_and_each_view_is_audited(
         assert [(i["ref_kind"], i["ref_id"], i["text"]) for i in off] == [("offline", offline["id"], f"card {AMEX}")]
         missing = await http.get("/api/v1/conversations/nope/redacted")
         assert missing.status_code == 404
+        transcript = await http.get(f"/app/chats/{cid}")
+        assert f"/app/chats/{cid}/redacted" in transcript.text
+        page = await http.get(f"/app/chats/{cid}/redacted")
+        assert page.status_code == 200
+        assert IBAN in page.text
     audited = await raw(rt, "select action, actor_id, target_type, target_id, detail from audit_events"
                             " where action = 'redaction.originals_viewed' order by seq")
     assert [(a.actor_id, a.target_type, a.target_id) for a in audited] == [
         (world.admin_id, "conversation", cid),
         (world.admin_id, "offline_request", offline["id"]),
+        (world.admin_id, "conversation", cid),  # the dashboard page
     ]
     assert audited[0].detail == '{"count":2}'
     assert await count(rt, "audit_events") > before

@@ -27,6 +27,7 @@ from confide.web.permits import needs
 
 router = APIRouter(include_in_schema=False)
 PATH = "/app/settings/redaction"
+ORIGINALS_PATH = "/app/chats/{conversation_id}/redacted"
 BLANK_PATTERNS = 2
 
 
@@ -134,3 +135,17 @@ async def redaction_save(site_id: str, request: Request, actor: PageOperator, st
             return error_page(request, actor, 404, sentence(exc.message), nav="settings")
         return await _page(request, actor, failed=(key, shape, [sentence(exc.message)]), status_code=exc.status)
     return RedirectResponse(f"{PATH}?saved=1#{key}", status_code=303)
+
+
+@router.get(ORIGINALS_PATH, dependencies=[needs(P.CHATS_VIEW_REDACTED)])
+async def chat_originals(conversation_id: str, request: Request, actor: PageOperator, state: StateDep) -> Response:
+    """The originals of what was masked in one conversation (``chats.view_redacted``; the service
+    audits the view in this write unit, before the page is sent)."""
+    try:
+        async with operator_unit(request, write=True) as (uow, actor):
+            items = await redaction.originals_of_conversation(state.rt, uow, actor, conversation_id)
+    except DomainError as exc:
+        return error_page(request, actor, exc.status, sentence(exc.message), nav="chats")
+    return render(
+        request, "redacted_originals.html", actor, nav="chats", items=items, conversation_id=conversation_id
+    )
