@@ -478,6 +478,8 @@ export function mount(root, { base, siteKey, launcher }) {
         pending.delete(cid);
         el = p.el;
         el.classList.remove('sending', 'failed');
+        const b = el.querySelector('.b'); // the stored text (masked by the site's redaction, if any)
+        if (b && b.textContent !== m.text) b.replaceChildren(...linkify(m.text));
       } else el = bubble(m.sender, m.text, m.sender_name);
       el.dataset.seq = m.seq;
       stamp(el, m.created_at);
