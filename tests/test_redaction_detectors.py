@@ -188,3 +188,24 @@ def test_every_valid_iban_is_masked(country: str, data: st.DataObject, spaced: b
 def test_redact_never_fails_on_any_text(text: str) -> None:
     found = ALL.redact(text)
     assert found is None or isinstance(found.text, str)
+
+
+_SCREENED = ["TCK-[0-9]{5}", r"(?i)password\s*[:=]\s*\S+", r"\bab+c\b", "(?x) x y z", "^start", "end$", "q(?=u)"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcxyzTCK-0123456789 :=PASSWORDpassword\nqustartend", max_size=60))
+def test_the_combined_screen_matches_exactly_when_a_pattern_does(text: str) -> None:
+    screen = d.screen_for(_SCREENED)
+    assert screen is not None
+    singles = [d.compile_pattern(p) for p in _SCREENED]
+    assert (screen.search(text) is not None) == any(p.search(text) is not None for p in singles)
+
+
+def test_patterns_that_cannot_be_combined_are_not_screened() -> None:
+    assert d.screen_for([r"(a)\1", "x"]) is None
+    assert d.screen_for(["(?P<n>a)", "x"]) is None
+    assert d.screen_for(["a(?i)b", "x"]) is None
+    r = d.build(cards=False, ibans=False, keep_originals=False, patterns=[("r", r"(a)\1"), ("x", "x")])
+    assert r.screen is None
+    assert r.redact("aa x") == d.Redaction("[r] [x]", ("r", "x"))

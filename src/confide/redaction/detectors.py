@@ -225,6 +225,8 @@ class Redactor:
     ibans: bool
     keep_originals: bool
     patterns: tuple[CustomPattern, ...] = field(default_factory=tuple)
+    # all the patterns as one alternation (``screen_for``): one search tells that none matches
+    screen: regex.Pattern[str] | None = None
     budget_s: float = TEXT_BUDGET_S
     timeouts: int = 0  # texts withheld because the patterns ran out of time (for the logs and tests)
 
@@ -263,6 +265,8 @@ class Redactor:
             deadline = time.perf_counter() + self.budget_s
             out, found = text, []
             try:
+                if self.screen is not None and self.screen.search(text, timeout=self.budget_s) is None:
+                    return text  # no pattern matches anywhere
                 for p in self.patterns:
                     remaining = deadline - time.perf_counter()
                     if remaining <= 0:
@@ -305,4 +309,31 @@ def build(*, cards: bool, ibans: bool, keep_originals: bool, patterns: Iterable[
             compiled.append(CustomPattern(name, compile_pattern(pattern)))
         except PatternError:
             continue
-    return Redactor(cards=cards, ibans=ibans, keep_originals=keep_originals, patterns=tuple(compiled))
+    return Redactor(
+        cards=cards,
+        ibans=ibans,
+        keep_originals=keep_originals,
+        patterns=tuple(compiled),
+        screen=screen_for([p for _, p in patterns]) if len(compiled) > 1 else None,
+    )
+
+
+_GLOBAL_FLAGS = re.compile(r"^\(\?([imsx]+)\)")
+_NOT_COMBINABLE = re.compile(r"\\[1-9g]|\(\?P|\(\?<[A-Za-z_]|\(\?\(|\(\?[a-zA-Z]*[-)]|\(\?[a-zA-Z]+\)|\(\?[0-9R&|]")
+
+
+def screen_for(patterns: list[str]) -> regex.Pattern[str] | None:
+    """One alternation of ``patterns`` that matches somewhere exactly when one of them does, or
+    ``None`` when that cannot be guaranteed (back-references, named or conditional groups, inline
+    flags but a leading global one, which becomes a scoped group)."""
+    parts = []
+    for pattern in patterns:
+        flags = _GLOBAL_FLAGS.match(pattern)
+        body = pattern[flags.end() :] if flags else pattern
+        if _NOT_COMBINABLE.search(body):
+            return None
+        parts.append(f"(?{flags.group(1)}:{body})" if flags else f"(?:{body})")
+    try:
+        return regex.compile("|".join(parts), regex.V0)
+    except (regex.error, ValueError, OverflowError, RecursionError):
+        return None
