@@ -688,6 +688,44 @@ async def role_scene(rt: Runtime, client: httpx.AsyncClient, world: World) -> tu
     return chat["conversation_id"], request["id"]
 
 
+# ---- redaction (issue 7 point 7)
+plain("GET", "/widget/redaction.js")
+plain("GET", "/app/settings/redaction")
+
+
+@sample("GET", "/api/v1/sites/{site_id}/redaction")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/sites/{ctx.world.site_id}/redaction"}
+
+
+@sample("PUT", "/api/v1/sites/{site_id}/redaction")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/sites/{ctx.world.site_id}/redaction", "json": {"cards": True, "ibans": True}}
+
+
+@sample("POST", "/app/settings/redaction/{site_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/settings/redaction/{ctx.world.site_id}", "data": {"cards": "1", "p-count": "0"}}
+
+
+@sample("GET", "/api/v1/conversations/{conversation_id}/redacted")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/conversations/{ctx.queued_chat}/redacted"}
+
+
+@sample("GET", "/api/v1/offline-requests/{request_id}/redacted")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/offline-requests/{ctx.request_id}/redacted"}
+
+
+@sample("GET", "/app/chats/{conversation_id}/redacted")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/chats/{ctx.queued_chat}/redacted"}
+
+
+# ---- end redaction
+
+
 async def _client(app: Any, role: BuiltInRole) -> httpx.AsyncClient:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
     response = await login(http, email_of(role))

@@ -278,7 +278,9 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
     from confide.verified.models import VerifiedIdentity
     from confide.visitor_activity.models import PageTerm, PageView
 
-    page_id, identity_id = crypto.new_id(), crypto.new_id()
+    from confide.redaction.models import RedactedOriginal
+
+    page_id, identity_id, original_id = crypto.new_id(), crypto.new_id(), crypto.new_id()
     async with rt.db.unit_of_work() as uow:
         uow.session.add(PageView(id=page_id, workspace_id=world.workspace_id, site_id=world.site_id,
                                  visitor_id=visitor_id, viewed_at=clock.now(), url_enc=b"sealed"))
@@ -287,8 +289,11 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
         uow.session.add(VerifiedIdentity(id=identity_id, workspace_id=world.workspace_id, site_id=world.site_id,
                                          external_id_bidx=f"x{identity_id[:20]}", subject_id=visitor_id,
                                          created_at=clock.now(), last_verified_at=clock.now()))
+        uow.session.add(RedactedOriginal(id=original_id, workspace_id=world.workspace_id, site_id=world.site_id,
+                                         subject_id=visitor_id, conversation_id=conv1, ref_kind="message",
+                                         ref_id="m1", kinds=["card"], created_at=clock.now(), text_enc=b"sealed"))
     return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1,
-            "prospect": lead["id"], "page": page_id, "identity": identity_id}
+            "prospect": lead["id"], "page": page_id, "identity": identity_id, "original": original_id}
 
 
 async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
@@ -336,6 +341,7 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             "activity_page_terms": await _raw(rt, "select page_id, term from activity_page_terms where page_id = :p",
                                               p=who["page"]),
             "verified_identities": {(who["identity"],)},
+            "redacted_originals": {(who["original"],)},
             # The pre-chat form's choices, one ledger row per purpose offered (silence is a no).
             "consent_records": await _raw(rt, "select seq from consent_records where subject_id = :v", v=vid),
             # A visitor's jobs (marketing e-mail) and the ledger's erasure flag: none here.
@@ -381,7 +387,7 @@ async def test_the_conditions_of_rows_of_delete_exactly_one_subjects_rows(
     before = await _rows(rt, privacy_registry.rows_of(Subject("visitor", ana["visitor_id"])))
     # Leaves first, along the hops (messages and terms before the conversations they reach through).
     order = ["messages", "conversation_terms", "presence", "prospect_terms", "prospects", "profiling_objections",
-             "activity_page_terms", "activity_pages", "verified_identities",
+             "activity_page_terms", "activity_pages", "verified_identities", "redacted_originals",
              "offline_requests", "conversations", "visitor_terms"]
     async with rt.db.unit_of_work() as uow:
         conditions = privacy_registry.conditions_of(Subject("visitor", bob["visitor_id"]))

@@ -29,6 +29,7 @@ from confide.web.access_log import AccessLog
 from confide.web.api import activity, admin, auth, backoffice, widget
 from confide.web.api import consent as consent_api  # ---- consent
 from confide.web.api import prospects as prospects_api
+from confide.web.api import redaction as redaction_api
 from confide.web.dashboard.errors import page_error
 from confide.web.denials import record_denial
 from confide.web.middleware import SecurityMiddleware
@@ -119,7 +120,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await uow.session.connection()
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api):  # ADR 0018-0020
+    # activity, prospects, consent and redaction: ADR 0019, 0020, 0018, 0021
+    for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api):
         app.include_router(module.router)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)

@@ -11,6 +11,7 @@ from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvide
 from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
+from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
     RecoveryCode,
@@ -72,6 +73,8 @@ __all__ = [
     "ProspectTerm",
     "Purpose",
     "RecoveryCode",
+    "RedactedOriginal",
+    "RedactionPolicy",
     "RefusedOrigin",
     "ReviewPolicy",
     "Role",

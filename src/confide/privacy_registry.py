@@ -28,6 +28,7 @@ from confide.identity import privacy as identity_privacy
 from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
 from confide.prospects import privacy as prospects_privacy  # prospects
+from confide.redaction import privacy as redaction_privacy
 from confide.two_factor import privacy as two_factor_privacy
 from confide.users import privacy as users_privacy
 from confide.verified import privacy as verified_privacy
@@ -45,6 +46,7 @@ _MODULES: tuple[ModuleType, ...] = (
     login_limits_privacy,
     offline_privacy,
     prospects_privacy,
+    redaction_privacy,
     two_factor_privacy,
     users_privacy,
     verified_privacy,

@@ -25,6 +25,8 @@ from confide.core.errors import Conflict, DomainError, NotFound
 from confide.core.runtime import Runtime
 from confide.realtime import events
 from confide.realtime.events import MessageStored
+from confide.redaction import service as redaction
+from confide.redaction.detectors import Redactor
 
 _CONV = cast(Table, Conversation.__table__)
 _MSG = cast(Table, Message.__table__)
@@ -102,6 +104,7 @@ async def store_messages(
                     _CONV.c.operator_id,
                     _CONV.c.workspace_id,
                     _CONV.c.seq,
+                    _CONV.c.site_id,
                 )
                 .where(_CONV.c.id.in_(conv_ids))
                 # Locked in id order (PostgreSQL locks rows as the sorted scan returns them), so two
@@ -125,7 +128,8 @@ async def store_messages(
         (m.conversation_id, m.sender_id, m.client_id): m for m in (await conn.execute(select(_MSG).where(found))).all()
     }
     keys = {vid: await rt.keyring.get(uow.session, vid) for vid in {c.visitor_id for c in convs.values()}}
-    batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed)
+    redactors = await redaction.redactors_for(conn, {c.site_id for c in convs.values()})
+    batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed, redactors)
     if batch.seq_rows:
         await conn.execute(
             update(_CONV)
@@ -140,6 +144,7 @@ async def store_messages(
             _insert_ignoring_duplicates(conn.dialect.name, _TERMS),
             [{"term": term, "conversation_id": conv_id} for term, conv_id in batch.term_rows],
         )
+    await redaction.insert_originals(conn, batch.original_rows)
     for event in batch.events:
         events.publish(rt, uow, event)
     batch.remember_terms_after(uow)
@@ -157,14 +162,15 @@ async def store_messages_sqlite(
     by ``tx.release_events()``."""
     conv_ids = list({d.conversation_id for d in drafts})
     idents = list({(d.conversation_id, d.sender_id, d.client_id) for d in drafts})
-    convs, stored = await tx.run(lambda conn: _sqlite_read(conn, conv_ids, idents))
+    convs, stored, redactors = await tx.run(lambda conn: _sqlite_read(conn, conv_ids, idents))
     keys = {vid: await rt.keyring.get(keys_uow.session, vid) for vid in {c.visitor_id for c in convs.values()}}
-    batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed)
+    batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed, redactors)
     now = _SQLITE_TIME(batch.now)
     seq_rows = [(seq, now, conv_id) for conv_id, seq in batch.seq_rows]
     message_rows = [(*row[:-1], now) for row in batch.message_rows]
     term_rows = batch.term_rows
-    tx.at_commit(lambda conn: _sqlite_write(conn, seq_rows, message_rows, term_rows))
+    original_rows = batch.original_rows
+    tx.at_commit(lambda conn: _sqlite_write(conn, seq_rows, message_rows, term_rows, original_rows, now))
     committed = batch.events
     if committed:
         broker = rt.broker
@@ -185,6 +191,7 @@ class _ConvRow(NamedTuple):
     operator_id: str | None
     workspace_id: str
     seq: int
+    site_id: str
 
 
 class _StoredRow(NamedTuple):
@@ -206,7 +213,9 @@ _SQLITE_READ_TIME = cast(
     Callable[[str], datetime], _MSG.c.created_at.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None)
 )
 _SQLITE_CHUNK = 300  # row values per IN list (3 parameters each)
-_SQLITE_SELECT_CONVS = "SELECT id, status, visitor_id, operator_id, workspace_id, seq FROM conversations WHERE id IN "
+_SQLITE_SELECT_CONVS = (
+    "SELECT id, status, visitor_id, operator_id, workspace_id, seq, site_id FROM conversations WHERE id IN "
+)
 # a join with the list of client ids seeks the unique index per id (a row-value IN would scan the table)
 _SQLITE_SELECT_STORED = (
     "SELECT m.id, m.conversation_id, m.seq, m.sender, m.sender_id, m.client_id, m.body_enc, m.created_at"
@@ -225,7 +234,7 @@ _SQLITE_ROWS = 250  # rows per multi-row INSERT: one statement step per chunk, n
 
 def _sqlite_read(
     conn: sqlite3.Connection, conv_ids: list[str], idents: list[tuple[str, str, str]]
-) -> tuple[dict[str, _ConvRow], dict[tuple[str, str, str], _StoredRow]]:
+) -> tuple[dict[str, _ConvRow], dict[tuple[str, str, str], _StoredRow], dict[str, Redactor]]:
     convs: dict[str, _ConvRow] = {}
     for i in range(0, len(conv_ids), _SQLITE_CHUNK):
         ids = conv_ids[i : i + _SQLITE_CHUNK]
@@ -239,7 +248,7 @@ def _sqlite_read(
         for r in conn.execute(sql, [value for ident in chunk for value in ident]):
             m = _StoredRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _SQLITE_READ_TIME(r[7]))
             stored[(m.conversation_id, m.sender_id, m.client_id)] = m
-    return convs, stored
+    return convs, stored, redaction.redactors_for_sqlite(conn, {c.site_id for c in convs.values()})
 
 
 def _sqlite_write(
@@ -247,6 +256,8 @@ def _sqlite_write(
     seq_rows: list[tuple[int, str, str]],
     message_rows: list[tuple[Any, ...]],
     term_rows: list[tuple[str, str]],
+    original_rows: list[dict[str, Any]],
+    now: str,
 ) -> None:
     # Each statement step releases and takes back the GIL; taking it back waits while the event loop
     # runs (up to the interpreter's switch interval), so few steps matter more than few rows.
@@ -254,6 +265,7 @@ def _sqlite_write(
         conn.executemany(_SQLITE_UPDATE_SEQ, seq_rows)
     _insert_rows(conn, _SQLITE_INSERT_MESSAGES, "(?, ?, ?, ?, ?, ?, ?, ?)", "", message_rows)  # a conflict fails
     _insert_rows(conn, _SQLITE_INSERT_TERMS, "(?, ?)", " ON CONFLICT DO NOTHING", term_rows)
+    redaction.insert_originals_sqlite(conn, original_rows, now)
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -266,9 +278,11 @@ def _insert_rows(conn: sqlite3.Connection, head: str, row: str, tail: str, rows:
 class _MessageBatch:
     """What storing a batch means, whatever the connection: each draft authorised against its
     conversation as read, retries answered from the stored rows, the new rows (sequence numbers,
-    encrypted bodies, blind-index terms not indexed yet), the results and the events."""
+    encrypted bodies, blind-index terms not indexed yet), the results and the events. Text is
+    masked first by its site's redactor, if any (``redaction``): what is stored, indexed, answered
+    and fanned out is the masked text; the original is kept only where the site keeps them."""
 
-    __slots__ = ("events", "indexed", "message_rows", "now", "results", "seq_rows", "term_rows")
+    __slots__ = ("events", "indexed", "message_rows", "now", "original_rows", "results", "seq_rows", "term_rows")
 
     def __init__(
         self,
@@ -278,6 +292,7 @@ class _MessageBatch:
         stored: dict[tuple[str, str, str], Any],
         keys: dict[str, DataKey],
         indexed: IndexedTerms | None,
+        redactors: dict[str, Redactor] | None = None,
     ) -> None:
         self.indexed = indexed
         results: list[dict[str, Any] | DomainError | None] = [None] * len(drafts)
@@ -320,6 +335,7 @@ class _MessageBatch:
         self.message_rows: list[tuple[Any, ...]] = []  # in _MSG_COLUMNS order
         self.seq_rows: list[tuple[str, int]] = []  # (conversation, new seq)
         self.events: list[MessageStored] = []
+        self.original_rows: list[dict[str, Any]] = []
         batch_terms: dict[str, set[str]] = defaultdict(set)
         text_terms = rt.bidx.text_terms
         ids = iter(crypto.new_ordered_ids(sum(len(indexes) for indexes in accepted.values())))
@@ -327,21 +343,39 @@ class _MessageBatch:
             conv = convs[conv_id]
             self.seq_rows.append((conv_id, conv.seq + len(indexes)))
             key = keys[conv.visitor_id]
+            redactor = redactors.get(conv.site_id) if redactors else None
             for offset, i in enumerate(indexes):
                 d = drafts[i]
                 msg_id = next(ids)
                 seq = conv.seq + 1 + offset
-                body = key.encrypt(d.text, aad("messages.body", msg_id))
+                text = d.text
+                if redactor is not None and d.sender != "system":
+                    found = redaction.apply(redactor, text, site_id=conv.site_id)
+                    if found is not None:
+                        if redactor.keep_originals:
+                            self.original_rows.append(
+                                redaction.original_row(
+                                    key,
+                                    redaction.Original("message", msg_id, text, found.kinds),
+                                    workspace_id=conv.workspace_id,
+                                    site_id=conv.site_id,
+                                    subject_id=conv.visitor_id,
+                                    conversation_id=conv_id,
+                                    now=now,
+                                )
+                            )
+                        text = found.text
+                body = key.encrypt(text, aad("messages.body", msg_id))
                 self.message_rows.append((msg_id, conv_id, seq, d.sender, d.sender_id, d.client_id, body, now))
                 if d.sender != "system":
-                    batch_terms[conv_id].update(text_terms(conv.workspace_id, "msg", d.text))
+                    batch_terms[conv_id].update(text_terms(conv.workspace_id, "msg", text))
                 view = {
                     "id": msg_id,
                     "seq": seq,
                     "client_id": d.client_id,
                     "sender": d.sender,
                     "sender_name": d.sender_name,
-                    "text": d.text,
+                    "text": text,
                     "created_at": created_at,
                 }  # = message_view(...), without a call and an ISO formatting per message
                 results[i] = view

@@ -17,6 +17,7 @@ from confide.permissions.policy import Permission
 from confide.prospects import service as prospects
 from confide.realtime import events
 from confide.realtime.events import OfflineRequestCreated
+from confide.redaction import service as redaction
 from confide.users import operators as user_operators
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
@@ -52,6 +53,7 @@ async def store_request(
     becomes an offline request: the same data subject, under the same data key)."""
     key = await rt.keyring.get(uow.session, visitor.id)
     req_id = crypto.new_id()
+    message, original = await redaction.mask_text(uow, site_id=site.id, text=message, ref_kind="offline")
     row = OfflineRequest(
         id=req_id,
         workspace_id=site.workspace_id,
@@ -64,6 +66,16 @@ async def store_request(
     )
     uow.session.add(row)
     await uow.session.flush()
+    if original is not None:
+        await redaction.keep_originals(
+            rt,
+            uow,
+            [original._replace(ref_id=req_id)],
+            workspace_id=site.workspace_id,
+            site_id=site.id,
+            subject_id=visitor.id,
+            offline_request_id=req_id,
+        )
     await prospects.create_automatically(  # only where the site chose it and profiling has a basis
         rt, uow, site, visitor, department_id=department_id, offline_request_id=req_id
     )

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     CHATS_READ = "chats.read"  # Stored Chats and transcripts, within the role's scope
     CHATS_PARTICIPATE = "chats.participate"  # the console: accept, reply, transfer, close
     CHATS_DELETE = "chats.delete"
+    CHATS_VIEW_REDACTED = "chats.view_redacted"  # the originals of masked text (redaction), each view audited
     # visitors, offline requests, prospects
     VISITORS_READ = "visitors.read"  # Visitor Activity and the visitor panel
     OFFLINE_READ = "offline.read"

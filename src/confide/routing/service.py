@@ -45,6 +45,7 @@ from confide.realtime.events import (
     QueueChanged,
     QueueMoved,
 )
+from confide.redaction import service as redaction
 from confide.users import accounts as user_accounts
 from confide.users import operators as user_operators
 from confide.users import presence as user_presence
@@ -85,6 +86,8 @@ async def widget_config(uow: UnitOfWork, site: Site, language: str | None = None
         "departments": [{"id": d.id, "name": d.name} for d in departments],
         "available": open_now and await online_operator_count(uow, site) > 0,
         "open_now": open_now,
+        # what this site masks in what the visitor writes (the widget says so: redaction)
+        "redaction": await redaction.widget_flags(uow, site.id),
     }
 
 

@@ -14,6 +14,7 @@ from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
+from confide.redaction import service as redaction
 from confide.visitors.models import Visitor as Visitor  # re-exported: other domains hold visitors
 from confide.visitors.models import VisitorTerm
 from confide.workspaces.service import Site
@@ -88,6 +89,9 @@ async def create_visitor(
     """A new data subject with its own key. ``visitor_id``: an id claimed beforehand (a verified
     identity claims its subject's id first, ADR 0022)."""
     visitor_id = visitor_id or crypto.new_id()
+    # Card numbers, IBANs and the site's patterns are masked before anything is stored (redaction).
+    types = {f["key"]: f["type"] for f in site.prechat_fields}
+    fields, originals = await redaction.mask_answers(uow, site_id=site.id, fields=fields, types=types)
     key = await rt.keyring.create(uow.session, workspace_id=site.workspace_id, subject_id=visitor_id)
     custom = {k: v for k, v in fields.items() if k not in ("name", "email", "phone")}
     email = fields.get("email")
@@ -105,6 +109,9 @@ async def create_visitor(
     )
     uow.session.add(visitor)
     await uow.session.flush()
+    await redaction.keep_originals(
+        rt, uow, originals, workspace_id=site.workspace_id, site_id=site.id, subject_id=visitor_id
+    )
     if fields.get("name"):
         for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
             uow.session.add(VisitorTerm(visitor_id=visitor_id, term=term))
@@ -116,9 +123,13 @@ async def update_details(
 ) -> None:
     """A returning visitor (a verified identity, ADR 0022) answered the pre-chat form again: what is
     given now replaces what was held (name, e-mail, phone, each custom answer); what is left out
-    is kept. The form's consent choices go to the ledger (record_consents)."""
+    is kept. The form's consent choices go to the ledger (record_consents). Masked as a new
+    visitor's answers are (redaction)."""
     key = await rt.keyring.get(uow.session, visitor.id)
     vid = visitor.id
+    types = {f["key"]: f["type"] for f in site.prechat_fields}
+    fields, originals = await redaction.mask_answers(uow, site_id=site.id, fields=fields, types=types)
+    await redaction.keep_originals(rt, uow, originals, workspace_id=site.workspace_id, site_id=site.id, subject_id=vid)
     if fields.get("name"):
         visitor.name_enc = key.encrypt(fields["name"], f"visitors.name:{vid}")
         await uow.session.execute(delete(VisitorTerm).where(VisitorTerm.visitor_id == vid))

@@ -1,7 +1,7 @@
 """verified visitor identity: per-site signing secrets and verified identities (ADR 0022)
 
 Revision ID: 0016_verified_identity
-Revises: 0014_prospects
+Revises: 0015_redaction
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_verified_identity"
-down_revision: str | None = "0014_prospects"
+down_revision: str | None = "0015_redaction"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -28,6 +28,7 @@ from confide.web.dashboard.pages import (
     login_limits,
     offline,
     prospects,
+    redaction,
     roles,
     settings,
     sso,
@@ -48,6 +49,7 @@ for _module in (
     account_review,
     directory_settings,
     sso,
+    redaction,  # Settings → Redaction (ADR 0021)
 ):
     router.include_router(_module.router)
 router.include_router(two_factor_pages.router)  # two-factor: log-in second step, account, settings (ADR 0014)

@@ -51,6 +51,10 @@ async def identity_module() -> Response:
 async def privacy_view() -> Response:
     """The widget's Privacy view (ADR 0018), imported by app.js on first use."""
     return _js("privacy.js")
+@router.get("/widget/redaction.js", dependencies=[public()])
+async def chat_redaction_notice() -> Response:
+    """The chat UI's redaction notice (an ES module imported by app.js)."""
+    return _js("redaction.js")
 
 
 @router.get("/demo", response_class=HTMLResponse, dependencies=[public()])

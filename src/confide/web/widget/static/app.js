@@ -3,6 +3,7 @@
 // Protocol: docs/protocol.md.
 import * as activity from './activity.js'; // Visitor Activity: reports pages only while a chat token is held
 import * as verified from './identity.js'; // verified visitor identity (ADR 0022)
+import { REDACTION_CSS, redactionNotice } from './redaction.js'; // redaction at ingest: the notice line
 
 const CSS = `*{box-sizing:border-box}[hidden]{display:none!important}
 .p{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:360px;height:560px;max-height:calc(100vh - 108px);display:flex;flex-direction:column;background:#fff;color:#111827;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.28);overflow:hidden}
@@ -61,7 +62,7 @@ button{font:inherit;cursor:pointer}
 .sr button{background:none;border:0;border-radius:6px;font-size:30px;line-height:1;padding:2px 4px;color:#b45309}
 .row{display:flex;gap:8px;align-items:center;flex-wrap:wrap}
 .ua{margin:0 12px 8px;padding:10px 12px;border-radius:8px;background:#eff6ff;color:#1e3a8a;font-size:14px;display:flex;flex-direction:column;gap:8px}
-.ua p{margin:0}`;
+.ua p{margin:0}` + REDACTION_CSS;
 
 const h = (tag, attrs, ...kids) => {
   const el = document.createElement(tag);
@@ -436,7 +437,7 @@ export function mount(root, { base, siteKey, launcher, identity }) {
     };
     const composer = h('form', { class: 'cp', onsubmit: (e) => (e.preventDefault(), post()) }, input, h('button', { type: 'submit', class: 'bt', 'data-confide': 'send' }, 'Send'));
     const foot = h('div', null, composer);
-    show(stLine, confirmBar, list, pvBox, typingLive, ua, foot);
+    show(stLine, confirmBar, list, pvBox, typingLive, ua, redactionNotice(cfg, h), foot);
     let pvMod;
     async function privacy(onlyIfAsked) {
       if (!sess?.token) return;
@@ -515,6 +516,8 @@ export function mount(root, { base, siteKey, launcher, identity }) {
         pending.delete(cid);
         el = p.el;
         el.classList.remove('sending', 'failed');
+        const b = el.querySelector('.b'); // the stored text (masked by the site's redaction, if any)
+        if (b && b.textContent !== m.text) b.replaceChildren(...linkify(m.text));
       } else el = bubble(m.sender, m.text, m.sender_name);
       el.dataset.seq = m.seq;
       stamp(el, m.created_at);
