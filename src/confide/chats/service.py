@@ -136,8 +136,9 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
         key.decrypt(conv.page_url_enc, _aad("conversations.page_url", conv.id)) if conv.page_url_enc else None
     )
     profile["field_labels"] = {f["key"]: f["label"] for f in site.prechat_fields} if site else {}
-    # A verified identity (ADR 0022): the person's earlier conversations on this site. Each link
-    # opens through the operator's own access check (a transcript they may not read is not found).
+    # A verified identity (ADR 0022): the person's earlier conversations in this chat's department
+    # (this view goes to every operator who may see this chat, so nothing of another department is
+    # listed). Each link opens through the operator's own access check.
     profile["verified"] = await verified.is_verified(uow, conv.visitor_id)
     profile["earlier"] = await _earlier(uow, conv) if profile["verified"] else []
     # Unread: what the visitor wrote that the operator has not seen (not system lines, not own replies).
@@ -175,7 +176,11 @@ async def operator_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dic
 async def _earlier(uow: UnitOfWork, conv: Conversation, limit: int = 10) -> list[dict[str, Any]]:
     found = await uow.session.execute(
         select(Conversation.id, Conversation.created_at, Conversation.status)
-        .where(Conversation.visitor_id == conv.visitor_id, Conversation.id != conv.id)
+        .where(
+            Conversation.visitor_id == conv.visitor_id,
+            Conversation.department_id == conv.department_id,
+            Conversation.id != conv.id,
+        )
         .order_by(Conversation.created_at.desc())
         .limit(limit)
     )
