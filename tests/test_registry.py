@@ -275,10 +275,9 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
     # ---- end prospects
     # Visitor Activity and verified identity: a page seen (with its word) and the site's vouching.
     from confide.core import clock, crypto
+    from confide.redaction.models import RedactedOriginal
     from confide.verified.models import VerifiedIdentity
     from confide.visitor_activity.models import PageTerm, PageView
-
-    from confide.redaction.models import RedactedOriginal
 
     page_id, identity_id, original_id = crypto.new_id(), crypto.new_id(), crypto.new_id()
     async with rt.db.unit_of_work() as uow:
