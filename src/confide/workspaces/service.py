@@ -338,11 +338,17 @@ async def department_names(uow: UnitOfWork, department_ids: list[str]) -> dict[s
 
 async def lock_department(uow: UnitOfWork, department_id: str) -> Department | None:
     """The department locked until the unit ends (its round robin cursor is read, then moved);
-    ``None`` when it does not exist or another unit holds it right now (``SKIP LOCKED``)."""
+    ``None`` when it does not exist or another unit holds it right now (``SKIP LOCKED``).
+
+    ``FOR NO KEY UPDATE`` on PostgreSQL (``key_share``): two routers still exclude each other, but
+    a unit that merely inserted a row pointing at the department (a new conversation takes a
+    ``KEY SHARE`` lock for its foreign key) does not make every router skip it. With ``FOR UPDATE``
+    two chats starting at once each skipped the department for the other's new conversation, and
+    neither was offered."""
     found: Department | None = await uow.session.scalar(
         select(Department)
         .where(Department.id == department_id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
         .execution_options(populate_existing=True)
     )
     return found
