@@ -309,25 +309,8 @@ async def originals_of_conversation(
     for an operator with ``chats.view_redacted`` who can read the conversation; audited."""
     require(actor, Permission.CHATS_VIEW_REDACTED)
     conv = await access_conversation_by_id(uow.session, actor, conversation_id)
-    items = await _read(
-        rt,
-        uow,
-        conv.visitor_id,
-        or_(
-            RedactedOriginal.conversation_id == conv.id,
-            (RedactedOriginal.ref_kind == "prechat") & RedactedOriginal.conversation_id.is_(None),
-        ),
-    )
-    await audit.record(
-        rt,
-        uow,
-        "redaction.originals_viewed",
-        actor=actor,
-        target_type="conversation",
-        target_id=conv.id,
-        detail={"count": len(items)},
-    )
-    return items
+    own = RedactedOriginal.conversation_id == conv.id
+    return await _viewed(rt, uow, actor, conv.visitor_id, own, "conversation", conv.id)
 
 
 async def originals_of_offline_request(
@@ -335,22 +318,23 @@ async def originals_of_offline_request(
 ) -> list[dict[str, Any]]:
     require(actor, Permission.CHATS_VIEW_REDACTED)
     row = await access_offline_request_by_id(uow.session, actor, request_id)
-    items = await _read(
-        rt,
-        uow,
-        row.visitor_id,
-        or_(
-            RedactedOriginal.offline_request_id == row.id,
-            (RedactedOriginal.ref_kind == "prechat") & RedactedOriginal.conversation_id.is_(None),
-        ),
-    )
+    own = RedactedOriginal.offline_request_id == row.id
+    return await _viewed(rt, uow, actor, row.visitor_id, own, "offline_request", row.id)
+
+
+async def _viewed(
+    rt: Runtime, uow: UnitOfWork, actor: OperatorActor, visitor_id: str, own: Any, target_type: str, target_id: str
+) -> list[dict[str, Any]]:
+    """The originals of one record (``own``) and of its visitor's pre-chat answers, read and audited."""
+    prechat = (RedactedOriginal.ref_kind == "prechat") & RedactedOriginal.conversation_id.is_(None)
+    items = await _read(rt, uow, visitor_id, or_(own, prechat))
     await audit.record(
         rt,
         uow,
         "redaction.originals_viewed",
         actor=actor,
-        target_type="offline_request",
-        target_id=row.id,
+        target_type=target_type,
+        target_id=target_id,
         detail={"count": len(items)},
     )
     return items
