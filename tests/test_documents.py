@@ -272,3 +272,18 @@ def test_empty_blocks_and_a_record_of_processing_in_a_few_lines() -> None:
     ]:
         assert expected in text
     assert len(PdfReader(io.BytesIO(data)).pages) == 2
+
+
+def test_documents_render_in_parallel_threads() -> None:
+    """Callers render off the event loop (asyncio.to_thread): two at once must both come out whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(n: int) -> str:
+        lines = [pdf.Line(f"t{i}", "Visitor", f"thread-{n}-line-{i} 中文 é") for i in range(150)]
+        return pdf_text(pdf.render_document(f"Doc {n}", [pdf.Transcript("t", lines)]))
+
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(one, range(4)))
+    for n, text in enumerate(texts):
+        assert all(f"thread-{n}-line-{i} 中文 é" in text for i in range(150))
+        assert f"thread-{(n + 1) % 4}-line-" not in text

@@ -4,8 +4,7 @@
 with the title, an optional subtitle, then the blocks in order, and "page n of m" plus the
 footer (the title by default: keep personal data out of it) at the foot of every page. Blocks:
 
-- ``Heading(text, level=1)``: levels 1-3; a level-1 heading after the first starts a new page
-  when ``new_page=True``;
+- ``Heading(text, level=1, new_page=False)``: levels 1-3; ``new_page`` starts a new page first;
 - ``Text(text)``: a paragraph; line breaks are kept;
 - ``Bullets(items)``: a bulleted list;
 - ``KeyValues(items)``: ``(label, value)`` pairs as a two-column list;
@@ -13,7 +12,8 @@ footer (the title by default: keep personal data out of it) at the foot of every
   a cell are split) and which splits across pages, repeating its header row. A table of more
   than ``Table.max_columns`` (6) columns would be unreadable on A4: each row is then drawn as
   its own two-column table ("field | value"), numbered;
-- ``Transcript(title, lines, meta=())``: a conversation, one row per ``Line(at, sender, text)``;
+- ``Transcript(title, lines, meta=())``: a conversation: the meta as a key/value list, then per
+  ``Line(at, sender, text)`` a small "time · sender" line and the text indented under it;
 - ``PageBreak()``.
 
 Values are ``str | int | float | bool | None | date`` (``cells.as_text`` makes them text).
