@@ -29,11 +29,13 @@ run: install
 	$(BIN)/confide demo
 	$(BIN)/confide serve
 
-## Debian packages the tests need (Chromium and a CJK font; slapd for the directory tests), installed only when missing.
+## Debian packages the tests need (Chromium; the fonts the PDF documents embed: DejaVu Sans and a CJK font;
+## slapd for the directory tests), installed only when missing.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
+		|| ! [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core fonts-wqy-microhei >/dev/null; \
 	fi
 	@if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -67,6 +69,7 @@ test: install-dev system-deps services axe lint
 bench: install-dev
 	$(PY) -m bench.run
 	$(PY) -m bench.redaction
+	$(PY) -m bench.subject_render
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
