@@ -293,5 +293,10 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+from confide.cli.retention import app as _retention_app  # noqa: E402 - retention (ADR 0030)
+
+app.add_typer(_retention_app, name="retention")
+
+
 if __name__ == "__main__":
     app()
