@@ -297,6 +297,10 @@ from confide.cli.retention import app as _retention_app  # noqa: E402 - retentio
 
 app.add_typer(_retention_app, name="retention")
 
+from confide.cli.privacy import app as _privacy_app  # noqa: E402 - record of processing (ADR 0030)
+
+app.add_typer(_privacy_app, name="privacy")
+
 
 if __name__ == "__main__":
     app()
