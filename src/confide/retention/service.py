@@ -116,10 +116,8 @@ async def set_policy(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, data: P
     category = Category(data.category)
     if not INFO[category].overridable:
         raise Invalid(f"the {INFO[category].label.lower()} period is the installation's (CONFIDE_AUDIT_RETENTION_DAYS)")
-    if data.scope == "workspace":
-        scope = WORKSPACE_SCOPE
-    else:
-        scope = (await access_site_by_id(uow.session, actor, data.scope)).id
+    where = str(data.scope)  # "workspace" or a site id
+    scope = WORKSPACE_SCOPE if where == "workspace" else (await access_site_by_id(uow.session, actor, where)).id
     key = {"workspace_id": actor.workspace_id, "scope": scope, "category": category.value}
     row = await uow.session.get(RetentionPolicy, key, with_for_update=True)
     previous = row.days if row is not None else None
