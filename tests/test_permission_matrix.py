@@ -642,6 +642,44 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the matrix
+# ---- retention (ADR 0030): a fresh person for each hold, so that every allowed role's hold is new
+async def _fresh_visitor(ctx: Ctx) -> str:
+    from confide.visitors import service as visitors
+
+    async with ctx.rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, ctx.world.site_id)
+        assert site is not None
+        return str((await visitors.create_visitor(ctx.rt, uow, site, {"name": "Held"}, {})).id)
+
+
+plain("GET", "/app/retention")
+plain("POST", "/app/retention/policy", data={"scope": "workspace", "category": "chats", "days": "400"})
+plain("GET", "/app/privacy/ropa")
+
+@sample("GET", "/app/privacy/ropa/download/{fmt}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/privacy/ropa/download/md"}
+
+
+@sample("POST", "/app/retention/holds")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/retention/holds",
+            "data": {"target_type": "visitor", "target_id": await _fresh_visitor(ctx), "reason": "case 7"}}
+
+
+@sample("POST", "/app/retention/holds/{hold_id}/lift")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    from confide.retention import service as retention
+    from confide.retention.schemas import HoldIn
+
+    target = await _fresh_visitor(ctx)
+    async with ctx.rt.db.unit_of_work() as uow:
+        made = await retention.place_hold(ctx.rt, uow, await ctx.admin(),
+                                          HoldIn(target_type="visitor", target_id=target, reason="case 8"))
+    return {"url": f"/app/retention/holds/{made['id']}/lift", "data": {"reason": "case closed"}}
+# ---- end retention
+
+
 async def snapshot(rt: Runtime) -> dict[str, list[str]]:
     """Every row of every table that holds state (sorted), to prove a denial changed nothing."""
     out: dict[str, list[str]] = {}

@@ -346,6 +346,7 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             # A visitor's jobs (marketing e-mail) and the ledger's erasure flag: none here.
             "jobs": set(),
             "consent_erasure": set(),
+            "legal_holds": set(),  # retention (ADR 0030): nobody is under a hold here
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected
@@ -357,7 +358,7 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
         theirs = await _rows(rt, privacy_registry.rows_of(Subject("visitor", other["visitor_id"])))
         assert got["consent_records"]
         for name, rows in got.items():
-            assert rows or name in ("jobs", "consent_erasure"), name
+            assert rows or name in ("jobs", "consent_erasure", "legal_holds"), name
             assert not rows & theirs[name], name
 
     staff = await _rows(rt, privacy_registry.rows_of(Subject("operator", world.operator_id)))

@@ -98,7 +98,22 @@ class Settings(BaseSettings):
     # A queued chat that operators are online for but nobody accepted for this long is "no_answer".
     unanswered_after_s: float = Field(default=120.0, ge=0)
     # Audit rows older than this many days are removed, oldest first, with a checkpoint (0: kept forever).
-    audit_retention_days: int = Field(default=730, ge=0)
+    # Six years: the audit log is the proof of what was done with personal data (limitation periods).
+    audit_retention_days: int = Field(default=6 * 365, ge=0, le=36500)
+
+    # Retention of personal data per category (retention/, ADR 0030): the defaults in days, each
+    # overridable per workspace and per site in Settings -> Retention; 0 means "keep forever".
+    # Conversations count from when they closed; consent records from the subject's last change
+    # for that workspace (they are the proof of consent); the sweep deletes in batches of
+    # ``retention_batch`` rows per transaction, on one node at a time, every ``retention_every_s``.
+    retention_chats_days: int = Field(default=365, ge=0, le=36500)
+    retention_offline_days: int = Field(default=365, ge=0, le=36500)
+    retention_activity_days: int = Field(default=90, ge=0, le=36500)
+    retention_prospects_days: int = Field(default=730, ge=0, le=36500)
+    retention_files_days: int = Field(default=365, ge=0, le=36500)  # no file store yet: nothing to sweep
+    retention_consent_days: int = Field(default=6 * 365, ge=0, le=36500)
+    retention_batch: int = Field(default=500, ge=1, le=10000)
+    retention_every_s: float = Field(default=3600.0, gt=0)
 
     # Mail and durable jobs (core/mail.py, core/jobs.py, worker/jobs.py; ADR 0013). With no SMTP
     # host, mail is not sent: each message is written to DATA_DIR/mail/*.eml (the demo's outbox).

@@ -12,6 +12,7 @@ from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
+from confide.retention.models import LegalHold, RetentionPolicy  # retention (ADR 0030)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
     RecoveryCode,
@@ -52,6 +53,7 @@ __all__ = [
     "IdentitySecret",  # verified identity (ADR 0022)
     "Job",
     "LdapDirectory",
+    "LegalHold",  # retention (ADR 0030)
     "LoginLimit",
     "LoginThrottle",
     "Message",
@@ -76,6 +78,7 @@ __all__ = [
     "RedactedOriginal",
     "RedactionPolicy",
     "RefusedOrigin",
+    "RetentionPolicy",
     "ReviewPolicy",
     "Role",
     "Site",

@@ -73,3 +73,17 @@ async def prune(rt: Runtime, uow: UnitOfWork, *, batch: int = BATCH) -> int:
         detail={"first_seq": upto + 1, "prev_hash": prev, "removed": removed, "retention_days": days},
     )
     return removed
+
+
+async def due(rt: Runtime, uow: UnitOfWork) -> int:
+    """How many rows ``prune`` would remove in all, over as many runs as it takes (the dry run)."""
+    days = rt.settings.audit_retention_days
+    if days <= 0:
+        return 0
+    cutoff = clock.now() - timedelta(days=days)
+    session = uow.session
+    keep_from = await session.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.at >= cutoff))
+    stmt = select(func.count(AuditEvent.seq))
+    if keep_from is not None:
+        stmt = stmt.where(AuditEvent.seq < keep_from)
+    return int(await session.scalar(stmt) or 0)

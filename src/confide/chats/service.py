@@ -19,7 +19,7 @@ from confide.chats.messages import store_messages_sqlite as store_messages_sqlit
 from confide.chats.models import Conversation as Conversation  # re-exported: routing holds conversations
 from confide.chats.models import ConversationTerm, Message
 from confide.chats.schemas import StoredChatFilters
-from confide.core import clock, crypto
+from confide.core import clock, crypto, expiry
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
@@ -567,3 +567,32 @@ async def is_visitor_message(uow: UnitOfWork, conv: Conversation, message_id: ob
         )
     )
     return found is not None
+
+
+# ---------------------------------------------------------------- retention (ADR 0030)
+# The retention sweep asks here for closed chats of a site past their period and deletes them by
+# id; messages, word-index rows and redacted originals go with them (ON DELETE CASCADE).
+def _expired_chats(criteria: expiry.Expired) -> list[Any]:
+    return [
+        Conversation.workspace_id == criteria.workspace_id,
+        Conversation.site_id == criteria.site_id,
+        Conversation.status == "closed",
+        func.coalesce(Conversation.closed_at, Conversation.last_message_at, Conversation.created_at)
+        < criteria.before,
+        expiry.not_held(Conversation.visitor_id, criteria.held_visitors),
+        expiry.not_held(Conversation.id, criteria.held_conversations),
+    ]
+
+
+async def expired_conversations(uow: UnitOfWork, criteria: expiry.Expired, *, limit: int) -> list[str]:
+    """Ids of closed chats past ``criteria.before`` (not held), oldest first, locked."""
+    return await expiry.take(uow, Conversation.id, _expired_chats(criteria), Conversation.closed_at, limit)
+
+
+async def count_expired_conversations(uow: UnitOfWork, criteria: expiry.Expired) -> int:
+    return await expiry.count(uow, Conversation.id, _expired_chats(criteria))
+
+
+async def delete_conversations(uow: UnitOfWork, conversation_ids: list[str]) -> int:
+    """Delete these conversations with their messages (retention; the caller chose the ids)."""
+    return await expiry.delete_ids(uow, Conversation.id, conversation_ids)

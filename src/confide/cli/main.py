@@ -293,5 +293,14 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+from confide.cli.retention import app as _retention_app  # noqa: E402 - retention (ADR 0030)
+
+app.add_typer(_retention_app, name="retention")
+
+from confide.cli.privacy import app as _privacy_app  # noqa: E402 - record of processing (ADR 0030)
+
+app.add_typer(_privacy_app, name="privacy")
+
+
 if __name__ == "__main__":
     app()

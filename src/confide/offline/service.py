@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from confide.auth.actors import OperatorActor
-from confide.core import clock, crypto
+from confide.core import clock, crypto, expiry
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.offline.models import OfflineRequest
@@ -144,3 +144,26 @@ async def set_handled(
     row.handled_by = actor.operator_id if handled else None
     await uow.session.flush()
     return await view(rt, uow, row)
+
+
+# ---------------------------------------------------------------- retention (ADR 0030)
+def _expired(criteria: expiry.Expired) -> list[Any]:
+    return [
+        OfflineRequest.workspace_id == criteria.workspace_id,
+        OfflineRequest.site_id == criteria.site_id,
+        OfflineRequest.created_at < criteria.before,
+        expiry.not_held(OfflineRequest.visitor_id, criteria.held_visitors),
+    ]
+
+
+async def expired_requests(uow: UnitOfWork, criteria: expiry.Expired, *, limit: int) -> list[str]:
+    """Ids of offline requests left before ``criteria.before`` (not held), oldest first, locked."""
+    return await expiry.take(uow, OfflineRequest.id, _expired(criteria), OfflineRequest.created_at, limit)
+
+
+async def count_expired_requests(uow: UnitOfWork, criteria: expiry.Expired) -> int:
+    return await expiry.count(uow, OfflineRequest.id, _expired(criteria))
+
+
+async def delete_requests(uow: UnitOfWork, request_ids: list[str]) -> int:
+    return await expiry.delete_ids(uow, OfflineRequest.id, request_ids)

@@ -236,3 +236,21 @@ async def access_visitor_trail_by_id(session: AsyncSession, actor: OperatorActor
 
 
 # ---- end activity
+
+
+# ---- retention (ADR 0030): a legal hold names a person by visitor id
+async def access_visitor_by_id(
+    session: AsyncSession, actor: OperatorActor, visitor_id: object, permission: Permission
+) -> Visitor:
+    """A visitor of the actor's workspace (their site in reach for a narrower scope), for an action
+    that needs ``permission`` (placing a legal hold: ``RETENTION_MANAGE``)."""
+    if not allows(actor, permission) or not isinstance(visitor_id, str) or not visitor_id or len(visitor_id) > 64:
+        raise NotFound("visitor not found")
+    stmt = select(Visitor).where(Visitor.id == visitor_id, Visitor.workspace_id == actor.workspace_id)
+    if scope_of(actor) is not Scope.WORKSPACE:
+        sites = select(Department.site_id).where(Department.id.in_(actor.department_ids))
+        stmt = stmt.where(Visitor.site_id.in_(sites))
+    found = await session.scalar(stmt)
+    if found is None:
+        raise NotFound("visitor not found")
+    return found

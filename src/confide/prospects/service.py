@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
-from confide.core import clock, crypto
+from confide.core import clock, crypto, expiry
 from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound
 from confide.core.runtime import Runtime
@@ -499,3 +499,28 @@ async def update_settings(
     await audit.record(rt, uow, "prospects.settings_changed", actor=actor, target_type="site", target_id=site.id,
                        detail={"auto_create": data.auto_create, "basis": data.basis})
     return settings_view(site, row)
+
+
+# ---------------------------------------------------------------- retention (ADR 0030)
+def _expired(criteria: expiry.Expired) -> list[Any]:
+    return [
+        Prospect.workspace_id == criteria.workspace_id,
+        Prospect.site_id == criteria.site_id,
+        Prospect.updated_at < criteria.before,
+        expiry.not_held(Prospect.visitor_id, criteria.held_visitors),
+        expiry.not_held(Prospect.subject_id, criteria.held_visitors),
+        expiry.not_held(Prospect.conversation_id, criteria.held_conversations),
+    ]
+
+
+async def expired_prospects(uow: UnitOfWork, criteria: expiry.Expired, *, limit: int) -> list[str]:
+    """Ids of prospects not changed since ``criteria.before`` (not held), oldest first, locked."""
+    return await expiry.take(uow, Prospect.id, _expired(criteria), Prospect.updated_at, limit)
+
+
+async def count_expired_prospects(uow: UnitOfWork, criteria: expiry.Expired) -> int:
+    return await expiry.count(uow, Prospect.id, _expired(criteria))
+
+
+async def delete_prospects(uow: UnitOfWork, prospect_ids: list[str]) -> int:
+    return await expiry.delete_ids(uow, Prospect.id, prospect_ids)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor, VisitorActor
 from confide.auth.sessions import describe_client
-from confide.core import clock, crypto
+from confide.core import clock, crypto, expiry
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid, NotFound, Unauthorized
 from confide.core.runtime import Runtime
@@ -351,3 +351,26 @@ async def note_listed(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, items:
             target_id=visitor_id,
             detail={"via": "visitor_activity_list"},
         )
+
+
+# ---------------------------------------------------------------- retention (ADR 0030)
+def _expired(criteria: expiry.Expired) -> list[Any]:
+    return [
+        PageView.workspace_id == criteria.workspace_id,
+        PageView.site_id == criteria.site_id,
+        PageView.viewed_at < criteria.before,
+        expiry.not_held(PageView.visitor_id, criteria.held_visitors),
+    ]
+
+
+async def expired_page_views(uow: UnitOfWork, criteria: expiry.Expired, *, limit: int) -> list[str]:
+    """Ids of page views older than ``criteria.before`` (not held), oldest first, locked."""
+    return await expiry.take(uow, PageView.id, _expired(criteria), PageView.viewed_at, limit)
+
+
+async def count_expired_page_views(uow: UnitOfWork, criteria: expiry.Expired) -> int:
+    return await expiry.count(uow, PageView.id, _expired(criteria))
+
+
+async def delete_page_views(uow: UnitOfWork, page_ids: list[str]) -> int:
+    return await expiry.delete_ids(uow, PageView.id, page_ids)

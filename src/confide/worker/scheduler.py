@@ -1,7 +1,8 @@
 """Periodic work, on one node at a time: offers that time out move on to the next operator in turn,
 waiting chats are offered to whoever can take them, waiting visitors are told when nobody can
 answer, visitors who left leave the queue (and free their operator's slot), old heartbeats go,
-audit rows past their retention go (with a checkpoint, ``audit.retention``).
+audit rows past their retention go (with a checkpoint, ``audit.retention``), and personal data past
+its retention period goes (``retention.sweep``, in batches, skipping legal holds).
 
 Every node runs this loop; each job runs in its own unit of work that first takes a transaction-
 scoped advisory lock on PostgreSQL (``pg_try_advisory_xact_lock``): the node that gets it does the
@@ -21,6 +22,7 @@ from confide.audit import retention as audit_retention
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.identity import service as identity
+from confide.retention import sweep as retention
 from confide.routing import service as routing
 from confide.users import login as user_login
 from confide.worker import housekeeping
@@ -48,6 +50,8 @@ JOBS: dict[str, Job] = {
     "login_throttle_purged": user_login.purge_login_throttle,  # accounts (ADR 0012)
     "accounts_auto_disabled": housekeeping.auto_disable,  # mail helper: account review, failed jobs
     "directory_rechecked": identity.recheck_directory_accounts,
+    # Personal data past its retention period, one batch per tick while a backlog lasts (ADR 0030)
+    "retention_swept": retention.scheduled,
 }
 
 

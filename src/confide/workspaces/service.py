@@ -363,3 +363,19 @@ def check_department_belongs(dept: Department | None, site: Site) -> Department:
     if dept is None or dept.site_id != site.id:
         raise Invalid("unknown department")
     return dept
+
+
+# ---------------------------------------------------------------- system walks (retention, ADR 0030)
+async def all_workspaces(uow: UnitOfWork) -> list[Workspace]:
+    """Every workspace, oldest first (system work with no actor: the retention sweep)."""
+    return list((await uow.session.scalars(select(Workspace).order_by(Workspace.created_at, Workspace.id))).all())
+
+
+async def get_workspace(uow: UnitOfWork, workspace_id: str) -> Workspace | None:
+    return await uow.session.get(Workspace, workspace_id)
+
+
+async def sites_of(uow: UnitOfWork, workspace_id: str) -> list[Site]:
+    """A workspace's sites, oldest first (system work with no actor)."""
+    stmt = select(Site).where(Site.workspace_id == workspace_id).order_by(Site.created_at, Site.id)
+    return list((await uow.session.scalars(stmt)).all())
