@@ -13,6 +13,7 @@ import pytest
 from confide.core.runtime import Runtime
 from tests.conftest import World
 from tests.helpers_api import SELF, count, logged_in, set_status, start_chat
+from tests.pdf_checks import pdf_text
 
 
 async def _policies(rt: Runtime) -> int:
@@ -119,6 +120,7 @@ async def test_record_of_processing_page_and_downloads(app: Any, rt: Runtime, wo
     assert csv_file.status_code == 200
     rows = list(csv.reader(io.StringIO(csv_file.content.decode("utf-8-sig"))))
     assert rows[0][:3] == ["section", "table", "column"]
-    assert pdf.status_code == 409
-    assert "document renderer" in pdf.text
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert "Record of processing activities - Shop Ltd" in pdf_text(pdf.content)
     assert other.status_code == 404

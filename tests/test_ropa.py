@@ -16,6 +16,7 @@ from confide.ropa import model, render
 from tests.cli_helpers import run_cli
 from tests.conftest import World
 from tests.helpers_api import actor
+from tests.pdf_checks import pdf_text
 
 
 async def _record(rt: Runtime, world: World) -> dict:
@@ -108,9 +109,12 @@ async def test_cli_formats_files_and_exit_codes(rt: Runtime, world: World) -> No
     printed = await run_cli(rt.settings, "privacy", "ropa", "--format", "csv", "--workspace", world.workspace_id)
     assert printed.exit_code == 0, printed.output
     assert "data_map,messages,body_enc" in printed.stdout
-    pdf = await run_cli(rt.settings, "privacy", "ropa", "--format", "pdf")
-    assert pdf.exit_code == 1
-    assert "document renderer" in pdf.output
+    pdf_out = rt.settings.data_dir / "ropa.pdf"
+    pdf = await run_cli(rt.settings, "privacy", "ropa", "--format", "pdf", "--out", str(pdf_out))
+    assert pdf.exit_code == 0, pdf.output
+    text = pdf_text(pdf_out.read_bytes())
+    assert "Record of processing activities - Shop Ltd" in text
+    assert "Data map" in text
     bad = await run_cli(rt.settings, "privacy", "ropa", "--format", "docx")
     assert bad.exit_code == 2
     assert "md, csv or pdf" in bad.output
