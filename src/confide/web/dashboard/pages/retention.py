@@ -6,8 +6,8 @@
   and lifting one (with a reason). Every change is audited by the service.
 - ``/app/privacy/ropa`` (``consent.manage``: the record of processing is the privacy officer's
   document; the service also accepts ``settings.read``, but a route declares one permission):
-  the record on a page, with downloads in Markdown and CSV (and PDF once the document renderer is
-  in the build; until then the PDF link answers 409 with a sentence).
+  the record on a page, with downloads in Markdown, CSV and PDF (a 409 with a sentence when the
+  PDF's font is not installed).
 
 A form that does not validate (negative or huge days, not a number, an unknown category or site, a
 missing reason) is shown again with why, status 422 (or 404 for a foreign id); nothing is saved.
