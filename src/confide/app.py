@@ -21,6 +21,7 @@ from confide.config import Settings
 from confide.core.errors import DomainError
 from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
+from confide.realtime import key_eviction
 from confide.realtime.hub import Hub
 from confide.realtime.presence import Presence
 from confide.realtime.writer import MessageWriter
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         writer = MessageWriter(rt)
         presence = Presence(rt)
         app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer, presence=presence)
+        await key_eviction.follow(rt, app.state.confide.hub)  # destroyed data keys leave every node's cache
         rt.tasks.extend(writer.start())
         rt.tasks.append(asyncio.create_task(presence.run(), name="presence"))
         if rt.db.is_sqlite:
