@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from confide.auth import visitor_tokens
 from confide.auth.actors import VisitorActor
 from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError
@@ -74,6 +75,16 @@ async def refuse_erased(rt: Runtime, uow: UnitOfWork, actor: VisitorActor) -> No
     """``Erased`` (410) when the token's visitor was erased."""
     if await is_erased(rt, uow, actor.workspace_id, visitor_id=actor.visitor_id):
         raise Erased()
+
+
+async def refuse_erased_token(rt: Runtime, uow: UnitOfWork, site_id: str, token: object) -> None:
+    """``Erased`` when ``token`` is a genuine visitor token of this site whose visitor was erased
+    (a forged or expired token is left to the call's own check)."""
+    try:
+        actor = visitor_tokens.verify(rt.visitor_tokens, token, site_id=site_id)
+    except DomainError:
+        return
+    await refuse_erased(rt, uow, actor)
 
 
 def add(uow: UnitOfWork, workspace_id: str, kind: str, value_digest: str, certificate_id: str, now: datetime) -> None:
