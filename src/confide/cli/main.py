@@ -293,5 +293,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+from confide.cli import erasure as erasure_cli  # noqa: E402 - erasure (ADR 0028), after _run and _settings
+
+app.add_typer(erasure_cli.app, name="subject")
+
 if __name__ == "__main__":
     app()

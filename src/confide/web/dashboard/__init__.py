@@ -23,6 +23,7 @@ from confide.web.dashboard.pages import (
     consent,
     console,
     directory_settings,
+    erasure,
     identity_settings,
     invites,
     login_limits,
@@ -58,3 +59,4 @@ router.include_router(activity.router)  # Visitor Activity and Settings → Site
 router.include_router(identity_settings.router)  # Settings → Verified identity (ADR 0022)
 router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)
 router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)
+router.include_router(erasure.router)  # the Erase flow and erasure certificates (ADR 0028)
