@@ -74,6 +74,17 @@ async def test_a_key_cached_on_another_node_is_forgotten_at_once(pg_url: str, tm
         async with node_b.db.unit_of_work(readonly=True) as uow:
             with pytest.raises(NotFound):
                 await node_b.keyring.get(uow.session, "v" * 22)  # not from the cache, and gone from the DB
+        # Redis is a broker only: no key of it (names or values) holds the person's data.
+        import redis.asyncio as redis
+
+        client = redis.from_url(REDIS_URL)
+        try:
+            keys = [k async for k in client.scan_iter(match="*")]
+            dumped = [await client.dump(k) or b"" for k in keys]
+        finally:
+            await client.aclose()
+        assert not [k for k in keys if b"Canary secret" in k or secret in k]
+        assert not [d for d in dumped if b"Canary secret" in d or secret in d]
     finally:
         for node in nodes:
             await node.close()
@@ -111,4 +122,16 @@ async def test_the_erased_visitors_socket_is_closed_and_the_old_token_creates_no
             assert answer.status_code == 410, (path, answer.text)
             assert answer.json()["code"] == "erased"
     assert await counts(rt, "visitors", "conversations", "messages", "consent_records", "activity_pages") == before
+    await wc.close_all()
+
+
+async def test_a_console_holding_the_erased_chat_drops_it(rt: Runtime, live: Live, world: World) -> None:
+    active = await wc.active_chat(live=live, world=world, name="Canary Visitor")
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:
+        await erasure.erase(rt, uow, admin, world.workspace_id, [active.chat.visitor_id], reason="request")
+    frame = await wc.recv_until(ws=active.operator, type="erased")
+    assert frame == {"type": "erased", "conversation_id": active.chat.conversation_id}
+    code, _ = await wc.expect_close(ws=active.visitor)
+    assert code == ERASED
     await wc.close_all()
