@@ -120,8 +120,8 @@ def _tables() -> list[SqlTable]:
     return [t for t in reversed(Base.metadata.sorted_tables) if t.name in reaching]
 
 
-def _condition(table: SqlTable, ids: list[str]) -> ColumnElement[bool]:
-    conds = [privacy_registry.conditions_of(Subject("visitor", vid))[table.name] for vid in ids]
+def _condition(table: SqlTable, per_subject: list[dict[str, ColumnElement[bool]]]) -> ColumnElement[bool]:
+    conds = [conditions[table.name] for conditions in per_subject]
     return conds[0] if len(conds) == 1 else or_(*conds)
 
 
@@ -152,10 +152,11 @@ async def _plan(rt: Runtime, uow: UnitOfWork, workspace_id: str, ids: list[str])
     plan.subject_ids.update(ids)
     for vid in ids:
         plan.digests[tombstones.digest(rt, workspace_id, tombstones.VISITOR, vid)] = tombstones.VISITOR
+    per_subject = [privacy_registry.conditions_of(Subject("visitor", vid)) for vid in ids]  # built once
     for table in _tables():
         pk = list(table.primary_key.columns)
         extra = [table.c[c] for c in (*TOMBSTONED_COLUMNS, "subject_id") if c in table.c]
-        rows = (await uow.session.execute(select(*pk, *extra).where(_condition(table, ids)))).all()
+        rows = (await uow.session.execute(select(*pk, *extra).where(_condition(table, per_subject)))).all()
         plan.rows[table.name] = [tuple(r[: len(pk)]) for r in rows]
         for r in rows:
             values = dict(zip([c.name for c in extra], r[len(pk) :], strict=True))
