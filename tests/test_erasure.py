@@ -304,3 +304,23 @@ async def test_two_erasures_of_one_person_at_once_give_one_certificate(
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert len((await uow.session.scalars(select(Certificate))).all()) == 1
         assert (await stats.totals(uow, world.workspace_id))["chats"] == 1  # folded once
+
+
+async def test_a_legal_hold_refuses_the_whole_erasure(rt: Runtime, client: httpx.AsyncClient, world: World) -> None:
+    ana = await seed_person(rt, client, world, "ana")
+    admin = await actor(rt, world.admin_id)
+
+    async def held(uow: Any, workspace_id: str, ids: list[str]) -> list[str]:
+        return [v for v in ids if v == ana["visitor_id"]]
+
+    erasure.hold_check(held)
+    try:
+        async with rt.db.unit_of_work() as uow:
+            with pytest.raises(erasure.UnderHold):
+                await erasure.erase(rt, uow, admin, world.workspace_id, [ana["visitor_id"]], reason="request")
+    finally:
+        erasure.HOLD_CHECKS.remove(held)
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        assert await uow.session.get(SubjectKey, ana["visitor_id"]) is not None
+        assert (await uow.session.get(SubjectKey, ana["visitor_id"])).wrapped_key is not None  # type: ignore[union-attr]
+        assert not (await uow.session.scalars(select(Certificate))).all()

@@ -4,6 +4,7 @@ the body, never in the URL."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from confide.core.errors import Invalid
 from confide.erasure import bulk
 from confide.erasure import service as erasure
 from confide.permissions.policy import Permission as P
-from confide.web.api.deps import StateDep, WriteUnit
+from confide.web.api.deps import ReadUnit, StateDep, WriteUnit
 from confide.web.api.docs import errors
 from confide.web.permits import needs
 
@@ -38,7 +39,7 @@ class BulkPreviewIn(BaseModel):
 
 
 @router.post("/subjects/erase/preview", responses=errors(403, 404, 422), dependencies=[needs(P.SUBJECTS_ERASE)])
-async def erase_preview(body: PreviewIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
+async def erase_preview(body: PreviewIn, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
     """Per table, how many rows erasing this person would remove (nothing is changed)."""
     counts = await erasure.preview(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, body.visitor_ids)
     return {"visitor_ids": sorted(set(body.visitor_ids)), "tables": counts, "total": sum(counts.values())}
@@ -56,18 +57,16 @@ async def erase_subject(body: EraseIn, state: StateDep, unit: WriteUnit) -> dict
 
 
 @router.get("/subjects/erasures/{certificate_id}", responses=errors(403, 404), dependencies=[needs(P.SUBJECTS_ERASE)])
-async def erasure_certificate(certificate_id: str, state: StateDep, unit: WriteUnit, download: bool = False) -> Any:
+async def erasure_certificate(certificate_id: str, unit: ReadUnit, download: bool = False) -> Any:
     """The erasure certificate (``?download=1``: as a file)."""
     view = erasure.certificate_view(await erasure.get_certificate(unit.uow, unit.actor, certificate_id))
     if not download:
         return view
-    import json
-
     return Response(json.dumps(view, indent=2), media_type="application/json", headers={
         "Content-Disposition": f'attachment; filename="erasure-certificate-{view["id"]}.json"'})
 
 
 @router.post("/subjects/erase-bulk/preview", responses=errors(403, 404, 422), dependencies=[needs(P.SUBJECTS_ERASE)])
-async def erase_bulk_preview(body: BulkPreviewIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
+async def erase_bulk_preview(body: BulkPreviewIn, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
     """How many visitors of the site have had no activity since ``before``, and what would go."""
     return await bulk.bulk_preview(state.rt, unit.uow, unit.actor, body.site_id, body.before)
