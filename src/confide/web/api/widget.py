@@ -169,9 +169,9 @@ async def report_activity(site_key: str, request: Request, state: StateDep, uow:
     except ValidationError:
         raise Invalid("not a valid activity report") from None
     actor = visitor_tokens.verify(state.rt.visitor_tokens, body.token, site_id=site.id)
-    await tombstones.refuse_erased(state.rt, uow, actor)  # an erased visitor's token: 410, nothing stored
     if not state.limits.visitor_activity.take(actor.visitor_id):
         raise RateLimited("too many page reports; try again later")
+    await tombstones.refuse_erased(state.rt, uow, actor)  # an erased visitor's token: 410, nothing stored
     result = await activity.report(
         state.rt,
         uow,
