@@ -6,6 +6,7 @@ hostile ids, and two erasures of one person at once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 from datetime import timedelta
 from pathlib import Path
@@ -269,8 +270,10 @@ async def test_denials_and_hostile_ids_look_like_not_found(rt: Runtime, client: 
     operator = await actor(rt, world.operator_id)  # no subjects.erase
     foreign_admin = await actor(rt, other.admin_id)
     admin = await actor(rt, world.admin_id)
+    # subjects.erase held in a role of departments scope: a person's data crosses departments.
+    narrow = dataclasses.replace(admin, permissions=frozenset({"subjects.erase"}), scope="departments")
     for who, ws in ((operator, world.workspace_id), (foreign_admin, other.workspace_id),
-                    (foreign_admin, world.workspace_id), (admin, other.workspace_id)):
+                    (foreign_admin, world.workspace_id), (admin, other.workspace_id), (narrow, world.workspace_id)):
         async with rt.db.unit_of_work() as uow:
             with pytest.raises(NotFound) as denied:
                 await erasure.erase(rt, uow, who, ws, [ana["visitor_id"]], reason="request")

@@ -247,11 +247,12 @@ async def access_visitors_to_erase(
     *,
     for_update: bool = False,
 ) -> list[str]:
-    """Which of ``visitor_ids`` (in ``workspace_id``) the actor may erase (``SUBJECTS_ERASE``, the
-    whole workspace: a person's data is not split by department), locked in id order when
-    ``for_update``. The others are simply absent: another workspace's id, an id without the
-    permission and a missing id look alike. ``actor=None``: the CLI (the installation's shell)."""
-    if actor is not None and (actor.workspace_id != workspace_id or not allows(actor, Permission.SUBJECTS_ERASE)):
+    """Which of ``visitor_ids`` (in ``workspace_id``) the actor may erase: ``SUBJECTS_ERASE`` in a
+    role of workspace scope (a person's data is not split by department: whoever erases it must
+    reach all of it), locked in id order when ``for_update``. The others are simply absent: another
+    workspace's id, an id without the permission and a missing id look alike. ``actor=None``: the
+    CLI (the installation's shell)."""
+    if actor is not None and not may_erase_in(actor, workspace_id):
         return []
     ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
     if not ids:
@@ -260,6 +261,14 @@ async def access_visitors_to_erase(
     if for_update:
         stmt = stmt.with_for_update()
     return list((await session.scalars(stmt)).all())
+
+
+def may_erase_in(actor: OperatorActor, workspace_id: str) -> bool:
+    return (
+        actor.workspace_id == workspace_id
+        and allows(actor, Permission.SUBJECTS_ERASE)
+        and scope_of(actor) is Scope.WORKSPACE
+    )
 
 
 async def access_site_to_erase(session: AsyncSession, actor: OperatorActor | None, site_id: object) -> Site:
@@ -271,6 +280,8 @@ async def access_site_to_erase(session: AsyncSession, actor: OperatorActor | Non
         if found is None:
             raise NotFound("site not found")
         return found
+    if scope_of(actor) is not Scope.WORKSPACE:
+        raise NotFound("site not found")
     return await load(session, actor, Site, site_id, Permission.SUBJECTS_ERASE)
 
 
