@@ -70,6 +70,7 @@ bench: install-dev
 	$(PY) -m bench.run
 	$(PY) -m bench.redaction
 	$(PY) -m bench.subject_render
+	$(PY) -m bench.erasure
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -65,6 +65,8 @@ CASES: list[tuple[events.Event, str, dict[str, Any]]] = [
     (QueueMoved("d1", "2026-12-01T10:00:00.000000Z"), "dept:d1", {"type": "queue_moved",
                                                                   "since": "2026-12-01T10:00:00.000000Z"}),
     (OfflineRequestCreated("w1", "r1"), "ws:w1", {"type": "offline_request", "id": "r1"}),
+    (events.ConversationErased("c1"), "conv:c1", {"type": "erased", "conversation_id": "c1"}),
+    (events.KeysDestroyed(("v1", "v2")), "nodes:keys", {"type": "keys_destroyed", "subject_ids": ["v1", "v2"]}),
 ]
 
 
@@ -95,6 +97,7 @@ def test_the_queue_spot_crosses_the_broker_but_never_reaches_the_client() -> Non
     ("elsewhere:x", {"type": "message", "message": MESSAGE}),
     ("conv:", {"type": "message", "message": MESSAGE}),  # no id
     ("dept:d1", {"type": "queue_moved"}),
+    ("nodes:keys", {"type": "keys_destroyed", "subject_ids": "v1"}),  # not a list
 ])
 def test_a_payload_that_is_no_event_of_its_topic_is_refused(topic: str, payload: dict[str, Any]) -> None:
     with pytest.raises(events.UnknownEvent):

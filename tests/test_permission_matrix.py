@@ -639,6 +639,60 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 async def _(ctx: Ctx) -> dict[str, Any]:
     return {"url": f"/app/settings/prospects/{ctx.world.site_id}", "data": {"basis": "consent", "currency": "EUR"}}
 # ---- end prospects
+# ---- erasure (ADR 0028): a fresh visitor (and, for the certificate, an erasure) for each request
+async def fresh_visitor(ctx: Ctx) -> str:
+    from confide.visitors import service as visitors
+
+    async with ctx.rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, ctx.world.site_id)
+        assert site is not None
+        made = await visitors.create_visitor(ctx.rt, uow, site, {"name": f"Erasable {next(_n)}"}, {})
+        return made.id
+
+
+@sample("POST", "/api/v1/subjects/erase/preview")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/erase/preview", "json": {"visitor_ids": [await fresh_visitor(ctx)]}}
+
+
+@sample("POST", "/api/v1/subjects/erase")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/erase", "json": {"visitor_ids": [await fresh_visitor(ctx)], "confirm": "ERASE"}}
+
+
+@sample("POST", "/api/v1/subjects/erase-bulk/preview")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/erase-bulk/preview",
+            "json": {"site_id": ctx.world.site_id, "before": "2020-01-01T00:00:00+00:00"}}
+
+
+async def fresh_certificate(ctx: Ctx) -> str:
+    from confide.erasure import service as erasure
+
+    vid = await fresh_visitor(ctx)
+    async with ctx.rt.db.unit_of_work() as uow:
+        return (await erasure.erase(ctx.rt, uow, None, ctx.world.workspace_id, [vid], reason="staff")).id
+
+
+@sample("GET", "/api/v1/subjects/erasures/{certificate_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/subjects/erasures/{await fresh_certificate(ctx)}"}
+
+
+@sample("GET", "/app/subjects/erasures/{certificate_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/subjects/erasures/{await fresh_certificate(ctx)}"}
+
+
+@sample("GET", "/app/subjects/erase")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/subjects/erase?visitor={await fresh_visitor(ctx)}"}
+
+
+@sample("POST", "/app/subjects/erase")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/subjects/erase", "data": {"visitor": await fresh_visitor(ctx), "confirm": "ERASE"}}
+# ---- end erasure
 
 
 # ---------------------------------------------------------------- the matrix

@@ -17,6 +17,7 @@ from confide.audit import service as audit
 from confide.core import clock, crypto
 from confide.core.broker import MemoryBroker
 from confide.core.runtime import Runtime, build_runtime
+from confide.erasure import stats as erasure_stats
 from confide.prospects import service as prospects
 from confide.prospects.schemas import ProspectIn
 from confide.retention import service as retention
@@ -118,6 +119,8 @@ async def test_past_their_period_go_younger_and_held_stay(
     assert await rows(rt, "activity_pages", "visitor_id = :v", v=old_held_person["visitor_id"]) == 2
     assert await rows(rt, "activity_pages", "visitor_id = :v", v=young["visitor_id"]) == 1
     assert await rows(rt, "audit_events", "action = 'retention.swept'") == 3  # one batch per category here
+    async with rt.db.unit_of_work(readonly=True) as uow:  # the swept chat still counts in the statistics
+        assert (await erasure_stats.totals(uow, world.workspace_id))["chats"] == 1
 
     # The erasure helper's questions.
     async with rt.db.unit_of_work(readonly=True) as uow:

@@ -21,6 +21,7 @@ from confide.config import Settings
 from confide.core.errors import DomainError
 from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
+from confide.realtime import key_eviction
 from confide.realtime.hub import Hub
 from confide.realtime.presence import Presence
 from confide.realtime.writer import MessageWriter
@@ -28,6 +29,7 @@ from confide.web import dashboard
 from confide.web.access_log import AccessLog
 from confide.web.api import activity, admin, auth, backoffice, widget
 from confide.web.api import consent as consent_api  # ---- consent
+from confide.web.api import erasure as erasure_api  # erasure (ADR 0028)
 from confide.web.api import prospects as prospects_api
 from confide.web.api import redaction as redaction_api
 from confide.web.dashboard.errors import page_error
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         writer = MessageWriter(rt)
         presence = Presence(rt)
         app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer, presence=presence)
+        await key_eviction.follow(rt, app.state.confide.hub)  # destroyed data keys leave every node's cache
         rt.tasks.extend(writer.start())
         rt.tasks.append(asyncio.create_task(presence.run(), name="presence"))
         if rt.db.is_sqlite:
@@ -121,7 +124,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         return {"status": "ok", "version": __version__}
 
     # activity, prospects, consent and redaction: ADR 0019, 0020, 0018, 0021
-    for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api):
+    for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api,
+                   erasure_api):
         app.include_router(module.router)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)

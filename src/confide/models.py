@@ -7,6 +7,7 @@ from confide.consent import rules as _consent_rules  # noqa: F401 - the ledger's
 from confide.consent.models import ConsentErasure, ConsentRecord, Notice, Purpose  # consent (ADR 0018)
 from confide.core.jobs import Job
 from confide.core.keys import SubjectKey
+from confide.erasure.models import Certificate, ChatStat, Tombstone  # erasure (ADR 0028)
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
@@ -44,6 +45,8 @@ __all__ = [
     "AuditHead",
     "AuditPrune",
     "CannedReply",
+    "Certificate",
+    "ChatStat",
     "ConsentErasure",
     "ConsentRecord",
     "Conversation",
@@ -83,6 +86,7 @@ __all__ = [
     "Role",
     "Site",
     "SubjectKey",
+    "Tombstone",
     "TotpFactor",
     "TwoFactorPolicy",
     "TwoFactorTicket",

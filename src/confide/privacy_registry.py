@@ -24,6 +24,7 @@ from confide.core import personal_data
 from confide.core import privacy as core_privacy
 from confide.core.db import Base
 from confide.core.personal_data import Personal, Subject, Table
+from confide.erasure import privacy as erasure_privacy
 from confide.identity import privacy as identity_privacy
 from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
@@ -43,6 +44,7 @@ _MODULES: tuple[ModuleType, ...] = (
     chats_privacy,
     consent_privacy,
     core_privacy,
+    erasure_privacy,
     identity_privacy,
     login_limits_privacy,
     offline_privacy,

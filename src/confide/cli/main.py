@@ -301,6 +301,9 @@ from confide.cli.privacy import app as _privacy_app  # noqa: E402 - record of pr
 
 app.add_typer(_privacy_app, name="privacy")
 
+from confide.cli import erasure as erasure_cli  # noqa: E402 - erasure (ADR 0028), after _run and _settings
+
+app.add_typer(erasure_cli.app, name="subject")
 
 if __name__ == "__main__":
     app()

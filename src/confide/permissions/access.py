@@ -254,3 +254,51 @@ async def access_visitor_by_id(
     if found is None:
         raise NotFound("visitor not found")
     return found
+# ---- erasure (ADR 0028)
+async def access_visitors_to_erase(
+    session: AsyncSession,
+    actor: OperatorActor | None,
+    workspace_id: str,
+    visitor_ids: list[str],
+    *,
+    for_update: bool = False,
+) -> list[str]:
+    """Which of ``visitor_ids`` (in ``workspace_id``) the actor may erase: ``SUBJECTS_ERASE`` in a
+    role of workspace scope (a person's data is not split by department: whoever erases it must
+    reach all of it), locked in id order when ``for_update``. The others are simply absent: another
+    workspace's id, an id without the permission and a missing id look alike. ``actor=None``: the
+    CLI (the installation's shell)."""
+    if actor is not None and not may_erase_in(actor, workspace_id):
+        return []
+    ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
+    if not ids:
+        return []
+    stmt = select(Visitor.id).where(Visitor.id.in_(ids), Visitor.workspace_id == workspace_id).order_by(Visitor.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return list((await session.scalars(stmt)).all())
+
+
+def may_erase_in(actor: OperatorActor, workspace_id: str) -> bool:
+    return (
+        actor.workspace_id == workspace_id
+        and allows(actor, Permission.SUBJECTS_ERASE)
+        and scope_of(actor) is Scope.WORKSPACE
+    )
+
+
+async def access_site_to_erase(session: AsyncSession, actor: OperatorActor | None, site_id: object) -> Site:
+    """A site whose visitors the actor may erase in bulk (``SUBJECTS_ERASE``); else ``NotFound``."""
+    if actor is None:
+        if not isinstance(site_id, str) or not site_id or len(site_id) > 64:
+            raise NotFound("site not found")
+        found = await session.get(Site, site_id)
+        if found is None:
+            raise NotFound("site not found")
+        return found
+    if scope_of(actor) is not Scope.WORKSPACE:
+        raise NotFound("site not found")
+    return await load(session, actor, Site, site_id, Permission.SUBJECTS_ERASE)
+
+
+# ---- end erasure

@@ -29,6 +29,7 @@ from confide.realtime.events import (
     ChatAssigned,
     ChatChanged,
     ChatRemoved,
+    ConversationErased,
     MessageStored,
     Offer,
     OfferWithdrawn,
@@ -45,7 +46,7 @@ from confide.realtime.events import (
 from confide.realtime.hub import Hub
 from confide.realtime.limits import Limits
 from confide.realtime.outbox import Outbox
-from confide.realtime.wire import REVOKED, encode
+from confide.realtime.wire import ERASED, REVOKED, encode, error_frame
 from confide.realtime.writer import MessageWriter, Result, acknowledge
 from confide.routing import service as routing
 from confide.users import sessions as user_sessions
@@ -84,7 +85,7 @@ class VisitorConnection:
     so that one ``QueueMoved`` event tells every waiting visitor of it that the queue moved; only
     the sockets behind the chat that left re-read their view (``QUEUE_REFRESH_S``)."""
 
-    __slots__ = ("_refresh", "_statuses", "actor", "conversation_id", "node", "outbox", "pending", "queue")
+    __slots__ = ("_closing", "_refresh", "_statuses", "actor", "conversation_id", "node", "outbox", "pending", "queue")
 
     def __init__(self, node: Node, actor: VisitorActor, conversation_id: str, outbox: Outbox) -> None:
         self.node = node
@@ -95,6 +96,7 @@ class VisitorConnection:
         self.queue: QueueSpot | None = None  # where the chat waits (its department topic is heard)
         self._refresh: asyncio.Task[None] | None = None  # exists only while a re-read is due
         self._statuses = 0  # status events delivered (a re-read racing one is read again)
+        self._closing: asyncio.Task[None] | None = None  # the close after an erasure
 
     @property
     def rt(self) -> Runtime:
@@ -125,6 +127,13 @@ class VisitorConnection:
             spot = self.queue
             if spot is not None and event.department_id == spot.department_id and event.since <= spot.since:
                 self._refresh_soon()
+        elif (
+            isinstance(event, ConversationErased)
+            and event.conversation_id == self.conversation_id
+            and self._closing is None
+        ):
+            self.outbox.put(error_frame("erased", "this visitor's data was erased"))
+            self._closing = asyncio.get_running_loop().create_task(self.outbox.close(ERASED))
 
     def follow_queue(self, spot: QueueSpot | None) -> None:
         """Listen to the department's topic while the chat waits in its queue, and only then."""
@@ -254,6 +263,10 @@ class OperatorConnection:
     def deliver(self, event: events.Event, text: str) -> None:
         if isinstance(event, MessageStored | ChatChanged):
             if event.conversation_id in self.chats:
+                self.outbox.put(text)
+        elif isinstance(event, ConversationErased):
+            if event.conversation_id in self.chats:
+                self.unwatch(event.conversation_id)
                 self.outbox.put(text)
         elif isinstance(event, Typing):
             if event.sender == "visitor" and event.conversation_id in self.chats:

@@ -10,7 +10,7 @@ An event is a frozen dataclass. Each knows its topic (``topic``), what crosses t
 node) and the frame the clients get (``wire()``: the server frames of docs/protocol.md, exactly).
 The two differ only where an event carries something for the server alone (``VisitorStatus``'s
 place in its queue). The events of one topic family form a union (``ConversationEvent``,
-``OperatorEvent``, ``DepartmentEvent``, ``WorkspaceEvent``) told apart by ``type`` within the family:
+``OperatorEvent``, ``DepartmentEvent``, ``WorkspaceEvent``, ``NodeEvent``) told apart by ``type`` within the family:
 ``status`` and ``chat`` mean different things on a conversation and on an operator topic.
 
 This module depends on ``core`` only, so the domain services (which sit below ``realtime`` in the
@@ -31,7 +31,7 @@ from confide.core.runtime import Runtime
 View = Mapping[str, Any]  # a service's view (conversation, message), sent as it is
 Party = Literal["visitor", "operator"]
 
-CONVERSATION, OPERATOR, DEPARTMENT, WORKSPACE = "conv:", "op:", "dept:", "ws:"
+CONVERSATION, OPERATOR, DEPARTMENT, WORKSPACE, NODES = "conv:", "op:", "dept:", "ws:", "nodes:"
 
 
 # ---------------------------------------------------------------- topics
@@ -49,6 +49,11 @@ def department_topic(department_id: str) -> str:
 
 def workspace_topic(workspace_id: str) -> str:
     return WORKSPACE + workspace_id
+
+
+def keys_topic() -> str:
+    """Every node listens here (``realtime.key_eviction``): data keys destroyed by an erasure."""
+    return NODES + "keys"
 
 
 # ---------------------------------------------------------------- conversation events
@@ -184,7 +189,29 @@ class ChatChanged:
         return cls(subject, p["conversation"])
 
 
-ConversationEvent = MessageStored | Typing | ReadUpTo | VisitorStatus | ChatChanged
+@dataclass(frozen=True, slots=True)
+class ConversationErased:
+    """The conversation's visitor was erased (erasure/): the widget's sockets get an ``erased``
+    error and are closed (``ERASED``, 4410); consoles drop the chat."""
+
+    TYPE: ClassVar[str] = "erased"
+    conversation_id: str
+
+    @property
+    def topic(self) -> str:
+        return conversation_topic(self.conversation_id)
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": "erased", "conversation_id": self.conversation_id}
+
+    payload = wire
+
+    @classmethod
+    def parse(cls, subject: str, p: Mapping[str, Any]) -> ConversationErased:
+        return cls(subject)
+
+
+ConversationEvent = MessageStored | Typing | ReadUpTo | VisitorStatus | ChatChanged | ConversationErased
 
 
 # ---------------------------------------------------------------- operator events
@@ -416,7 +443,36 @@ class OfflineRequestCreated:
 
 
 WorkspaceEvent = OfflineRequestCreated
-Event = ConversationEvent | OperatorEvent | DepartmentEvent | WorkspaceEvent
+
+
+# ---------------------------------------------------------------- node events
+@dataclass(frozen=True, slots=True)
+class KeysDestroyed:
+    """Data keys destroyed by an erasure (crypto-shredding): every node forgets them from its key
+    cache at once (``realtime.key_eviction``). Ids only. Server only."""
+
+    TYPE: ClassVar[str] = "keys_destroyed"
+    subject_ids: tuple[str, ...]
+
+    @property
+    def topic(self) -> str:
+        return keys_topic()
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": "keys_destroyed", "subject_ids": list(self.subject_ids)}
+
+    payload = wire
+
+    @classmethod
+    def parse(cls, subject: str, p: Mapping[str, Any]) -> KeysDestroyed:
+        ids = p["subject_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("subject_ids must be a list of ids")
+        return cls(tuple(ids))
+
+
+NodeEvent = KeysDestroyed
+Event = ConversationEvent | OperatorEvent | DepartmentEvent | WorkspaceEvent | NodeEvent
 
 
 # ---------------------------------------------------------------- publish and parse
@@ -433,10 +489,11 @@ def _family(*kinds: type[Any]) -> dict[str, _Parser]:
 
 
 _FAMILIES: dict[str, dict[str, _Parser]] = {
-    CONVERSATION: _family(MessageStored, Typing, ReadUpTo, VisitorStatus, ChatChanged),
+    CONVERSATION: _family(MessageStored, Typing, ReadUpTo, VisitorStatus, ChatChanged, ConversationErased),
     OPERATOR: _family(Offer, OfferWithdrawn, ChatAssigned, ChatRemoved, OperatorStatus, Revoke, Refresh),
     DEPARTMENT: _family(QueueChanged, QueueMoved),
     WORKSPACE: _family(OfflineRequestCreated),
+    NODES: _family(KeysDestroyed),
 }
 
 

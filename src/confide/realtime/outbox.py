@@ -59,6 +59,14 @@ class Outbox:
             with contextlib.suppress(Exception):
                 await task
 
+    async def close(self, code: int) -> None:
+        """Send what is queued, then close the socket with ``code`` (nothing is sent after)."""
+        await self.flush()
+        if not self._closed:
+            self._closed = True
+            self._queue = None
+            await self._close(code)
+
     def shutdown(self) -> None:
         self._closed = True
         self._queue = None

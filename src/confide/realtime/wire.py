@@ -20,6 +20,7 @@ BAD_TOKEN = 4401  # missing, bad or expired token / session, malformed hello
 REVOKED = 4403  # access revoked (operator disabled, logged out, session expired)
 NO_HELLO = 4408  # no hello in time
 TOO_MANY_SOCKETS = 4429  # over the cap of open sockets for this visitor
+ERASED = 4410  # the visitor's data was erased: the token is refused from now on
 
 PONG = '{"type":"pong"}'
 MAX_REF = 64

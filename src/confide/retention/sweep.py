@@ -18,9 +18,9 @@ its period, leaving out everything under a legal hold; the dry run is the same w
 - **The scheduler** (``worker/scheduler.py``) calls ``scheduled`` every tick: it does one batch when
   the sweep is due (every ``CONFIDE_RETENTION_EVERY_S``) or while a backlog remains.
 
-Conversations: the erasure helper folds a conversation's statistics into the aggregates before
-it goes (``fold_conversations``); in this sweep that call belongs at the top of
-``_delete_conversations`` below, before ``chats.delete_conversations`` (the one place chats go).
+Conversations: ``_delete_conversations`` (the one place the sweep deletes chats) folds them into
+the statistics that outlive them (``erasure.stats.fold_conversations``, ADR 0028) before
+``chats.delete_conversations``, in the same transaction.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from confide.core.db import Database, UnitOfWork
 from confide.core.errors import NotFound
 from confide.core.expiry import Expired
 from confide.core.runtime import Runtime
+from confide.erasure import stats as erasure_stats
 from confide.offline import service as offline
 from confide.prospects import service as prospects
 from confide.retention import service as policies
@@ -56,8 +57,9 @@ LOCK_KEY = int.from_bytes(b"retain", "big")
 
 
 async def _delete_conversations(uow: UnitOfWork, criteria: Expired, ids: list[str]) -> int:
-    # The one place the sweep deletes conversations: the erasure helper's statistics fold
-    # (``fold_conversations(uow, ids)``) runs here first, in the same transaction.
+    # The one place the sweep deletes conversations: their counts, ratings and response times are
+    # folded into the statistics that outlive them first, in the same transaction (ADR 0028).
+    await erasure_stats.fold_conversations(uow, ids)
     return await chats.delete_conversations(uow, ids)
 
 

@@ -18,6 +18,7 @@ from confide.chats.schemas import StartConversationIn
 from confide.consent import service as consent
 from confide.consent.schemas import WidgetChoiceIn, WidgetPrivacyIn
 from confide.core.errors import Forbidden, Invalid, RateLimited
+from confide.erasure import tombstones
 from confide.offline import service as offline
 from confide.offline.schemas import OfflineRequestIn
 from confide.permissions.access import site_by_key
@@ -170,6 +171,7 @@ async def report_activity(site_key: str, request: Request, state: StateDep, uow:
     actor = visitor_tokens.verify(state.rt.visitor_tokens, body.token, site_id=site.id)
     if not state.limits.visitor_activity.take(actor.visitor_id):
         raise RateLimited("too many page reports; try again later")
+    await tombstones.refuse_erased(state.rt, uow, actor)  # an erased visitor's token: 410, nothing stored
     result = await activity.report(
         state.rt,
         uow,
@@ -194,6 +196,7 @@ async def privacy(
     when a notice changed materially since the visitor consented (the widget asks again)."""
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
+    await tombstones.refuse_erased_token(state.rt, uow, site.id, body.token)  # an erased visitor: 410
     view = await consent.visitor_privacy(state.rt, uow, site, body)
     return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
@@ -205,5 +208,6 @@ async def privacy_choice(
     """One click: grant or withdraw one purpose (one ledger row, under the notice shown)."""
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
+    await tombstones.refuse_erased_token(state.rt, uow, site.id, body.token)  # nothing recorded for them again
     view = await consent.visitor_choice(state.rt, uow, site, body)
     return JSONResponse(view, headers={"Cache-Control": "no-store"})

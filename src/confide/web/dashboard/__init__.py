@@ -23,6 +23,7 @@ from confide.web.dashboard.pages import (
     consent,
     console,
     directory_settings,
+    erasure,
     identity_settings,
     invites,
     login_limits,
@@ -60,3 +61,4 @@ router.include_router(identity_settings.router)  # Settings → Verified identit
 router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)
 router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)
 router.include_router(retention.router)  # Retention and the record of processing (ADR 0030)
+router.include_router(erasure.router)  # the Erase flow and erasure certificates (ADR 0028)

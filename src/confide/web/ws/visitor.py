@@ -15,11 +15,13 @@ from confide.auth import visitor_tokens
 from confide.chats import service as chats
 from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError, Invalid
+from confide.erasure import tombstones
 from confide.permissions.access import site_by_key
 from confide.realtime.connections import VisitorConnection, authorize_visitor, resume_visitor
 from confide.realtime.outbox import Outbox
 from confide.realtime.wire import (
     BAD_TOKEN,
+    ERASED,
     NO_HELLO,
     PONG,
     TOO_MANY_SOCKETS,
@@ -232,6 +234,7 @@ async def _handshake(
     subscribed = present = False
     try:
         async with rt.db.unit_of_work(readonly=True) as uow:
+            await tombstones.refuse_erased(rt, uow, actor)  # an erased visitor's token: "erased", closed
             spot = await authorize_visitor(uow, actor, conn.conversation_id)
         # Subscribe before reading history so nothing committed in between is missed.
         subscribed = True
@@ -251,6 +254,6 @@ async def _handshake(
         state.limits.visitor_sockets.release(actor.visitor_id)
         if not isinstance(exc, DomainError):
             raise
-        await _refuse(ws, domain_error_frame(exc), BAD_TOKEN)
+        await _refuse(ws, domain_error_frame(exc), ERASED if isinstance(exc, tombstones.Erased) else BAD_TOKEN)
         return None
     return conn
