@@ -346,6 +346,7 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             # A visitor's jobs (marketing e-mail) and the ledger's erasure flag: none here.
             "jobs": set(),
             "consent_erasure": set(),
+            "subject_export_links": set(),  # an e-mailed export link (subjects, ADR 0026): none here
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected

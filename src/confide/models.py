@@ -12,6 +12,7 @@ from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
+from confide.subjects.models import ExportLink  # subject exports (ADR 0026)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
     RecoveryCode,
@@ -49,6 +50,7 @@ __all__ = [
     "ConversationTerm",
     "Department",
     "DirectoryAccount",
+    "ExportLink",  # subject exports (ADR 0026)
     "IdentitySecret",  # verified identity (ADR 0022)
     "Job",
     "LdapDirectory",

@@ -29,6 +29,7 @@ from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
 from confide.prospects import privacy as prospects_privacy  # prospects
 from confide.redaction import privacy as redaction_privacy
+from confide.subjects import privacy as subjects_privacy
 from confide.two_factor import privacy as two_factor_privacy
 from confide.users import privacy as users_privacy
 from confide.verified import privacy as verified_privacy
@@ -47,6 +48,7 @@ _MODULES: tuple[ModuleType, ...] = (
     offline_privacy,
     prospects_privacy,
     redaction_privacy,
+    subjects_privacy,
     two_factor_privacy,
     users_privacy,
     verified_privacy,

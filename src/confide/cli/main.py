@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from confide.auth import passwords
+from confide.cli import subjects as subjects_cli
 from confide.config import Settings
 from confide.core import crypto
 from confide.core.errors import DomainError, Invalid
@@ -292,6 +293,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         ),
     }
 
+
+app.add_typer(subjects_cli.app, name="subject")  # confide subject find|export (ADR 0026)
 
 if __name__ == "__main__":
     app()

@@ -32,6 +32,7 @@ from confide.web.dashboard.pages import (
     roles,
     settings,
     sso,
+    subjects,
 )
 from confide.web.dashboard.pages import two_factor as two_factor_pages
 
@@ -58,3 +59,4 @@ router.include_router(activity.router)  # Visitor Activity and Settings → Site
 router.include_router(identity_settings.router)  # Settings → Verified identity (ADR 0022)
 router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)
 router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)
+router.include_router(subjects.router)  # Find a person, exports and their e-mailed links (ADR 0026)
