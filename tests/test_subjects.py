@@ -23,6 +23,8 @@ from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
 from confide.prospects import service as prospects
 from confide.prospects.schemas import ProspectIn
+from confide.redaction import service as redaction
+from confide.redaction.schemas import PolicyIn
 from confide.subjects import delivery, export, find
 from confide.subjects.schemas import ExportIn, FindIn
 from confide.verified import service as verified
@@ -59,9 +61,13 @@ def validate(package: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(package)
 
 
+CARDS = {"0101": "4111 1111 1111 1111", "0202": "5555 5555 5555 4444"}
+
+
 def canaries(tag: str, digits: str) -> dict[str, str]:
     """Unique values in every category for one person."""
     return {
+        "card": CARDS[digits],  # masked at ingest, its original kept (redaction) under the person's key
         "name": f"Name{tag} Person",
         "email": f"{tag.lower()}@example.com",
         "phone": f"+44 20 7946 {digits}",
@@ -91,6 +97,7 @@ async def seed(rt: Runtime, client: httpx.AsyncClient, world: World, tag: str, d
     await accept(rt, world.operator_id, conv)
     await say(rt, conv, c["message"], sender_id=vid)
     await say(rt, conv, c["reply"], sender="operator", sender_id=world.operator_id)
+    await say(rt, conv, f"my card is {c['card']}", sender_id=vid)
     await rate(rt, world, started, 4, c["rating"])
     page = await client.post(
         f"/api/v1/widget/{world.site_key}/activity",
@@ -119,6 +126,7 @@ async def people(rt: Runtime, client: httpx.AsyncClient, world: World) -> tuple[
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
         await workspaces.update_site(uow, admin, world.site_id, SitePatch(purposes=PURPOSES))
+        await redaction.set_policy(rt, uow, admin, world.site_id, PolicyIn(cards=True, keep_originals=True))
         await factories.operator(rt, uow, workspace_id=world.workspace_id, email="pia@shop.example",
                                  role="privacy_officer", name="Pia Privacy")
     first = await seed(rt, client, world, "Qzxfirst", "0101")
@@ -240,6 +248,9 @@ async def test_the_export_holds_every_canary_of_the_person_and_none_of_the_other
     facts = package["facts"]
     assert facts["controller"] == {"name": "Shop Ltd", "contact": "no-reply@confide.invalid"}
     assert {"identity", "contact", "content", "profile", "behaviour", "consent"} <= set(facts["categories"])
+    (original,) = sections["redacted_originals"]["rows"]  # decrypted under the key its row names
+    assert original["text"] == f"my card is {first['canaries']['card']}"
+    assert first["canaries"]["card"] not in json.dumps(transcript)  # the message itself holds it masked
     assert "pseudonymous" not in facts["categories"]
     assert {"chat", "offline_request", "visitor_activity", "prospect", "consent"} <= {
         r["category"] for r in facts["retention"]}
@@ -526,3 +537,40 @@ async def test_cli_find_and_export(rt: Runtime, world: World, people: Any, tmp_p
                             "--out", str(tmp_path / "x.json"))
     assert foreign.exit_code == 1
     assert not (tmp_path / "x.json").exists()
+
+
+async def test_a_phone_given_later_or_a_new_name_keeps_the_person_findable(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    from confide.visitors import service as visitors_service
+
+    await set_status(rt, world.operator_id)
+    started = await start_chat(client, world, {"name": "Ada Qzxlater", "email": "ada.later@example.com"})
+    vid = started["visitor_id"]
+    assert await _find(rt, world, "phone", "+49 30 1234567") == []
+    async with rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, world.site_id)
+        visitor = await visitors_service.get_visitor(uow, vid)
+        assert site is not None
+        assert visitor is not None
+        await visitors_service.add_contact(rt, uow, site, visitor, phone="+49 30 1234567")
+    (person,) = await _find(rt, world, "phone", "+493012345 67")
+    assert person.visitor_ids == (vid,)
+    async with rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, world.site_id)
+        visitor = await visitors_service.get_visitor(uow, vid)
+        assert site is not None
+        assert visitor is not None
+        await visitors_service.update_details(rt, uow, site, visitor, {"name": "Ada Qzxrenamed"}, {})
+    assert (await _find(rt, world, "phone", "+49 30 1234567"))[0].visitor_ids == (vid,)
+    assert (await _find(rt, world, "name", "Qzxrenamed"))[0].visitor_ids == (vid,)
+    assert await _find(rt, world, "name", "Qzxlater") == []  # the old name's words are gone
+    async with rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, world.site_id)
+        visitor = await visitors_service.get_visitor(uow, vid)
+        assert site is not None
+        assert visitor is not None
+        await visitors_service.add_contact(rt, uow, site, visitor, phone="+49 30 7654321")
+    assert await _find(rt, world, "phone", "+49 30 1234567") == []  # replaced: the old number no longer matches
+    assert (await _find(rt, world, "phone", "+49 30 7654321"))[0].visitor_ids == (vid,)
+    assert (await _find(rt, world, "name", "Qzxrenamed"))[0].visitor_ids == (vid,)
