@@ -67,6 +67,7 @@ test: install-dev system-deps services axe lint
 bench: install-dev
 	$(PY) -m bench.run
 	$(PY) -m bench.redaction
+	$(PY) -m bench.subject_export
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
