@@ -25,7 +25,7 @@ def attachment(delivered: export.Delivered) -> Response:
     )
 
 
-@router.post("/find", responses=errors(403, 422), dependencies=[needs(P.SUBJECTS_VIEW)])
+@router.post("/find", responses=errors(400, 403, 422), dependencies=[needs(P.SUBJECTS_VIEW)])
 async def find_person(body: FindIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """Everyone matching one e-mail, phone, name, visitor id or verified identity, grouped per
     person, with the count of rows held in each store. Each result is in the read-access log."""
@@ -33,13 +33,13 @@ async def find_person(body: FindIn, state: StateDep, unit: WriteUnit) -> dict[st
     return {"persons": [p.view() for p in persons], "searched_by": body.by}
 
 
-@router.post("/export", responses=errors(403, 404, 422), dependencies=[needs(P.SUBJECTS_EXPORT)])
+@router.post("/export", responses=errors(400, 403, 404, 422), dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def export_person(body: ExportIn, state: StateDep, actor: OperatorDep) -> Response:
     """One person's export as a download (``fmt``: json; csv, xlsx and pdf with the renderer)."""
     return attachment(await export.export_person(state.rt, actor, body, via="api"))
 
 
-@router.post("/send", status_code=202, responses=errors(403, 404, 422), dependencies=[needs(P.SUBJECTS_EXPORT)])
+@router.post("/send", status_code=202, responses=errors(400, 403, 404, 422), dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def send_export(body: ExportIn, request: Request, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """E-mail the person a link to their export (valid 7 days by default, once, with a one-time
     code in the same e-mail), at the address on record."""
