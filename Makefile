@@ -71,6 +71,7 @@ bench: install-dev
 	$(PY) -m bench.redaction
 	$(PY) -m bench.subject_render
 	$(PY) -m bench.erasure
+	$(PY) -m bench.subject_export
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

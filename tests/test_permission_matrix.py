@@ -942,3 +942,38 @@ async def test_role_against_every_operator_frame(live: Live, rt: Runtime, world:
         await wsclient.close_all()
     chatting = any(p.value == "chats.participate" for p in role.permissions)
     assert (denied == []) == chatting, denied
+
+
+# ---- data-subject rights (issue 8, ADR 0026): find a person, their export and its e-mailed link
+async def _chat_visitor(ctx: Ctx) -> str:
+    async with ctx.rt.db.unit_of_work(readonly=True) as uow:
+        return str((await uow.session.execute(
+            text("select visitor_id from conversations where id = :id"), {"id": ctx.queued_chat})).scalar_one())
+
+
+plain("GET", "/app/subjects")
+plain("POST", "/app/subjects", data={"by": "email", "value": "ana@example.com"})
+plain("POST", "/api/v1/subjects/find", json={"by": "email", "value": "ana@example.com"})
+_keyed("GET", "/subject-export/{token}", "/subject-export/no-such-token")
+_keyed("POST", "/subject-export/{token}", "/subject-export/no-such-token", data={"code": "aaaaa-bbbbb"})
+
+
+@sample("POST", "/api/v1/subjects/export")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/export", "json": {"visitor_ids": [await _chat_visitor(ctx)]}}
+
+
+@sample("POST", "/api/v1/subjects/send")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/send", "json": {"visitor_ids": [await _chat_visitor(ctx)]}}
+
+
+@sample("POST", "/app/subjects/export")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/subjects/export", "data": {"visitor_ids": await _chat_visitor(ctx), "fmt": "json"}}
+
+
+@sample("POST", "/app/subjects/send")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/subjects/send", "data": {"visitor_ids": await _chat_visitor(ctx), "fmt": "json"}}
+# ---- end data-subject rights

@@ -279,7 +279,7 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
     from confide.verified.models import VerifiedIdentity
     from confide.visitor_activity.models import PageTerm, PageView
 
-    page_id, identity_id, original_id = crypto.new_id(), crypto.new_id(), crypto.new_id()
+    page_id, identity_id, original_id, link_id = crypto.new_id(), crypto.new_id(), crypto.new_id(), crypto.new_id()
     async with rt.db.unit_of_work() as uow:
         uow.session.add(PageView(id=page_id, workspace_id=world.workspace_id, site_id=world.site_id,
                                  visitor_id=visitor_id, viewed_at=clock.now(), url_enc=b"sealed"))
@@ -288,11 +288,19 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
         uow.session.add(VerifiedIdentity(id=identity_id, workspace_id=world.workspace_id, site_id=world.site_id,
                                          external_id_bidx=f"x{identity_id[:20]}", subject_id=visitor_id,
                                          created_at=clock.now(), last_verified_at=clock.now()))
+        from confide.subjects.models import ExportLink  # an e-mailed export link (ADR 0026)
+
+        uow.session.add(ExportLink(id=link_id, workspace_id=world.workspace_id, subject_id=visitor_id,
+                                   visitor_ids=[visitor_id], searched_by="email", fmt="json",
+                                   token_digest=crypto.token_digest(link_id), code_digest="c" * 64, failed_codes=0,
+                                   created_by=None, created_at=clock.now(), expires_at=clock.now(), used_at=None,
+                                   revoked_at=None))
         uow.session.add(RedactedOriginal(id=original_id, workspace_id=world.workspace_id, site_id=world.site_id,
                                          subject_id=visitor_id, conversation_id=conv1, ref_kind="message",
                                          ref_id="m1", kinds=["card"], created_at=clock.now(), text_enc=b"sealed"))
     return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1,
-            "prospect": lead["id"], "page": page_id, "identity": identity_id, "original": original_id}
+            "prospect": lead["id"], "page": page_id, "identity": identity_id, "original": original_id,
+            "link": link_id}
 
 
 async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
@@ -347,6 +355,7 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             "jobs": set(),
             "consent_erasure": set(),
             "legal_holds": set(),  # retention (ADR 0030): nobody is under a hold here
+            "subject_export_links": {(who["link"],)},  # an e-mailed export link (subjects, ADR 0026)
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected
@@ -388,7 +397,7 @@ async def test_the_conditions_of_rows_of_delete_exactly_one_subjects_rows(
     # Leaves first, along the hops (messages and terms before the conversations they reach through).
     order = ["messages", "conversation_terms", "presence", "prospect_terms", "prospects", "profiling_objections",
              "activity_page_terms", "activity_pages", "verified_identities", "redacted_originals",
-             "offline_requests", "conversations", "visitor_terms"]
+             "offline_requests", "conversations", "visitor_terms", "subject_export_links"]
     async with rt.db.unit_of_work() as uow:
         conditions = privacy_registry.conditions_of(Subject("visitor", bob["visitor_id"]))
         # The ledger refuses a plain DELETE (append-only); its one door raises the erasure flag first.

@@ -32,6 +32,7 @@ from confide.web.api import consent as consent_api  # ---- consent
 from confide.web.api import erasure as erasure_api  # erasure (ADR 0028)
 from confide.web.api import prospects as prospects_api
 from confide.web.api import redaction as redaction_api
+from confide.web.api import subjects as subjects_api
 from confide.web.dashboard.errors import page_error
 from confide.web.denials import record_denial
 from confide.web.middleware import SecurityMiddleware
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     # activity, prospects, consent and redaction: ADR 0019, 0020, 0018, 0021
     for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api,
-                   erasure_api):
+                   erasure_api, subjects_api):
         app.include_router(module.router)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)

@@ -133,6 +133,14 @@ class Settings(BaseSettings):
     # Invitations and account review (users/invites.py, users/review.py)
     invite_ttl_h: float = Field(default=72.0, gt=0)
 
+    # Data-subject rights (subjects/, ADR 0026). The controller every export names (Art. 15(1));
+    # empty: the workspace's name, and the address of ``mail_from``.
+    controller_name: str = ""
+    controller_contact: str = ""
+    # An e-mailed export link: how long it lives (single use), and the wrong codes it survives.
+    export_link_ttl_h: float = Field(default=168.0, gt=0, le=24 * 31)
+    export_link_max_codes: int = Field(default=5, ge=1, le=20)
+
     # Reverse proxies, TLS and login limits (docs/deployment.md, ADR 0016)
     # Peers whose forwarding header is believed (CIDRs, comma-separated; empty: none, the socket's
     # peer is the client). Only ``proxy_header`` is read, right-most untrusted hop first.

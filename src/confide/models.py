@@ -14,6 +14,7 @@ from confide.offline.models import OfflineRequest
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
 from confide.retention.models import LegalHold, RetentionPolicy  # retention (ADR 0030)
+from confide.subjects.models import ExportLink  # subject exports (ADR 0026)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
     PasskeyCredential,
     RecoveryCode,
@@ -53,6 +54,7 @@ __all__ = [
     "ConversationTerm",
     "Department",
     "DirectoryAccount",
+    "ExportLink",  # subject exports (ADR 0026)
     "IdentitySecret",  # verified identity (ADR 0022)
     "Job",
     "LdapDirectory",

@@ -31,6 +31,7 @@ from confide.offline import privacy as offline_privacy
 from confide.prospects import privacy as prospects_privacy  # prospects
 from confide.redaction import privacy as redaction_privacy
 from confide.retention import privacy as retention_privacy
+from confide.subjects import privacy as subjects_privacy
 from confide.two_factor import privacy as two_factor_privacy
 from confide.users import privacy as users_privacy
 from confide.verified import privacy as verified_privacy
@@ -51,6 +52,7 @@ _MODULES: tuple[ModuleType, ...] = (
     prospects_privacy,
     redaction_privacy,
     retention_privacy,
+    subjects_privacy,
     two_factor_privacy,
     users_privacy,
     verified_privacy,

@@ -5,9 +5,13 @@ from __future__ import annotations
 from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
+    Export,
+    Out,
     Storage,
     Table,
+    out,
     reach,
+    sealed,
     visitor_data,
 )
 
@@ -42,6 +46,20 @@ TABLES: dict[str, Table] = {
             "rating_comment_enc": visitor_data(Category.CONTENT),
         },
         reach=reach("visitor", "visitor_id"),
+        export=Export(
+            "Conversations",
+            20,
+            {
+                **out("id"),
+                "site_id": Out("site"),
+                "status": Out("status"),
+                "created_at": Out("started_at"),
+                "closed_at": Out("closed_at"),
+                **sealed("conversations", "page_url"),
+                "rating": Out("rating"),
+                **sealed("conversations", "rating_comment"),
+            },
+        ),
     ),
     "messages": Table(
         {
@@ -55,6 +73,19 @@ TABLES: dict[str, Table] = {
             "body_enc": visitor_data(Category.CONTENT),
         },
         reach=reach("visitor", "conversation_id -> conversations.visitor_id"),
+        # Also given, message by message, in the package's transcripts (subjects/export.py).
+        export=Export(
+            "Messages",
+            30,
+            {
+                **out("id"),
+                "conversation_id": Out("conversation"),
+                "seq": Out("seq"),
+                "sender": Out("sender"),
+                "created_at": Out("sent_at"),
+                **sealed("messages", "body", name="text"),
+            },
+        ),
     ),
     "conversation_terms": Table(
         {

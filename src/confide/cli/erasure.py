@@ -10,11 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
+from confide.cli.subjects import app  # one `confide subject` group: find, export, erase, erase-bulk
 from confide.core.runtime import Runtime
 from confide.erasure import bulk
 from confide.erasure import service as erasure
-
-app = typer.Typer(help="Data subjects: erase a person, or a site's inactive visitors in bulk.", no_args_is_help=True)
 
 
 def _counts(counts: dict[str, int]) -> None:

@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from confide.auth import passwords
+from confide.cli import subjects as subjects_cli
 from confide.config import Settings
 from confide.core import crypto
 from confide.core.errors import DomainError, Invalid
@@ -301,9 +302,11 @@ from confide.cli.privacy import app as _privacy_app  # noqa: E402 - record of pr
 
 app.add_typer(_privacy_app, name="privacy")
 
-from confide.cli import erasure as erasure_cli  # noqa: E402 - erasure (ADR 0028), after _run and _settings
+# ``confide subject find|export`` (ADR 0026) and ``erase|erase-bulk`` (ADR 0028): one group, the
+# erasure commands registered on it by their module.
+from confide.cli import erasure as _erasure_cli  # noqa: E402, F401 - after _run and _settings
 
-app.add_typer(erasure_cli.app, name="subject")
+app.add_typer(subjects_cli.app, name="subject")
 
 if __name__ == "__main__":
     app()

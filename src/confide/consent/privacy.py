@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from confide.core.personal_data import CONSENT_BASIS, NOT_PERSONAL, Category, Storage, Table, reach, visitor_data
+from confide.core.personal_data import (
+    CONSENT_BASIS,
+    NOT_PERSONAL,
+    Category,
+    Export,
+    Out,
+    Storage,
+    Table,
+    out,
+    reach,
+    visitor_data,
+)
 
 _N = NOT_PERSONAL
 
@@ -52,6 +63,15 @@ TABLES: dict[str, Table] = {
             },
         },
         reach=reach("visitor", "subject_id"),
+        export=Export(
+            "Consent records",
+            70,
+            {
+                **out("id", "purpose", "granted", "source", "at", "notice_version"),
+                "site_id": Out("site"),
+                "conversation_id": Out("conversation"),
+            },
+        ),
     ),
     # A flag row that lives inside one erasing transaction (consent.service.erase_subject).
     "consent_erasure": Table({"subject_id": _N}, reach=reach("visitor", "subject_id")),

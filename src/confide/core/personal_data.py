@@ -43,7 +43,8 @@ ORM metadata in both directions (ADR 0003, ADR 0023).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import string
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -147,10 +148,65 @@ def reach(subject: str, path: str, *, when: Mapping[str, str] | None = None) -> 
     return Reach(subject, column, tuple(hops), tuple(sorted((when or {}).items())))
 
 
+# A value of an export package's row: what JSON, CSV, a sheet and a PDF can all hold.
+Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class Out:
+    """How one column of a table appears in a subject's export.
+
+    ``name``: the readable output name. For an encrypted column (``Storage.ENCRYPTED``):
+    ``aad``, the associated data the domain encrypts it with, a ``str.format`` template over the
+    row's columns (``"messages.body:{id}"``); ``key``: ``None`` when it is encrypted under the
+    key of the subject being exported, else the column holding the subject id of the key it is
+    encrypted under (``"subject_id"``: a prospect entered by hand has a key of its own);
+    ``json``: the plaintext is JSON (``DataKey.encrypt_json``)."""
+
+    name: str
+    aad: str | None = None
+    key: str | None = None
+    json: bool = False
+
+
+# A domain's own step for a format a declaration cannot say: the decrypted row (output names ->
+# values) in, the row to export out (it may add, rename or drop names; values JSON-able).
+ExportHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Export:
+    """How a table's rows appear in a subject's export: one section titled ``title``, placed by
+    ``order`` (ascending; ties by table name), with the columns of ``columns`` in that order. It
+    must name every personal column with ``exported=True``; it may add non-personal ones for
+    context (ids, times, states). ``hook``: see ``ExportHook``."""
+
+    title: str
+    order: int
+    columns: Mapping[str, Out]
+    hook: ExportHook | None = None
+
+
+def out(*names: str) -> dict[str, Out]:
+    """Columns exported as they are named: ``out("id", "created_at")``."""
+    return {n: Out(n) for n in names}
+
+
+def sealed(table: str, column: str, *, name: str | None = None, key: str | None = None,
+           json: bool = False) -> dict[str, Out]:
+    """The usual encrypted column ``<column>_enc`` of ``table``, encrypted with the associated data
+    ``"<table>.<column>:<row id>"`` (what the domains write): ``{"<column>_enc": Out(...)}``."""
+    return {f"{column}_enc": Out(name or column, aad=f"{table}.{column}:{{id}}", key=key, json=json)}
+
+
 @dataclass(frozen=True)
 class Table:
     columns: dict[str, Classification]
     reach: Reach | tuple[Reach, ...] | None = None
+    export: Export | None = None
+    # Why a table holding personal data is left out of exports (e.g. a flag row living inside one
+    # transaction); a table with an exported personal column must have an ``export``.
+    not_exported: str = ""
 
     @property
     def reaches(self) -> tuple[Reach, ...]:
@@ -319,6 +375,74 @@ def check_owners(declared: Mapping[str, Mapping[str, Table]], defined: Mapping[s
             if owner is not None and owner != package:
                 problems.append(f"{name}: declared in {package}.privacy but defined in {owner}")
     return problems
+
+
+def export_problems(registry: Mapping[str, Table], metadata: MetaData) -> list[str]:
+    """Every table whose personal, exported columns have no export path, and every export
+    declaration that does not fit its table (empty: all good)."""
+    problems: list[str] = []
+    for name, entry in sorted(registry.items()):
+        exported = [c for c, k in entry.columns.items() if isinstance(k, Personal) and k.exported]
+        if entry.export is None:
+            if exported and not entry.not_exported:
+                problems.append(f"{name}: personal columns {exported} are exported but the table has no export")
+            continue
+        table = metadata.tables.get(name)
+        columns = {c.name for c in table.columns} if table is not None else set(entry.columns)
+        declared = entry.export.columns
+        for column in exported:
+            if column not in declared:
+                problems.append(f"{name}.{column}: exported personal column missing from the table's export")
+        names = [o.name for o in declared.values()]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"{name}: output name {dup!r} used twice")
+        for column, how in declared.items():
+            if column not in columns:
+                problems.append(f"{name}.{column}: exported but the table has no such column")
+                continue
+            kind = entry.columns.get(column)
+            if isinstance(kind, Personal) and not kind.exported:
+                problems.append(f"{name}.{column}: declared exported=False but listed in the export")
+            encrypted = isinstance(kind, Personal) and kind.storage is Storage.ENCRYPTED
+            if encrypted and not how.aad:
+                problems.append(f"{name}.{column}: encrypted but its export gives no associated data")
+            if not encrypted and (how.aad or how.key or how.json):
+                problems.append(f"{name}.{column}: not encrypted but its export says how to decrypt it")
+            if how.aad:
+                try:
+                    fields = _format_fields(how.aad)
+                except ValueError:
+                    problems.append(f"{name}.{column}: malformed associated-data template {how.aad!r}")
+                    continue
+                for f in sorted(fields - columns):
+                    problems.append(f"{name}.{column}: associated data names missing column {f!r}")
+            if how.key is not None and how.key not in columns:
+                problems.append(f"{name}.{column}: key column {how.key!r} does not exist")
+    return problems
+
+
+def _format_fields(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def erasure_problems(registry: Mapping[str, Table]) -> list[str]:
+    """The seam of the erasure check: every personal column says how it is erased (``Erasure``);
+    a table with personal columns must reach its subject so that erasure can find its rows.
+    (``check`` already fails a personal table without a reach; the erasure helper extends this.)"""
+    problems: list[str] = []
+    for name, entry in sorted(registry.items()):
+        for column, kind in entry.columns.items():
+            if isinstance(kind, Personal) and not isinstance(kind.erasure, Erasure):
+                problems.append(f"{name}.{column}: no erasure path")
+        if entry.subjects() and not entry.reaches:
+            problems.append(f"{name}: personal rows no erasure can reach")
+    return problems
+
+
+def export_sections(registry: Mapping[str, Table]) -> list[tuple[str, Export]]:
+    """The exported tables in the package's stable order: (table, its export)."""
+    found = [(name, e.export) for name, e in registry.items() if e.export is not None]
+    return sorted(found, key=lambda item: (item[1].order, item[0]))
 
 
 # ---------------------------------------------------------------------------------- the walk

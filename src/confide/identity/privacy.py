@@ -5,7 +5,9 @@ from __future__ import annotations
 from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
+    Export,
     Table,
+    out,
     reach,
     staff_data,
 )
@@ -84,5 +86,6 @@ TABLES: dict[str, Table] = {
             ),
         },
         reach=reach("operator", "operator_id"),
+        export=Export("Staff directory account", 240, out("source", "external_id", "created_at")),
     ),
 }

@@ -5,8 +5,12 @@ from __future__ import annotations
 from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
+    Export,
+    Out,
     Table,
+    out,
     reach,
+    sealed,
     visitor_data,
 )
 
@@ -27,5 +31,17 @@ TABLES: dict[str, Table] = {
             "page_url_enc": visitor_data(Category.BEHAVIOUR, retention="offline_request"),
         },
         reach=reach("visitor", "visitor_id"),
+        export=Export(
+            "Offline requests",
+            40,
+            {
+                **out("id"),
+                "site_id": Out("site"),
+                "created_at": Out("sent_at"),
+                "handled_at": Out("handled_at"),
+                **sealed("offline_requests", "message"),
+                **sealed("offline_requests", "page_url"),
+            },
+        ),
     ),
 }

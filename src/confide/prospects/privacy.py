@@ -11,18 +11,23 @@ from __future__ import annotations
 from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
+    Export,
     Hop,
+    Out,
     Reach,
     Storage,
     Table,
     not_personal,
+    out,
     reach,
+    sealed,
     visitor_data,
 )
 
 _N = NOT_PERSONAL
 _PURPOSE = "follow up prospects (leads)"
 _BASIS = "Art. 6(1)(a) consent to profiling, or 6(1)(f) documented legitimate interest (per site)"
+_SEALED = ("name", "email", "phone", "company", "notes")
 
 
 TABLES: dict[str, Table] = {
@@ -42,6 +47,22 @@ TABLES: dict[str, Table] = {
             "notes_enc": visitor_data(Category.PROFILE, retention="prospect", purpose=_PURPOSE, basis=_BASIS),
         },
         reach=reach("visitor", "visitor_id"),
+        # Encrypted under the key of subject_id (the visitor's, or the prospect's own).
+        export=Export(
+            "Prospects",
+            60,
+            {
+                **out("id"),
+                "site_id": Out("site"),
+                "source": Out("source"),
+                "status": Out("status"),
+                "value_minor": Out("value_in_hundredths"),
+                "currency": Out("currency"),
+                "created_at": Out("created_at"),
+                "updated_at": Out("updated_at"),
+                **{c: o for f in _SEALED for c, o in sealed("prospects", f, key="subject_id").items()},
+            },
+        ),
     ),
     "prospect_terms": Table(
         {
@@ -70,5 +91,7 @@ TABLES: dict[str, Table] = {
             ),
         },
         reach=Reach("visitor", "id", via=(Hop("email_bidx", "visitors", key="email_bidx"),)),
+        # Only a keyed hash: the person learns that their objection is recorded, and since when.
+        export=Export("Objection to profiling", 65, out("id", "created_at")),
     ),
 }

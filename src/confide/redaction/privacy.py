@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from confide.core.personal_data import NOT_PERSONAL, Category, Table, reach, visitor_data
+from confide.core.personal_data import (
+    NOT_PERSONAL,
+    Category,
+    Export,
+    Out,
+    Table,
+    out,
+    reach,
+    sealed,
+    visitor_data,
+)
 
 _N = NOT_PERSONAL
 
@@ -37,5 +47,18 @@ TABLES: dict[str, Table] = {
             ),
         },
         reach=reach("visitor", "subject_id"),
+        export=Export(
+            "Masked originals (what was masked at ingest)",
+            90,
+            {
+                **out("id"),
+                "conversation_id": Out("conversation"),
+                "offline_request_id": Out("offline_request"),
+                "ref_kind": Out("masked_in"),
+                "kinds": Out("kinds"),
+                "created_at": Out("created_at"),
+                **sealed("redacted_originals", "text", key="subject_id"),
+            },
+        ),
     ),
 }

@@ -1,1 +1,2 @@
-"""Data-subject rights: find a person, export everything held about them (issue 8; ADR 0026, ADR 0027)."""
+"""Data-subject rights: find a person, collect everything held about them, export it in four
+formats and deliver it (issue 8; ADR 0026, ADR 0027)."""

@@ -8,9 +8,11 @@ from confide.core.personal_data import (
     STAFF_BASIS,
     Category,
     Erasure,
+    Export,
     Personal,
     Storage,
     Table,
+    out,
     reach,
     staff_data,
 )
@@ -55,6 +57,7 @@ TABLES: dict[str, Table] = {
             "label": staff_data(Category.ACCOUNT, "the name an operator gave their passkey (e.g. a device)"),
         },
         reach=reach("operator", "operator_id"),
+        export=Export("Staff passkeys", 230, out("id", "label", "created_at")),
     ),
     "two_factor_tickets": Table(
         {

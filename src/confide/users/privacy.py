@@ -5,7 +5,9 @@ from __future__ import annotations
 from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
+    Export,
     Table,
+    out,
     reach,
     staff_data,
 )
@@ -32,6 +34,7 @@ TABLES: dict[str, Table] = {
             "name": staff_data(Category.IDENTITY, "shown to visitors as the operator's name"),
         },
         reach=reach("operator", "id"),
+        export=Export("Staff account", 200, out("id", "email", "name", "created_at")),
     ),
     "operator_departments": Table({"operator_id": _N, "department_id": _N}, reach=reach("operator", "operator_id")),
     # Custom roles: a name and description an administrator chose for a job, not about a person.
@@ -72,6 +75,7 @@ TABLES: dict[str, Table] = {
             "client": staff_data(Category.ACCOUNT, "browser and system family only, shown in the user's session list"),
         },
         reach=reach("operator", "operator_id"),
+        export=Export("Staff sessions", 210, out("id", "created_at", "last_seen_at", "method", "client")),
     ),
     "password_history": Table(
         {c: _N for c in ("id", "operator_id", "password_hash", "created_at")}, reach=reach("operator", "operator_id")
@@ -113,6 +117,7 @@ TABLES: dict[str, Table] = {
             "name": staff_data(Category.IDENTITY, "the name the invitation proposes"),
         },
         reach=(reach("operator", "id"), reach("operator", "operator_id")),
+        export=Export("Staff invitations", 220, out("id", "email", "name", "role", "created_at", "used_at")),
     ),
     "account_review_policies": Table({c: _N for c in ("workspace_id", "interval_days", "inactive_days", "updated_at")}),
     # Account ids with role, method and state codes at sign-off: ids and codes only, no names.

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from confide.core.personal_data import NOT_PERSONAL, Category, Storage, Table, reach, visitor_data
+from confide.core.personal_data import (
+    NOT_PERSONAL,
+    Category,
+    Export,
+    Out,
+    Storage,
+    Table,
+    out,
+    reach,
+    visitor_data,
+)
 
 _N = NOT_PERSONAL
 
@@ -29,5 +39,10 @@ TABLES: dict[str, Table] = {
             "last_verified_at": visitor_data(Category.BEHAVIOUR, Storage.PLAIN, note="when the site last vouched"),
         },
         reach=reach("visitor", "subject_id"),  # the visitor's id (cascade on delete)
+        export=Export(
+            "Verified identity",
+            80,
+            {**out("id"), "site_id": Out("site"), **out("created_at", "last_verified_at")},
+        ),
     ),
 }

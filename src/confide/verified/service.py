@@ -99,7 +99,13 @@ async def verify(rt: Runtime, uow: UnitOfWork, site: Site, claim: IdentityClaim 
 
 
 def _bidx(rt: Runtime, who: Verified) -> str:
-    return rt.bidx.term(who.workspace_id, _BIDX_KIND, f"{who.site_id}\x00{who.user_id}")
+    return external_id_term(rt, who.workspace_id, who.site_id, who.user_id)
+
+
+def external_id_term(rt: Runtime, workspace_id: str, site_id: str, user_id: str) -> str:
+    """The blind index of a site's user id (``verified_identities.external_id_bidx``): how Find a
+    person (subjects.find) looks a verified identity up without the id in plain text."""
+    return rt.bidx.term(workspace_id, _BIDX_KIND, f"{site_id}\x00{user_id}")
 
 
 async def subject_of(rt: Runtime, uow: UnitOfWork, who: Verified) -> str | None:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from confide.core.personal_data import NOT_PERSONAL, Category, Personal, Storage, Table, reach, visitor_data
+from confide.core.personal_data import (
+    NOT_PERSONAL,
+    Category,
+    Export,
+    Out,
+    Personal,
+    Storage,
+    Table,
+    out,
+    reach,
+    sealed,
+    visitor_data,
+)
 
 _N = NOT_PERSONAL
 
@@ -49,6 +61,21 @@ TABLES: dict[str, Table] = {
             "seconds_on_page": _activity(Storage.PLAIN, note="a duration, shown in the trail"),
         },
         reach=reach("visitor", "visitor_id"),
+        export=Export(
+            "Visitor activity (pages seen)",
+            50,
+            {
+                **out("id"),
+                "site_id": Out("site"),
+                "viewed_at": Out("viewed_at"),
+                **sealed("activity_pages", "url"),
+                **sealed("activity_pages", "title"),
+                **sealed("activity_pages", "referrer"),
+                **sealed("activity_pages", "ip", name="ip_address"),
+                **sealed("activity_pages", "ua", name="user_agent"),
+                "seconds_on_page": Out("seconds_on_page"),
+            },
+        ),
     ),
     "activity_page_terms": Table(
         {"page_id": _N, "term": _activity(Storage.BLIND_INDEX, Category.PSEUDONYMOUS, exported=False)},

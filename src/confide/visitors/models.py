@@ -28,7 +28,8 @@ class Visitor(Base):
 
 
 class VisitorTerm(Base):
-    """Keyed blind index of the words of a visitor's name (search by name without plaintext)."""
+    """Keyed blind index of the words of a visitor's name and of their phone number (search by name or
+    phone without plaintext; visitors.service.phone_term)."""
 
     __tablename__ = "visitor_terms"
 

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from confide.core.personal_data import (
     CONSENT_BASIS,
     NOT_PERSONAL,
     Category,
+    Export,
+    Out,
     Storage,
     Table,
+    out,
     reach,
+    sealed,
     visitor_data,
 )
 
 _N = NOT_PERSONAL
+
+
+def _answers(row: dict[str, Any]) -> dict[str, Any]:
+    """The custom pre-chat answers (one JSON object) as one output column each: ``answer: <key>``;
+    the pre-ledger consent column (unused since the ledger, normally empty) dropped when empty."""
+    answers = row.pop("answers", None) or {}
+    if not row.get("consent_choices_before_ledger"):
+        row.pop("consent_choices_before_ledger", None)
+    if isinstance(answers, dict):
+        row.update({f"answer: {key}": value for key, value in answers.items()})
+    return row
 
 TABLES: dict[str, Table] = {
     "visitors": Table(
@@ -35,6 +52,21 @@ TABLES: dict[str, Table] = {
             ),
         },
         reach=reach("visitor", "id"),
+        export=Export(
+            "Visitor profile",
+            10,
+            {
+                **out("id"),
+                "site_id": Out("site"),
+                "created_at": Out("first_seen_at"),
+                **sealed("visitors", "name"),
+                **sealed("visitors", "email"),
+                **sealed("visitors", "phone"),
+                **sealed("visitors", "fields", name="answers", json=True),
+                "consents": Out("consent_choices_before_ledger"),
+            },
+            hook=_answers,
+        ),
     ),
     "visitor_terms": Table(
         {

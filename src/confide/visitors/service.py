@@ -20,6 +20,7 @@ from confide.visitors.models import VisitorTerm
 from confide.workspaces.service import Site
 
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+_NOT_DIGIT = re.compile(r"[^0-9]")
 _MAX = {"textarea": 4000}
 _DEFAULT_MAX = 500
 
@@ -77,6 +78,33 @@ def validate_answers(
     return clean, dict(consents)
 
 
+def phone_term(rt: Runtime, workspace_id: str, phone: str) -> str | None:
+    """The blind-index term of a phone number (its digits only: "+44 20 7946 0958" and
+    "+442079460958" are one number), kept with the name's words in ``visitor_terms`` so that a
+    person can be found by phone (subjects.find) without the number in plain text."""
+    digits = _NOT_DIGIT.sub("", phone)
+    return rt.bidx.term(workspace_id, "phone", digits) if len(digits) >= 3 else None
+
+
+def _index(rt: Runtime, uow: UnitOfWork, workspace_id: str, visitor_id: str, name: str | None,
+           phone: str | None) -> None:
+    terms = list(rt.bidx.text_terms(workspace_id, "name", name)) if name else []
+    term = phone_term(rt, workspace_id, phone) if phone else None
+    if term:
+        terms.append(term)
+    for t in dict.fromkeys(terms):
+        uow.session.add(VisitorTerm(visitor_id=visitor_id, term=t))
+
+
+async def _reindex(rt: Runtime, uow: UnitOfWork, visitor: Visitor, key: crypto.DataKey) -> None:
+    """The visitor's terms rebuilt from what is held now (name words and phone)."""
+    vid = visitor.id
+    name = key.decrypt(visitor.name_enc, f"visitors.name:{vid}") if visitor.name_enc else None
+    phone = key.decrypt(visitor.phone_enc, f"visitors.phone:{vid}") if visitor.phone_enc else None
+    await uow.session.execute(delete(VisitorTerm).where(VisitorTerm.visitor_id == vid))
+    _index(rt, uow, visitor.workspace_id, vid, name, phone)
+
+
 async def create_visitor(
     rt: Runtime,
     uow: UnitOfWork,
@@ -112,9 +140,7 @@ async def create_visitor(
     await redaction.keep_originals(
         rt, uow, originals, workspace_id=site.workspace_id, site_id=site.id, subject_id=visitor_id
     )
-    if fields.get("name"):
-        for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
-            uow.session.add(VisitorTerm(visitor_id=visitor_id, term=term))
+    _index(rt, uow, site.workspace_id, visitor_id, fields.get("name"), fields.get("phone"))
     return visitor
 
 
@@ -132,14 +158,13 @@ async def update_details(
     await redaction.keep_originals(rt, uow, originals, workspace_id=site.workspace_id, site_id=site.id, subject_id=vid)
     if fields.get("name"):
         visitor.name_enc = key.encrypt(fields["name"], f"visitors.name:{vid}")
-        await uow.session.execute(delete(VisitorTerm).where(VisitorTerm.visitor_id == vid))
-        for term in dict.fromkeys(rt.bidx.text_terms(site.workspace_id, "name", fields["name"])):
-            uow.session.add(VisitorTerm(visitor_id=vid, term=term))
     if fields.get("email"):
         visitor.email_enc = key.encrypt(fields["email"], f"visitors.email:{vid}")
         visitor.email_bidx = rt.bidx.email(site.workspace_id, fields["email"])
     if fields.get("phone"):
         visitor.phone_enc = key.encrypt(fields["phone"], f"visitors.phone:{vid}")
+    if fields.get("name") or fields.get("phone"):
+        await _reindex(rt, uow, visitor, key)
     custom = {k: v for k, v in fields.items() if k not in ("name", "email", "phone")}
     if custom:
         held = key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {}
@@ -192,6 +217,7 @@ async def add_contact(
         visitor.email_bidx = rt.bidx.email(site.workspace_id, given["email"])
     if "phone" in given:
         visitor.phone_enc = data_key.encrypt(given["phone"], f"visitors.phone:{visitor.id}")
+        await _reindex(rt, uow, visitor, data_key)
     await uow.session.flush()
 
 
@@ -212,6 +238,17 @@ async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, A
 
 async def get_visitor(uow: UnitOfWork, visitor_id: str) -> Visitor | None:
     return await uow.session.get(Visitor, visitor_id)
+
+
+def visitor_ids_by_phone(rt: Runtime, workspace_id: str, phone: str) -> Any:
+    """A subquery of the workspace's visitor ids whose phone number is ``phone`` (digits compared)."""
+    term = phone_term(rt, workspace_id, phone)
+    if term is None:
+        return select(Visitor.id).where(Visitor.id.is_(None))
+    return select(Visitor.id).where(
+        Visitor.workspace_id == workspace_id,
+        Visitor.id.in_(select(VisitorTerm.visitor_id).where(VisitorTerm.term == term)),
+    )
 
 
 def visitor_ids_matching(rt: Runtime, workspace_id: str, query: str) -> Any:

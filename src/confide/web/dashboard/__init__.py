@@ -34,6 +34,7 @@ from confide.web.dashboard.pages import (
     roles,
     settings,
     sso,
+    subjects,
 )
 from confide.web.dashboard.pages import two_factor as two_factor_pages
 
@@ -62,3 +63,4 @@ router.include_router(prospects.router)  # Prospects and Settings → Prospects 
 router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)
 router.include_router(retention.router)  # Retention and the record of processing (ADR 0030)
 router.include_router(erasure.router)  # the Erase flow and erasure certificates (ADR 0028)
+router.include_router(subjects.router)  # Find a person, exports and their e-mailed links (ADR 0026)
