@@ -346,6 +346,10 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             # A visitor's jobs (marketing e-mail) and the ledger's erasure flag: none here.
             "jobs": set(),
             "consent_erasure": set(),
+            # Data-subject requests: none here (tests/test_privacy_requests.py walks them).
+            "privacy_requests": set(),
+            "privacy_request_visitors": set(),
+            "privacy_request_events": set(),
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected
@@ -357,7 +361,8 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
         theirs = await _rows(rt, privacy_registry.rows_of(Subject("visitor", other["visitor_id"])))
         assert got["consent_records"]
         for name, rows in got.items():
-            assert rows or name in ("jobs", "consent_erasure"), name
+            assert rows or name in ("jobs", "consent_erasure", "privacy_requests", "privacy_request_visitors",
+                                    "privacy_request_events"), name
             assert not rows & theirs[name], name
 
     staff = await _rows(rt, privacy_registry.rows_of(Subject("operator", world.operator_id)))

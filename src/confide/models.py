@@ -10,6 +10,7 @@ from confide.core.keys import SubjectKey
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
+from confide.privacy_requests.models import PrivacyRequest, PrivacyRequestEvent, PrivacyRequestVisitor  # ADR 0029
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
@@ -67,6 +68,9 @@ __all__ = [
     "PasskeyCredential",
     "PasswordHistory",
     "Presence",
+    "PrivacyRequest",
+    "PrivacyRequestEvent",
+    "PrivacyRequestVisitor",
     "ProfilingObjection",
     "Prospect",
     "ProspectSettings",

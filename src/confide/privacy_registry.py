@@ -27,6 +27,7 @@ from confide.core.personal_data import Personal, Subject, Table
 from confide.identity import privacy as identity_privacy
 from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
+from confide.privacy_requests import privacy as privacy_requests_privacy  # data-subject requests (ADR 0029)
 from confide.prospects import privacy as prospects_privacy  # prospects
 from confide.redaction import privacy as redaction_privacy
 from confide.two_factor import privacy as two_factor_privacy
@@ -45,6 +46,7 @@ _MODULES: tuple[ModuleType, ...] = (
     identity_privacy,
     login_limits_privacy,
     offline_privacy,
+    privacy_requests_privacy,
     prospects_privacy,
     redaction_privacy,
     two_factor_privacy,

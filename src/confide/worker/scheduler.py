@@ -21,6 +21,7 @@ from confide.audit import retention as audit_retention
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.identity import service as identity
+from confide.privacy_requests import service as privacy_requests
 from confide.routing import service as routing
 from confide.users import login as user_login
 from confide.worker import housekeeping
@@ -48,6 +49,7 @@ JOBS: dict[str, Job] = {
     "login_throttle_purged": user_login.purge_login_throttle,  # accounts (ADR 0012)
     "accounts_auto_disabled": housekeeping.auto_disable,  # mail helper: account review, failed jobs
     "directory_rechecked": identity.recheck_directory_accounts,
+    "privacy_requests_reminded": privacy_requests.scheduled_reminders,  # ADR 0029: once per threshold
 }
 
 
