@@ -407,5 +407,5 @@ async def test_two_actions_at_once_one_wins_the_other_is_refused(rt: Runtime, wo
     assert row.state == "done"
     async with rt.db.unit_of_work(readonly=True) as uow:
         kinds = (await uow.session.execute(text(
-            "select kind from privacy_request_events where request_id = :r order by id"), {"r": request_id})).all()
+            "select kind from privacy_request_events where request_id = :r order by seq"), {"r": request_id})).all()
     assert [k for (k,) in kinds] == ["received", "verified", "started", "done"]

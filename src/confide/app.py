@@ -28,6 +28,7 @@ from confide.web import dashboard
 from confide.web.access_log import AccessLog
 from confide.web.api import activity, admin, auth, backoffice, widget
 from confide.web.api import consent as consent_api  # ---- consent
+from confide.web.api import privacy_requests as privacy_requests_api  # ADR 0029
 from confide.web.api import prospects as prospects_api
 from confide.web.api import redaction as redaction_api
 from confide.web.dashboard.errors import page_error
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # activity, prospects, consent and redaction: ADR 0019, 0020, 0018, 0021
     for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api):
         app.include_router(module.router)
+    app.include_router(privacy_requests_api.router)  # data-subject requests (ADR 0029)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)
     # Plain Starlette routes: the sockets need no dependency injection, and FastAPI's per-connection

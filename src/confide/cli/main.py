@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from confide.auth import passwords
+from confide.cli.requests import app as requests_app
 from confide.config import Settings
 from confide.core import crypto
 from confide.core.errors import DomainError, Invalid
@@ -292,6 +293,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         ),
     }
 
+
+app.add_typer(requests_app, name="requests")  # data-subject requests (ADR 0029)
 
 if __name__ == "__main__":
     app()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from confide.core.db import Base
@@ -71,9 +71,11 @@ class PrivacyRequestEvent(Base):
     """One step of a request's timeline (the audit log holds the same steps, by id only)."""
 
     __tablename__ = "privacy_request_events"
+    __table_args__ = (UniqueConstraint("request_id", "seq"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # ordered: the timeline's order
-    request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id", ondelete="CASCADE"), index=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # the timeline's order (the request's row is locked while it grows)
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(30))
     actor_type: Mapped[str] = mapped_column(String(10))  # operator | requester | system

@@ -64,7 +64,7 @@ TABLES: dict[str, Table] = {
     ),
     "privacy_request_events": Table(
         {
-            **not_personal("id", "request_id", "at", "kind", "actor_type", "actor_id"),
+            **not_personal("id", "request_id", "seq", "at", "kind", "actor_type", "actor_id"),
             "note_enc": _data(Category.CONTENT),
         },
         reach=(

@@ -40,6 +40,13 @@ def check_text(value: str) -> str:
     return value.strip()
 
 
+def check_required(value: str) -> str:
+    value = check_text(value)
+    if not value:
+        raise ValueError("is required")
+    return value
+
+
 class _Requester(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: RequestType
@@ -74,7 +81,7 @@ class ReasonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[str, Field(min_length=1, max_length=MAX_NOTE)]
 
-    _reason = field_validator("reason")(check_text)
+    _reason = field_validator("reason")(check_required)
 
 
 class ExtendIn(ReasonIn):
@@ -87,7 +94,7 @@ class CompleteIn(BaseModel):
     export_id: Annotated[str, Field(max_length=32)] | None = None
     certificate_id: Annotated[str, Field(max_length=32)] | None = None
 
-    _outcome = field_validator("outcome")(check_text)
+    _outcome = field_validator("outcome")(check_required)
 
 
 class RequestFilters(BaseModel):

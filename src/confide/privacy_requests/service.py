@@ -122,10 +122,14 @@ async def _step(
     who = actor.operator_id if actor is not None else actor_id
     event_id = crypto.new_ordered_id()
     key = _key(rt, row)
+    last = await uow.session.scalar(
+        select(func.max(PrivacyRequestEvent.seq)).where(PrivacyRequestEvent.request_id == row.id)
+    )
     uow.session.add(
         PrivacyRequestEvent(
             id=event_id,
             request_id=row.id,
+            seq=int(last or 0) + 1,
             at=clock.now(),
             kind=kind,
             actor_type=kind_of_actor,
@@ -300,9 +304,11 @@ async def send_code(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, request_
     return await view(rt, uow, row)
 
 
-async def resend_code_by_requester(rt: Runtime, uow: UnitOfWork, request_id: str) -> None:
+async def resend_code_by_requester(
+    rt: Runtime, uow: UnitOfWork, request_id: str, *, site_id: str | None = None
+) -> None:
     """The requester asks for a new code (their first expired, or they ran out of attempts)."""
-    row = await _public_row(uow, request_id)
+    row = await _public_row(uow, request_id, site_id=site_id)
     site = await workspaces.get_site(uow, row.site_id) if row.site_id else None
     await _send_code(rt, uow, row, site=site, actor_type="requester")
 
@@ -544,7 +550,7 @@ async def view(rt: Runtime, uow: UnitOfWork, row: PrivacyRequest, *, timeline: b
             await uow.session.scalars(
                 select(PrivacyRequestEvent)
                 .where(PrivacyRequestEvent.request_id == row.id)
-                .order_by(PrivacyRequestEvent.id)
+                .order_by(PrivacyRequestEvent.seq)
             )
         ).all()
         who = await user_operators.operator_names(

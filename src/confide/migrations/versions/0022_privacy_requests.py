@@ -81,6 +81,7 @@ def upgrade() -> None:
         "privacy_request_events",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("request_id", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         _dt("at", False),
         sa.Column("kind", sa.String(length=30), nullable=False),
         sa.Column("actor_type", sa.String(length=10), nullable=False),
@@ -90,9 +91,8 @@ def upgrade() -> None:
                                 name=op.f("fk_privacy_request_events_request_id_privacy_requests"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_request_events")),
+        sa.UniqueConstraint("request_id", "seq", name=op.f("uq_privacy_request_events_request_id_seq")),
     )
-    with op.batch_alter_table("privacy_request_events", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_privacy_request_events_request_id"), ["request_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -29,6 +29,7 @@ from confide.web.dashboard.pages import (
     offline,
     prospects,
     redaction,
+    requests,
     roles,
     settings,
     sso,
@@ -58,3 +59,4 @@ router.include_router(activity.router)  # Visitor Activity and Settings → Site
 router.include_router(identity_settings.router)  # Settings → Verified identity (ADR 0022)
 router.include_router(prospects.router)  # Prospects and Settings → Prospects (issue 7 point 6)
 router.include_router(consent.router)  # ---- consent: /app/consent, Settings → Privacy purposes (ADR 0018)
+router.include_router(requests.router)  # Requests and the public request page (ADR 0029)
