@@ -61,7 +61,8 @@ async def test_visitor_makes_a_request_from_the_privacy_view(rt: Runtime, world:
     await row.locator("a").click()
     await expect(staff.locator(t("request-title"))).to_have_text("Erasure (Art. 17)")
     await expect(staff.locator(t("request-details"))).to_have_text("<img src=x onerror=alert(1)> please erase my chats")
-    await expect(staff.locator(f"{t('request-timeline')} li")).to_have_count(4)  # received, code sent, wrong code, verified
+    timeline = staff.locator(f"{t('request-timeline')} li")
+    await expect(timeline).to_have_count(4)  # received, code sent, wrong code, verified
     await axe(staff, "request detail")
     await staff.click(t("request-start"))
     await expect(staff.locator(t("request-state"))).to_have_text("In progress")
