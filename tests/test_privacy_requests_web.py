@@ -167,6 +167,26 @@ async def test_widget_request_and_code(rt: Runtime, client: httpx.AsyncClient, w
     assert "<script>alert(1)" not in page.text
 
 
+async def test_widget_refuses_hostile_input(rt: Runtime, client: httpx.AsyncClient, world: World) -> None:
+    url = f"/api/v1/widget/{world.site_key}/privacy-requests"
+    origin = {"Origin": world.origin}
+    for body, needle in (
+        ({"type": "access", "email": "a@example.com", "details": "x" * 4001}, "at most 4000"),
+        ({"type": "access", "email": "a@example.com", "details": "bell\x07"}, "control characters"),
+        ({"type": "access", "email": "a@example.com\n<b>"}, "valid e-mail"),
+        ({"type": "access", "email": "a@example.com", "extra": 1}, "xtra"),
+        ({"email": "a@example.com"}, "ield required"),
+    ):
+        refused = await client.post(url, headers=origin, json=body)
+        assert refused.status_code == 422, body
+        assert needle in refused.text, (body, refused.text)
+    assert (await client.post(url, headers=origin, content=b"{not json",
+                              )).status_code in (400, 422)
+    assert (await client.post(f"{url}/nope/verify", headers=origin, json={"code": "123456"})).status_code == 404
+    assert (await client.post(f"{url}/nope/verify", headers=origin, json={"code": "1" * 21})).status_code == 422
+    assert await _count(rt) == 0
+
+
 # ---------------------------------------------------------------- the JSON API
 async def test_api_staff_flow_and_conflicts(rt: Runtime, app: object, client: httpx.AsyncClient,
                                             world: World) -> None:
