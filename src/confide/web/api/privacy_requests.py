@@ -57,7 +57,7 @@ async def get_request(request_id: str, state: StateDep, unit: WriteUnit) -> dict
     return await requests.open_request(state.rt, unit.uow, unit.actor, request_id, via="api")
 
 
-_ACT = errors(403, 404, 409, 422)
+_ACT = errors(400, 403, 404, 409, 422)  # 400: an unparsable body
 
 
 @router.post(BASE + "/{request_id}/send-code", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
