@@ -818,6 +818,118 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 # ---- end redaction
 
 
+# ---- data-subject requests (ADR 0029): read with subjects.view, act with subjects.export; a fresh
+# request in the state each action needs, so that an allowed role's action works.
+async def fresh_request(ctx: Ctx, *, verified: bool = False, started: bool = False) -> str:
+    from confide.privacy_requests import service as privacy_requests
+    from confide.privacy_requests.schemas import StaffRequestIn
+
+    admin = await ctx.admin()
+    async with ctx.rt.db.unit_of_work() as uow:
+        made = await privacy_requests.create_by_staff(ctx.rt, uow, admin, StaffRequestIn(
+            type="access", channel="email", email=f"req{next(_n)}@example.org"))
+        if verified or started:
+            await privacy_requests.verify_by_staff(ctx.rt, uow, admin, made["id"], "Known customer")
+        if started:
+            await privacy_requests.start(ctx.rt, uow, admin, made["id"])
+        return str(made["id"])
+
+
+async def requester_request(ctx: Ctx) -> str:
+    from confide.privacy_requests import service as privacy_requests
+    from confide.privacy_requests.schemas import RequestIn
+    from confide.workspaces import service as workspaces_service
+
+    async with ctx.rt.db.unit_of_work() as uow:
+        site = await workspaces_service.get_site(uow, ctx.world.site_id)
+        assert site is not None
+        row = await privacy_requests.create_by_requester(
+            ctx.rt, uow, site, RequestIn(type="access", email=f"v{next(_n)}@example.com"), channel="web")
+        return row.id
+
+
+plain("GET", "/api/v1/privacy-requests")
+plain("POST", "/api/v1/privacy-requests", json={"type": "access", "channel": "phone", "email": "p@example.org"})
+plain("GET", "/app/requests")
+plain("POST", "/app/requests", data={"state": "open", "overdue": "1"})
+plain("POST", "/app/requests/new", data={"type": "access", "channel": "letter", "email": "l@example.org"})
+
+
+@sample("GET", "/api/v1/privacy-requests/{request_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/privacy-requests/{await fresh_request(ctx)}"}
+
+
+@sample("GET", "/app/requests/{request_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/app/requests/{await fresh_request(ctx)}"}
+
+
+def _request_action(action: str, body: dict[str, Any] | None, *, verified: bool = False,
+                    started: bool = False) -> None:
+    @sample("POST", f"/api/v1/privacy-requests/{{request_id}}/{action}")
+    async def api(ctx: Ctx) -> dict[str, Any]:
+        rid = await fresh_request(ctx, verified=verified, started=started)
+        return {"url": f"/api/v1/privacy-requests/{rid}/{action}", "json": body}
+
+    @sample("POST", f"/app/requests/{{request_id}}/{action}")
+    async def page(ctx: Ctx) -> dict[str, Any]:
+        rid = await fresh_request(ctx, verified=verified, started=started)
+        return {"url": f"/app/requests/{rid}/{action}", "data": {k: str(v) for k, v in (body or {}).items()}}
+
+
+_request_action("send-code", None)
+_request_action("verify", {"reason": "Called back"})
+_request_action("start", None, verified=True)
+_request_action("extend", {"months": 1, "reason": "Complex"})
+_request_action("complete", {"outcome": "Sent the export"}, started=True)
+_request_action("refuse", {"reason": "Unfounded"})
+
+
+@sample("POST", "/api/v1/widget/{site_key}/privacy-requests")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/widget/{ctx.world.site_key}/privacy-requests", "headers": {"Origin": ctx.world.origin},
+            "json": {"type": "access", "email": f"w{next(_n)}@example.com"}}
+
+
+@sample("POST", "/api/v1/widget/{site_key}/privacy-requests/{request_id}/resend")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/api/v1/widget/{ctx.world.site_key}/privacy-requests/{await requester_request(ctx)}/resend",
+            "headers": {"Origin": ctx.world.origin}}
+
+
+@sample("POST", "/api/v1/widget/{site_key}/privacy-requests/{request_id}/verify")
+async def _(ctx: Ctx) -> dict[str, Any]:  # a code no role holds: answered every role alike (422)
+    return {"url": f"/api/v1/widget/{ctx.world.site_key}/privacy-requests/{await requester_request(ctx)}/verify",
+            "headers": {"Origin": ctx.world.origin}, "json": {"code": "000000x"}}
+
+
+LENIENT.add(("POST", "/api/v1/widget/{site_key}/privacy-requests/{request_id}/verify"))
+
+
+@sample("GET", "/privacy/request/{site_key}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/privacy/request/{ctx.world.site_key}"}
+
+
+@sample("POST", "/privacy/request/{site_key}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/privacy/request/{ctx.world.site_key}", "data": {"type": "access", "email": "p@example.com"}}
+
+
+@sample("GET", "/privacy/verify/{request_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/privacy/verify/{await requester_request(ctx)}"}
+
+
+@sample("POST", "/privacy/verify/{request_id}")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": f"/privacy/verify/{await requester_request(ctx)}", "data": {"resend": "1"}}
+
+
+# ---- end data-subject requests
+
+
 async def _client(app: Any, role: BuiltInRole) -> httpx.AsyncClient:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
     response = await login(http, email_of(role))

@@ -356,6 +356,10 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             "consent_erasure": set(),
             "legal_holds": set(),  # retention (ADR 0030): nobody is under a hold here
             "subject_export_links": {(who["link"],)},  # an e-mailed export link (subjects, ADR 0026)
+            # Data-subject requests: none here (tests/test_privacy_requests.py walks them).
+            "privacy_requests": set(),
+            "privacy_request_visitors": set(),
+            "privacy_request_events": set(),
         }
         assert set(got) == set(expected)  # exactly the tables that reach a visitor
         assert got == expected
@@ -367,7 +371,8 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
         theirs = await _rows(rt, privacy_registry.rows_of(Subject("visitor", other["visitor_id"])))
         assert got["consent_records"]
         for name, rows in got.items():
-            assert rows or name in ("jobs", "consent_erasure", "legal_holds"), name
+            assert rows or name in ("jobs", "consent_erasure", "legal_holds", "privacy_requests",
+                                    "privacy_request_visitors", "privacy_request_events"), name
             assert not rows & theirs[name], name
 
     staff = await _rows(rt, privacy_registry.rows_of(Subject("operator", world.operator_id)))

@@ -30,6 +30,7 @@ from confide.web.access_log import AccessLog
 from confide.web.api import activity, admin, auth, backoffice, widget
 from confide.web.api import consent as consent_api  # ---- consent
 from confide.web.api import erasure as erasure_api  # erasure (ADR 0028)
+from confide.web.api import privacy_requests as privacy_requests_api  # ADR 0029
 from confide.web.api import prospects as prospects_api
 from confide.web.api import redaction as redaction_api
 from confide.web.api import subjects as subjects_api
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api,
                    erasure_api, subjects_api):
         app.include_router(module.router)
+    app.include_router(privacy_requests_api.router)  # data-subject requests (ADR 0029)
     app.include_router(widget_assets.router)
     app.include_router(dashboard.router)
     # Plain Starlette routes: the sockets need no dependency injection, and FastAPI's per-connection

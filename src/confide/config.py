@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     job_sweep_s: float = Field(default=30.0, gt=0)  # the runner looks for due jobs this often (plus wake-ups)
     # Invitations and account review (users/invites.py, users/review.py)
     invite_ttl_h: float = Field(default=72.0, gt=0)
+    # Data-subject requests (privacy_requests/, ADR 0029): requests made per client address per hour
+    # (the widget and the public page), the e-mailed code's life and attempts, reminder lead time.
+    privacy_requests_per_address_per_hour: int = Field(default=5, ge=0)
+    privacy_request_code_ttl_min: int = Field(default=30, ge=1, le=1440)
+    privacy_request_code_attempts: int = Field(default=5, ge=1, le=20)
+    privacy_request_codes_max: int = Field(default=5, ge=1, le=50)  # codes sent per request
+    privacy_request_remind_days: int = Field(default=7, ge=1, le=30)  # a reminder this many days before due
+    # Where reminders go when a request has no assignee (empty: every holder of subjects.export).
+    privacy_team_email: str = ""
 
     # Data-subject rights (subjects/, ADR 0026). The controller every export names (Art. 15(1));
     # empty: the workspace's name, and the address of ``mail_from``.

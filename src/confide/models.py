@@ -11,6 +11,7 @@ from confide.erasure.models import Certificate, ChatStat, Tombstone  # erasure (
 from confide.identity.models import DirectoryAccount, LdapDirectory, OidcProvider
 from confide.login_limits.models import LoginLimit
 from confide.offline.models import OfflineRequest
+from confide.privacy_requests.models import PrivacyRequest, PrivacyRequestEvent, PrivacyRequestVisitor  # ADR 0029
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
 from confide.retention.models import LegalHold, RetentionPolicy  # retention (ADR 0030)
@@ -74,6 +75,9 @@ __all__ = [
     "PasskeyCredential",
     "PasswordHistory",
     "Presence",
+    "PrivacyRequest",
+    "PrivacyRequestEvent",
+    "PrivacyRequestVisitor",
     "ProfilingObjection",
     "Prospect",
     "ProspectSettings",

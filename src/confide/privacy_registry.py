@@ -28,6 +28,7 @@ from confide.erasure import privacy as erasure_privacy
 from confide.identity import privacy as identity_privacy
 from confide.login_limits import privacy as login_limits_privacy
 from confide.offline import privacy as offline_privacy
+from confide.privacy_requests import privacy as privacy_requests_privacy  # data-subject requests (ADR 0029)
 from confide.prospects import privacy as prospects_privacy  # prospects
 from confide.redaction import privacy as redaction_privacy
 from confide.retention import privacy as retention_privacy
@@ -49,6 +50,7 @@ _MODULES: tuple[ModuleType, ...] = (
     identity_privacy,
     login_limits_privacy,
     offline_privacy,
+    privacy_requests_privacy,
     prospects_privacy,
     redaction_privacy,
     retention_privacy,

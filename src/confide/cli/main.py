@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from confide.auth import passwords
 from confide.cli import subjects as subjects_cli
+from confide.cli.requests import app as requests_app
 from confide.config import Settings
 from confide.core import crypto
 from confide.core.errors import DomainError, Invalid
@@ -307,6 +308,7 @@ app.add_typer(_privacy_app, name="privacy")
 from confide.cli import erasure as _erasure_cli  # noqa: E402, F401 - after _run and _settings
 
 app.add_typer(subjects_cli.app, name="subject")
+app.add_typer(requests_app, name="requests")  # data-subject requests (ADR 0029)
 
 if __name__ == "__main__":
     app()

@@ -25,6 +25,7 @@ from confide.permissions.scope import (
     load,
     scoped,
 )
+from confide.privacy_requests.models import PrivacyRequest
 from confide.prospects.models import Prospect
 from confide.users.models import Operator, Role
 from confide.visitors.models import Visitor
@@ -302,3 +303,21 @@ async def access_site_to_erase(session: AsyncSession, actor: OperatorActor | Non
 
 
 # ---- end erasure
+# ---- data-subject requests (ADR 0029): workspace-wide, like the subjects.* permissions that reach them
+def privacy_request_scope(
+    actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.SUBJECTS_VIEW
+) -> Select[Any]:
+    return scoped(actor, PrivacyRequest, stmt, permission)
+
+
+async def access_privacy_request_by_id(
+    session: AsyncSession,
+    actor: OperatorActor,
+    request_id: object,
+    *,
+    permission: Permission = Permission.SUBJECTS_VIEW,
+    for_update: bool = False,
+) -> PrivacyRequest:
+    """A request of the actor's workspace if they hold ``permission``; ``for_update`` locks the row
+    (two actions on one request at once: the second waits, then sees the first's state)."""
+    return await load(session, actor, PrivacyRequest, request_id, permission, for_update=for_update)

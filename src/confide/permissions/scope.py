@@ -31,6 +31,7 @@ from confide.chats.models import Conversation
 from confide.core.errors import NotFound
 from confide.offline.models import OfflineRequest
 from confide.permissions.policy import Permission, Scope, allows, scope_of
+from confide.privacy_requests.models import PrivacyRequest
 from confide.prospects.models import Prospect
 from confide.users.models import Operator, Role
 from confide.visitor_activity.models import PageView
@@ -48,6 +49,7 @@ NOT_FOUND: dict[type[Any], str] = {
     CannedReply: "canned reply not found",
     Role: "role not found",
     Prospect: "prospect not found",
+    PrivacyRequest: "request not found",  # data-subject requests (ADR 0029)
 }
 MAX_ID = 64
 

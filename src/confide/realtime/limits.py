@@ -147,3 +147,5 @@ class Limits:
         self.address_sockets = SocketCounter(settings.max_sockets_per_address)
         self.visitor_activity = RateLimiter(settings.visitor_activity_rate, settings.visitor_activity_burst)
         self.conversations = WindowCounter(settings.conversations_per_address_per_hour, 3600.0)
+        # data-subject requests from the widget and the public page (ADR 0029)
+        self.privacy_requests = WindowCounter(settings.privacy_requests_per_address_per_hour, 3600.0)

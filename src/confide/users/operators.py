@@ -100,3 +100,13 @@ async def lock_operators(uow: UnitOfWork, operator_ids: Iterable[str]) -> dict[s
         .execution_options(populate_existing=True)
     )
     return {op.id: op for op in rows}
+
+
+async def enabled_operators(uow: UnitOfWork, workspace_id: str) -> list[tuple[str, str]]:
+    """(id, e-mail) of the workspace's enabled accounts (data-subject request reminders, ADR 0029)."""
+    rows = await uow.session.execute(
+        select(Operator.id, Operator.email)
+        .where(Operator.workspace_id == workspace_id, Operator.disabled.is_(False))
+        .order_by(Operator.created_at)
+    )
+    return [(row.id, row.email) for row in rows]

@@ -30,6 +30,7 @@ from confide.web.dashboard.pages import (
     offline,
     prospects,
     redaction,
+    requests,
     retention,
     roles,
     settings,
@@ -64,3 +65,4 @@ router.include_router(consent.router)  # ---- consent: /app/consent, Settings â†
 router.include_router(retention.router)  # Retention and the record of processing (ADR 0030)
 router.include_router(erasure.router)  # the Erase flow and erasure certificates (ADR 0028)
 router.include_router(subjects.router)  # Find a person, exports and their e-mailed links (ADR 0026)
+router.include_router(requests.router)  # Requests and the public request page (ADR 0029)

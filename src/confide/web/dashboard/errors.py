@@ -13,7 +13,7 @@ from confide.web.dashboard.templating import error_page, render
 from confide.web.denials import record_denial
 
 _AREAS = (("/app/chats", "chats"), ("/app/offline", "offline"), ("/app/prospects", "prospects"),
-          ("/app/settings", "settings"), ("/app/audit", "audit"),
+          ("/app/requests", "requests"), ("/app/settings", "settings"), ("/app/audit", "audit"),
           ("/app", "console"))
 _NOT_FOUND = {"chats": ("Chat not found", "This chat does not exist or you may not see it.")}
 
