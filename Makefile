@@ -71,7 +71,7 @@ bench: install-dev
 	$(PY) -m bench.redaction
 	$(PY) -m bench.subject_render
 	$(PY) -m bench.erasure
-	$(PY) -m bench.subject_export
+	$(PY) -m bench.subject_export --formats json,csv,xlsx,pdf
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ import time
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.dialects import sqlite
 
 from bench.loadgen import chat_texts
@@ -75,6 +76,10 @@ async def prefill(target: int, site_key: str, per_conversation: int, batch: int,
         n = 0
         while todo > 0 and time.perf_counter() - t0 < limit_s:
             async with rt.db.unit_of_work() as uow:
+                # Write first, so the batch holds SQLite's write lock from its start: a batch that read
+                # first while the server committed (its heartbeats and periodic jobs) would be refused
+                # at once ("database is locked", whatever the busy timeout).
+                await uow.session.execute(sql("UPDATE sites SET id = id WHERE 1 = 0"))
                 messages: list[dict[str, Any]] = []
                 term_rows: list[dict[str, Any]] = []
                 for _ in range(per_tx):

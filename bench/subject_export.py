@@ -1,5 +1,5 @@
-"""Export of one person with 1,000 messages (issue 8: all four formats within 2 s; JSON here, the
-other formats once the renderer is merged: ``--formats json,csv,xlsx,pdf``).
+"""Export of one person with 1,000 messages (issue 8: all four formats within 2 s;
+``make bench`` runs ``--formats json,csv,xlsx,pdf``).
 
 ``python -m bench.subject_export [--messages 1000] [--rounds 5] [--formats json]``. On a SQLite file
 (WAL): one workspace, a person with one conversation of ``--messages`` messages (half theirs, half

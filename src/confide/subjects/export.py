@@ -19,7 +19,6 @@ Three steps, so that nothing heavy runs on the event loop or inside a write tran
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from confide.core.errors import Invalid, NotFound
 from confide.core.personal_data import Category, Export, Personal, Subject, export_sections
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission
+from confide.subjects import render
 from confide.subjects.find import check_person
 from confide.subjects.schemas import FORMATS, ExportIn
 
@@ -336,25 +336,18 @@ def filename_of(package: Mapping[str, Any], fmt: str) -> str:
 
 
 def require_format(fmt: str) -> None:
-    """``Invalid`` unless this server can render ``fmt`` (JSON always; the others with the render module)."""
-    if fmt == "json":
-        return
+    """``Invalid`` unless ``fmt`` is one of the four formats."""
     if fmt not in FORMATS:
         raise Invalid(f"fmt: one of {', '.join(FORMATS)}")
-    try:
-        importlib.import_module("confide.subjects.render")
-    except ModuleNotFoundError:
-        raise Invalid(f"the {fmt} format is not available on this server yet; use json") from None
 
 
 def render_package(package: Mapping[str, Any], fmt: str) -> Delivered:
-    """The package in ``fmt``. JSON here; the other formats by ``confide.subjects.render.render``
-    (the render helper's module; until it is merged they are refused with a clear message)."""
+    """The package in ``fmt``: JSON here (the schema's document), CSV, Excel and PDF by
+    ``subjects.render`` (ADR 0027). CPU-bound: callers run it off the event loop."""
+    require_format(fmt)
     if fmt == "json":
         return Delivered(package_json(package), "application/json", filename_of(package, fmt))
-    require_format(fmt)
-    module = importlib.import_module("confide.subjects.render")
-    rendered = module.render(dict(package), fmt)
+    rendered = render.render(dict(package), fmt)
     return Delivered(rendered.data, rendered.content_type, rendered.filename)
 
 
