@@ -33,6 +33,9 @@ TABLES: dict[str, Table] = {
             "reason": _REASON,
             "lift_reason": _REASON,
         },
+        # A hold is placed for legal claims (Art. 17(3)(e)); its reasons are staff notes about a
+        # case, which Art. 15(4) and 23(1)(j) allow a controller to keep out of an access copy.
+        not_exported="staff notes on a legal claim (Art. 15(4), 23(1)(j)); the hold itself is stated on request",
         reach=(
             reach("visitor", "target_id", when={"target_type": "visitor"}),
             reach("visitor", "target_id -> conversations.visitor_id", when={"target_type": "conversation"}),
