@@ -38,14 +38,14 @@ class BulkPreviewIn(BaseModel):
     before: datetime
 
 
-@router.post("/subjects/erase/preview", responses=errors(403, 404, 422), dependencies=[needs(P.SUBJECTS_ERASE)])
+@router.post("/subjects/erase/preview", responses=errors(400, 403, 404, 422), dependencies=[needs(P.SUBJECTS_ERASE)])
 async def erase_preview(body: PreviewIn, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
     """Per table, how many rows erasing this person would remove (nothing is changed)."""
     counts = await erasure.preview(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, body.visitor_ids)
     return {"visitor_ids": sorted(set(body.visitor_ids)), "tables": counts, "total": sum(counts.values())}
 
 
-@router.post("/subjects/erase", status_code=201, responses=errors(403, 404, 409, 422),
+@router.post("/subjects/erase", status_code=201, responses=errors(400, 403, 404, 409, 422),
              dependencies=[needs(P.SUBJECTS_ERASE)])
 async def erase_subject(body: EraseIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """Erase the person for good; answers the certificate. Erasing them again answers the same one."""
@@ -66,7 +66,9 @@ async def erasure_certificate(certificate_id: str, unit: ReadUnit, download: boo
         "Content-Disposition": f'attachment; filename="erasure-certificate-{view["id"]}.json"'})
 
 
-@router.post("/subjects/erase-bulk/preview", responses=errors(403, 404, 422), dependencies=[needs(P.SUBJECTS_ERASE)])
+@router.post(
+    "/subjects/erase-bulk/preview", responses=errors(400, 403, 404, 422), dependencies=[needs(P.SUBJECTS_ERASE)]
+)
 async def erase_bulk_preview(body: BulkPreviewIn, state: StateDep, unit: ReadUnit) -> dict[str, Any]:
     """How many visitors of the site have had no activity since ``before``, and what would go."""
     return await bulk.bulk_preview(state.rt, unit.uow, unit.actor, body.site_id, body.before)
