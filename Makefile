@@ -72,6 +72,7 @@ bench: install-dev
 	$(PY) -m bench.subject_render
 	$(PY) -m bench.erasure
 	$(PY) -m bench.subject_export --formats json,csv,xlsx,pdf
+	$(PY) -m bench.find
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

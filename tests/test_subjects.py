@@ -24,10 +24,15 @@ from sqlalchemy import text
 from confide.core import clock, crypto
 from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
+from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests.schemas import RequestIn, StaffRequestIn
 from confide.prospects import service as prospects
 from confide.prospects.schemas import ProspectIn
 from confide.redaction import service as redaction
 from confide.redaction.schemas import PolicyIn
+from confide.retention import service as retention
+from confide.retention.categories import OTHER_CLASSES
+from confide.retention.schemas import PolicyIn as RetentionPolicyIn
 from confide.subjects import delivery, export, find
 from confide.subjects.schemas import ExportIn, FindIn
 from confide.verified import service as verified
@@ -85,6 +90,8 @@ def canaries(tag: str, digits: str) -> dict[str, str]:
         "company": f"Company{tag}",
         "notes": f"Notes{tag}",
         "user": f"user-{tag.lower()}",
+        "request": f"Request{tag} details",
+        "outcome": f"Outcome{tag} sent",
     }
 
 
@@ -118,6 +125,12 @@ async def seed(rt: Runtime, client: httpx.AsyncClient, world: World, tag: str, d
             id=crypto.new_id(), workspace_id=world.workspace_id, site_id=world.site_id, subject_id=vid,
             external_id_bidx=verified.external_id_term(rt, world.workspace_id, world.site_id, c["user"]),
             created_at=clock.now(), last_verified_at=clock.now()))
+    async with rt.db.unit_of_work() as uow:  # an access request, entered by staff and handled
+        made = await privacy_requests.create_by_staff(rt, uow, admin, StaffRequestIn(
+            type="access", email=c["email"], details=c["request"], channel="letter"))
+        await privacy_requests.verify_by_staff(rt, uow, admin, made["id"], "called back")
+        await privacy_requests.start(rt, uow, admin, made["id"])
+        await privacy_requests.complete(rt, uow, admin, made["id"], outcome=c["outcome"])
     async with rt.db.unit_of_work(readonly=True) as uow:
         offline_visitor = (await uow.session.execute(
             text("select visitor_id from offline_requests where id = :id"), {"id": left["id"]})).scalar_one()
@@ -157,12 +170,12 @@ def _visitors_of(person: dict[str, Any]) -> set[str]:
 
 
 # ---------------------------------------------------------------- find
-@pytest.mark.parametrize("by", ["email", "phone", "name", "visitor", "verified"])
+@pytest.mark.parametrize("by", ["email", "phone", "name", "visitor", "verified", "word"])
 async def test_find_groups_the_visits_of_one_person(rt: Runtime, world: World, people: Any, by: str) -> None:
     first, _second = people
     c = first["canaries"]
     value = {"email": c["email"].upper(), "phone": c["phone"].replace(" ", ""), "name": c["name"].lower(),
-             "visitor": first["visitor_id"], "verified": c["user"]}[by]
+             "visitor": first["visitor_id"], "verified": c["user"], "word": c["message"].upper()}[by]
     (person,) = await _find(rt, world, by, value)
     # The chat's visitor and the offline request's (same e-mail) are one person.
     assert set(person.visitor_ids) == _visitors_of(first)
@@ -177,7 +190,40 @@ async def test_find_groups_the_visits_of_one_person(rt: Runtime, world: World, p
     assert stores["prospects"] == 1
     assert stores["consent_records"] >= 2
     assert stores["verified_identities"] == 1
+    assert stores["privacy_requests"] == 1
     assert {v["email"] for v in view["visits"]} == {c["email"]}
+
+
+async def test_find_by_words_said_in_a_chat(rt: Runtime, world: World, people: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = people
+    # "hello" is in both people's first message; with the canary word only the first.
+    both = await _find(rt, world, "word", "Hello")
+    assert {frozenset(p.visitor_ids) for p in both} == {frozenset(_visitors_of(first)), frozenset(_visitors_of(second))}
+    (one,) = await _find(rt, world, "word", f"hello {first['canaries']['reply']}")  # the operator's words count too
+    assert set(one.visitor_ids) == _visitors_of(first)
+    assert await _find(rt, world, "word", "hello nowhere-said-qzx") == []
+    with pytest.raises(DomainError, match="two letters"):
+        await _find(rt, world, "word", "a ! 1")
+    monkeypatch.setattr(find, "MAX_PERSONS", 1)
+    with pytest.raises(DomainError, match="narrow the search"):
+        await _find(rt, world, "word", "hello")
+
+
+async def test_a_request_links_a_visit_that_gave_another_email_to_the_person(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    await set_status(rt, world.operator_id)
+    started = await start_chat(client, world, {"name": "Zed Qzxanon", "email": "zed.work@example.com"})
+    async with rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, world.site_id)
+        assert site is not None
+        await privacy_requests.create_by_requester(
+            rt, uow, site, RequestIn(type="access", email="zed.qzx@example.com"), channel="widget",
+            visitor_id=started["visitor_id"])
+    (person,) = await _find(rt, world, "email", "Zed.Qzx@example.com")
+    assert person.visitor_ids == (started["visitor_id"],)
+    assert {s["key"]: s["count"] for s in person.view()["stores"]}["privacy_requests"] == 1
 
 
 async def test_each_result_shown_is_in_the_read_access_log(rt: Runtime, world: World, people: Any) -> None:
@@ -256,8 +302,12 @@ async def test_the_export_holds_every_canary_of_the_person_and_none_of_the_other
     assert original["text"] == f"my card is {first['canaries']['card']}"
     assert first["canaries"]["card"] not in json.dumps(transcript)  # the message itself holds it masked
     assert "pseudonymous" not in facts["categories"]
-    assert {"chat", "offline_request", "visitor_activity", "prospect", "consent"} <= {
+    assert {"chat", "offline_request", "visitor_activity", "prospect", "consent", "privacy_request"} <= {
         r["category"] for r in facts["retention"]}
+    (request,) = sections["privacy_requests"]["rows"]  # decrypted under the request's own key
+    assert (request["type"], request["state"], request["email"]) == ("access", "done", first["canaries"]["email"])
+    assert [e["kind"] for e in sections["privacy_request_events"]["rows"]] == ["received", "verified", "started",
+                                                                                "done"]
     assert {r["right"] for r in facts["rights"]} >= {"access", "erasure", "rectification", "portability"}
 
 
@@ -289,6 +339,23 @@ async def test_every_format_holds_every_canary_of_the_person_and_none_of_the_oth
     for what, value in second["canaries"].items():
         assert squash(value) not in found, (fmt, what)
     assert first["canaries"]["email"] not in delivered.filename
+
+
+async def test_the_retention_facts_are_the_periods_in_force_on_the_person_s_site(
+    rt: Runtime, world: World, people: Any
+) -> None:
+    first, _ = people
+    (person,) = await _find(rt, world, "email", first["canaries"]["email"])
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:
+        await retention.set_policy(rt, uow, admin, RetentionPolicyIn(scope=world.site_id, category="chats", days=90))
+        await retention.set_policy(rt, uow, admin, RetentionPolicyIn(scope="workspace", category="offline", days=730))
+    periods = {r["category"]: r["period"] for r in (await _package(rt, world, list(person.visitor_ids)))["facts"][
+        "retention"]}
+    assert periods["chat"] == "90 days after the chat's close, then deleted"  # the site's own period
+    assert periods["offline_request"] == "2 years (730 days) after the request's receipt, then deleted"
+    assert periods["visitor_activity"].endswith("after the page view, then deleted")  # the configured default
+    assert periods["privacy_request"] == OTHER_CLASSES["privacy_request"]  # no period governs it
 
 
 async def test_the_controller_comes_from_the_settings(rt: Runtime, world: World, people: Any) -> None:

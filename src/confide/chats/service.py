@@ -532,6 +532,29 @@ async def search(
     return [await summary_view(rt, uow, conv) for conv in rows], total
 
 
+def visitor_ids_saying(rt: Runtime, workspace_id: str, text: str, *, limit: int) -> Any:
+    """A select of at most ``limit`` distinct visitor ids of the workspace whose chats hold every
+    word of ``text`` (through ``conversation_terms``: keyed, never plaintext). Written as a join
+    from the first term plus an existence test per further term, so that it streams along the
+    term's primary-key range and stops at ``limit``, however many chats say a common word."""
+    terms = list(dict.fromkeys(rt.bidx.text_terms(workspace_id, "msg", text)))
+    if not terms:
+        raise Invalid("value: search for words of at least two letters")
+    first = _TERMS.alias("t0")
+    stmt = (
+        select(Conversation.visitor_id)
+        .select_from(first.join(Conversation, Conversation.id == first.c.conversation_id))
+        .where(first.c.term == terms[0], Conversation.workspace_id == workspace_id)
+    )
+    for i, term in enumerate(terms[1:], start=1):
+        other = _TERMS.alias(f"t{i}")
+        stmt = stmt.where(
+            select(other.c.term).where(other.c.term == term, other.c.conversation_id == first.c.conversation_id)
+            .exists()
+        )
+    return stmt.distinct().limit(limit)
+
+
 async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict[str, Any]:
     view = await operator_view(rt, uow, conv)
     operator_name = None

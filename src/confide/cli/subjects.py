@@ -53,16 +53,17 @@ def find_command(
     name: Annotated[str | None, typer.Option("--name")] = None,
     visitor: Annotated[str | None, typer.Option("--visitor", help="A visitor id")] = None,
     verified: Annotated[str | None, typer.Option("--verified", help="A site's user id (verified identity)")] = None,
+    word: Annotated[str | None, typer.Option("--word", help="Words said in a chat")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> None:
-    """Find a person by one of --email, --phone, --name, --visitor or --verified; visits sharing an
+    """Find a person by one of --email, --phone, --name, --visitor, --verified or --word; visits sharing an
     e-mail or a verified identity are grouped into one person, with the rows held per store."""
     from confide.cli.main import _run
 
     given = {k: v for k, v in (("email", email), ("phone", phone), ("name", name), ("visitor", visitor),
-                               ("verified", verified)) if v is not None}
+                               ("verified", verified), ("word", word)) if v is not None}
     if len(given) != 1:
-        raise _bad("give exactly one of --email, --phone, --name, --visitor, --verified")
+        raise _bad("give exactly one of --email, --phone, --name, --visitor, --verified, --word")
     ((by, value),) = given.items()
     try:
         query = FindIn(by=by, value=value)  # type: ignore[arg-type]

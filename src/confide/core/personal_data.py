@@ -153,6 +153,23 @@ Scalar = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
+class WrappedKey:
+    """A data key kept in a row of its own rather than in ``subject_keys`` (a data-subject request,
+    which often comes from someone who is no visitor): the ``wrapped_key`` column of the ``table``
+    row whose ``id`` is the exported row's ``id_column``, unwrapped under the master key with the
+    associated data ``aad`` (a template over that row's ``id``: ``"privacy_request:{id}"``)."""
+
+    table: str
+    id_column: str
+    aad: str
+
+    def ref(self, row: Mapping[str, Any]) -> str:
+        """The exported row's name for its key (``"<table>:<id>"``), ``""`` when it names none."""
+        ident = row.get(self.id_column)
+        return f"{self.table}:{ident}" if ident else ""
+
+
+@dataclass(frozen=True)
 class Out:
     """How one column of a table appears in a subject's export.
 
@@ -161,12 +178,14 @@ class Out:
     row's columns (``"messages.body:{id}"``); ``key``: ``None`` when it is encrypted under the
     key of the subject being exported, else the column holding the subject id of the key it is
     encrypted under (``"subject_id"``: a prospect entered by hand has a key of its own);
+    ``wrapped``: instead of a subject key, a key wrapped in a row (``WrappedKey``);
     ``json``: the plaintext is JSON (``DataKey.encrypt_json``)."""
 
     name: str
     aad: str | None = None
     key: str | None = None
     json: bool = False
+    wrapped: WrappedKey | None = None
 
 
 # A domain's own step for a format a declaration cannot say: the decrypted row (output names ->
@@ -193,10 +212,11 @@ def out(*names: str) -> dict[str, Out]:
 
 
 def sealed(table: str, column: str, *, name: str | None = None, key: str | None = None,
-           json: bool = False) -> dict[str, Out]:
+           json: bool = False, wrapped: WrappedKey | None = None) -> dict[str, Out]:
     """The usual encrypted column ``<column>_enc`` of ``table``, encrypted with the associated data
     ``"<table>.<column>:<row id>"`` (what the domains write): ``{"<column>_enc": Out(...)}``."""
-    return {f"{column}_enc": Out(name or column, aad=f"{table}.{column}:{{id}}", key=key, json=json)}
+    return {f"{column}_enc": Out(name or column, aad=f"{table}.{column}:{{id}}", key=key, json=json,
+                                 wrapped=wrapped)}
 
 
 @dataclass(frozen=True)
@@ -406,8 +426,12 @@ def export_problems(registry: Mapping[str, Table], metadata: MetaData) -> list[s
             encrypted = isinstance(kind, Personal) and kind.storage is Storage.ENCRYPTED
             if encrypted and not how.aad:
                 problems.append(f"{name}.{column}: encrypted but its export gives no associated data")
-            if not encrypted and (how.aad or how.key or how.json):
+            if not encrypted and (how.aad or how.key or how.json or how.wrapped):
                 problems.append(f"{name}.{column}: not encrypted but its export says how to decrypt it")
+            if how.key is not None and how.wrapped is not None:
+                problems.append(f"{name}.{column}: names both a subject key column and a wrapped key")
+            if how.wrapped is not None:
+                problems.extend(f"{name}.{column}: {p}" for p in _wrapped_problems(how.wrapped, columns, metadata))
             if how.aad:
                 try:
                     fields = _format_fields(how.aad)
@@ -418,6 +442,23 @@ def export_problems(registry: Mapping[str, Table], metadata: MetaData) -> list[s
                     problems.append(f"{name}.{column}: associated data names missing column {f!r}")
             if how.key is not None and how.key not in columns:
                 problems.append(f"{name}.{column}: key column {how.key!r} does not exist")
+    return problems
+
+
+def _wrapped_problems(w: WrappedKey, columns: set[str], metadata: MetaData) -> list[str]:
+    problems = []
+    if w.id_column not in columns:
+        problems.append(f"wrapped key's id column {w.id_column!r} does not exist")
+    holder = metadata.tables.get(w.table)
+    if holder is None:
+        problems.append(f"wrapped key's table {w.table!r} does not exist")
+    elif "wrapped_key" not in holder.c or "id" not in holder.c:
+        problems.append(f"wrapped key's table {w.table!r} has no id and wrapped_key columns")
+    try:
+        if _format_fields(w.aad) != {"id"}:
+            problems.append(f"wrapped key's associated data {w.aad!r} must name exactly {{id}}")
+    except ValueError:
+        problems.append(f"malformed wrapped key associated data {w.aad!r}")
     return problems
 
 

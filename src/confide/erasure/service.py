@@ -17,7 +17,10 @@
    time) and, after the commit, every node is told to forget them (``KeysDestroyed``); the
    erased chats' sockets are told and closed (``ConversationErased``);
 6. keyed tombstones (visitor id, e-mail blind index, verified identity), the certificate, a
-   ``subject.erased`` job in the outbox for integrations and the audit row (ids only).
+   ``subject.erased`` job in the outbox for integrations and the audit row (ids only);
+7. a ``request_id`` naming one of the workspace's erasure requests in progress gets the
+   certificate (``privacy_requests.service.record_fulfilment``); such a request in another state
+   refuses the erasure. Any other reference (a ticket number) is kept on the certificate only.
 
 On SQLite the deletes run with ``PRAGMA secure_delete`` (freed space is zeroed) and, after the
 commit, the WAL is checkpointed and truncated: the erased values are in neither file any more.
@@ -54,6 +57,7 @@ from confide.erasure import stats, tombstones
 from confide.erasure.models import Certificate, Tombstone
 from confide.permissions.access import access_visitors_to_erase
 from confide.permissions.policy import Permission, allows_any
+from confide.privacy_requests import service as privacy_requests
 from confide.realtime import events
 from confide.retention import service as retention
 
@@ -114,10 +118,13 @@ def _condition(table: SqlTable, per_subject: list[dict[str, ColumnElement[bool]]
 
 
 def _anonymised(table: SqlTable) -> list[str]:
-    """The visitor columns of ``table`` to set to NULL instead of deleting the row (empty: delete)."""
+    """The visitor columns of ``table`` to set to NULL instead of deleting the row (empty: delete):
+    a table whose visitor columns all say ``ANONYMISE``, or ``DESTROY_KEY`` for a data key kept in
+    the row itself (a data-subject request's: NULL is its destruction)."""
     entry = privacy_registry.REGISTRY[table.name]
     kinds = {c: k for c, k in entry.columns.items() if isinstance(k, Personal) and k.subject == "visitor"}
-    if kinds and all(k.erasure is Erasure.ANONYMISE for k in kinds.values()):
+    ways = {k.erasure for k in kinds.values()}
+    if Erasure.ANONYMISE in ways and ways <= {Erasure.ANONYMISE, Erasure.DESTROY_KEY}:
         return sorted(kinds)
     return []
 
@@ -235,6 +242,8 @@ async def erase(
     await _held(uow, workspace_id, ids, plan.conversations)
     now = clock.now()
     cert = await _certificate(uow, actor, workspace_id, request, reason, certificate_id, now)
+    if request is not None and certificate_id is None:  # the request it answers, if it is one of ours
+        await privacy_requests.record_fulfilment(rt, uow, actor, workspace_id, request, ids, certificate_id=cert.id)
 
     await stats.fold_conversations(uow, plan.conversations)
     counts: dict[str, int] = {}

@@ -17,13 +17,18 @@ from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
     Erasure,
+    Export,
     Hop,
+    Out,
     Personal,
     Reach,
     Storage,
     Table,
+    WrappedKey,
     not_personal,
+    out,
     reach,
+    sealed,
 )
 
 _N = NOT_PERSONAL
@@ -36,6 +41,10 @@ def _data(category: Category, storage: Storage = Storage.ENCRYPTED, *, exported:
           erasure: Erasure = Erasure.ANONYMISE) -> Personal:
     return Personal(category, "visitor", PURPOSE, BASIS, "privacy_request", storage, erasure, exported, _NOTE)
 
+
+# A request's values are encrypted under the request's own key (``models``), not a subject key.
+_OWN_KEY = WrappedKey("privacy_requests", "id", "privacy_request:{id}")
+_PARENT_KEY = WrappedKey("privacy_requests", "request_id", "privacy_request:{id}")
 
 _BY_EMAIL = Reach("visitor", "id", via=(Hop("email_bidx", "visitors", key="email_bidx"),))
 _BY_LINK = Reach("visitor", "visitor_id", via=(Hop("id", "privacy_request_visitors", key="request_id"),))
@@ -56,9 +65,16 @@ TABLES: dict[str, Table] = {
             "details_enc": _data(Category.CONTENT),
             "wrapped_key": _data(Category.KEY, exported=False, erasure=Erasure.DESTROY_KEY),
         },
-        # Not in the export yet: a request's values are encrypted under a key wrapped in its own row
-        # (not a subject key), which the registry's export cannot name yet (next step of issue 8).
-        not_exported="encrypted under the request's own in-row key; not in the export package yet",
+        export=Export(
+            "Your requests about your data",
+            100,
+            {
+                **out("id", "type", "channel", "state", "received_at", "due_at", "extended_months", "verified_at",
+                      "closed_at"),
+                **sealed("privacy_requests", "email", wrapped=_OWN_KEY),
+                **sealed("privacy_requests", "details", wrapped=_OWN_KEY),
+            },
+        ),
         reach=(_BY_EMAIL, _BY_LINK),
     ),
     "privacy_request_visitors": Table(
@@ -70,7 +86,14 @@ TABLES: dict[str, Table] = {
             **not_personal("id", "request_id", "seq", "at", "kind", "actor_type", "actor_id"),
             "note_enc": _data(Category.CONTENT),
         },
-        not_exported="encrypted under the request's own in-row key; not in the export package yet",
+        export=Export(
+            "How your requests were handled",
+            110,
+            {
+                **out("request_id", "seq", "at", "kind"),
+                "note_enc": Out("note", aad="privacy_request_events.note:{id}", wrapped=_PARENT_KEY),
+            },
+        ),
         reach=(
             Reach("visitor", "id", via=(Hop("request_id", "privacy_requests"),
                                         Hop("email_bidx", "visitors", key="email_bidx"))),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import weakref
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -474,8 +475,8 @@ async def complete(
         raise Invalid("describe the outcome")
     row.state = "done"
     row.closed_at = clock.now()
-    row.export_id = export_id
-    row.certificate_id = certificate_id
+    row.export_id = export_id or row.export_id  # recorded already when the export was sent (record_fulfilment)
+    row.certificate_id = certificate_id or row.certificate_id
     await uow.session.flush()
     detail: dict[str, Any] = {"late": row.closed_at > row.due_at}
     if export_id:
@@ -484,6 +485,58 @@ async def complete(
         detail["certificate_id"] = certificate_id
     await _step(rt, uow, row, "done", actor=actor, note=outcome, detail=detail)
     return await view(rt, uow, row)
+
+
+# Which requests an export sent to the person, or an erasure certificate, fulfils.
+FULFILLED_BY = {"export": ("access", "portability"), "certificate": ("erasure",)}
+
+
+async def record_fulfilment(
+    rt: Runtime,
+    uow: UnitOfWork,
+    actor: OperatorActor | None,
+    workspace_id: str,
+    request_id: str,
+    visitor_ids: Iterable[str],
+    *,
+    export_id: str | None = None,
+    certificate_id: str | None = None,
+) -> bool:
+    """Link the export link sent to the person (``export_id``) or the erasure certificate
+    (``certificate_id``) to the request it answers, with a timeline step, inside the caller's unit
+    (the erasure's own transaction: a request in the wrong state refuses the erasure itself).
+    ``False``: ``request_id`` names no request of the workspace (an erasure may cite an outside
+    reference, a ticket number). At least one of ``visitor_ids`` (whom the export or the erasure
+    was about) must be linked to the request: an export or an erasure of someone else answers
+    nobody's request. The caller has checked the permission of what it did."""
+    if (export_id is None) == (certificate_id is None):
+        raise ValueError("give exactly one of export_id and certificate_id")
+    row = await uow.session.scalar(
+        select(PrivacyRequest)
+        .where(PrivacyRequest.id == request_id, PrivacyRequest.workspace_id == workspace_id)
+        .with_for_update()
+    )
+    if row is None:
+        return False
+    what = "export" if export_id is not None else "certificate"
+    if row.type not in FULFILLED_BY[what]:
+        done = "an export" if export_id is not None else "an erasure"
+        raise Conflict(f"this is a request for {row.type}: {done} does not answer it")
+    if row.state != "in_progress":
+        raise Conflict(f"the request is {_state(row)}: start work on it first")
+    linked = (await _linked_visitors(uow, [row.id]))[row.id]
+    if not set(linked) & set(visitor_ids):
+        raise Conflict("none of these visits is linked to the request (verify the requester's identity first)")
+    detail: dict[str, Any]
+    if export_id is not None:
+        row.export_id = export_id
+        kind, detail = "export_sent", {"export_id": export_id}
+    else:
+        row.certificate_id = certificate_id
+        kind, detail = "erased", {"certificate_id": certificate_id}
+    await uow.session.flush()
+    await _step(rt, uow, row, kind, actor=actor, detail=detail)
+    return True
 
 
 async def refuse(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, request_id: str, *, reason: str) -> dict[str, Any]:
@@ -502,6 +555,18 @@ async def refuse(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, request_id:
 
 
 # ---------------------------------------------------------------- views
+def visitor_ids_by_email(workspace_id: str, email_bidx: str) -> Select[Any]:
+    """The visitors linked to the workspace's requests made from the e-mail with this blind index
+    (the widget's own visitor, or those matched once the requester proved the address): Find a
+    person joins them to whoever gave that address."""
+    return (
+        select(PrivacyRequestVisitor.visitor_id)
+        .join(PrivacyRequest, PrivacyRequest.id == PrivacyRequestVisitor.request_id)
+        .where(PrivacyRequest.workspace_id == workspace_id, PrivacyRequest.email_bidx == email_bidx)
+        .distinct()
+    )
+
+
 async def _linked_visitors(uow: UnitOfWork, request_ids: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {i: [] for i in request_ids}
     if not request_ids:

@@ -53,6 +53,8 @@ OTHER_CLASSES: dict[str, str] = {
     "account": "while the staff account exists (then anonymised)",
     "objection": "as long as the objection stands",
     "legal_hold": "until the hold is lifted",
+    "privacy_request": "kept as proof of how the request was handled (Art. 5(2)); the requester's e-mail, "
+                       "details and notes are cleared when the person is erased",
 }
 
 MAX_DAYS = 36500  # a hundred years: anything longer is "keep forever" (0)

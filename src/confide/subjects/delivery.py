@@ -27,9 +27,10 @@ from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.core import clock, crypto, mail
 from confide.core.db import UnitOfWork
-from confide.core.errors import DomainError, Invalid
+from confide.core.errors import DomainError, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission
+from confide.privacy_requests import service as privacy_requests
 from confide.subjects import export
 from confide.subjects.find import check_person
 from confide.subjects.models import ExportLink
@@ -104,6 +105,10 @@ async def send_link(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, body: Ex
     )
     uow.session.add(link)
     await uow.session.flush()
+    if body.request_id is not None and not await privacy_requests.record_fulfilment(
+        rt, uow, actor, actor.workspace_id, body.request_id, body.visitor_ids, export_id=link.id
+    ):
+        raise NotFound("request not found")
     url = f"{base_url.rstrip('/')}{PATH}{token}"
     days = rt.settings.export_link_ttl_h / 24
     until = expires.strftime("%d %B %Y, %H:%M UTC")

@@ -36,16 +36,19 @@ from confide.core import clock
 from confide.core.crypto import DataKey
 from confide.core.db import Base, UnitOfWork
 from confide.core.errors import Invalid, NotFound
-from confide.core.personal_data import Category, Export, Personal, Subject, export_sections
+from confide.core.personal_data import Category, Export, Personal, Subject, WrappedKey, export_sections
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission
+from confide.retention import categories as retention_categories
+from confide.retention import service as retention
 from confide.subjects import render
 from confide.subjects.find import check_person
 from confide.subjects.schemas import FORMATS, ExportIn
 
 SCHEMA = "confide.subject-export/1"
 
-# What each retention class keeps, until the retention settings (issue 8 point 7) say it per site.
+# What each retention class keeps when no retention period governs it (``retention.categories``
+# maps the others to the periods set per site, which ``gather`` reads).
 RETENTION_PERIODS: dict[str, str] = {
     "chat": "as long as the site's retention period for conversations, then deleted",
     "offline_request": "as long as the site's retention period for offline requests, then deleted",
@@ -94,6 +97,7 @@ class Gathered:
     sites: dict[str, str] = field(default_factory=dict)
     operators: dict[str, str] = field(default_factory=dict)
     purposes: list[dict[str, str]] = field(default_factory=list)  # the workspace's consent purposes
+    periods: dict[str, str] = field(default_factory=dict)  # retention class -> how long, in words
 
 
 def _sections() -> list[tuple[str, Export]]:
@@ -164,6 +168,7 @@ async def gather(
             got.keys[subject_id] = await rt.keyring.get(session, subject_id)
         except NotFound:  # destroyed (erased): its ciphertexts are unreadable, shown as null
             got.keys[subject_id] = None
+    await _wrapped_keys(rt, uow, got, sections)
     site_ids = {row.get("site_id") for rows in got.rows.values() for _v, row in rows if row.get("site_id")}
     s = _t("sites")
     if site_ids:
@@ -176,6 +181,7 @@ async def gather(
         got.operators = {r.id: r.name for r in (await session.execute(
             select(o.c.id, o.c.name).where(o.c.workspace_id == workspace_id, o.c.id.in_(senders))
         )).all()}
+    got.periods = await _periods(rt, uow, workspace_id, got.rows.keys(), got.sites)
     cp = _t("consent_purposes")
     got.purposes = [
         {"name": r.name, "lawful_basis": r.lawful_basis, "recipients": r.recipients or "",
@@ -186,6 +192,60 @@ async def gather(
         )).all()
     ]
     return got
+
+
+async def _periods(rt: Runtime, uow: UnitOfWork, workspace_id: str, tables: Iterable[str],
+                   sites: Mapping[str, str]) -> dict[str, str]:
+    """How long each retention class of the person's data is kept, from the periods in force on the
+    sites their data came from (``retention.service``): one sentence per class."""
+    classes = {
+        kind.retention for name in tables for kind in privacy_registry.REGISTRY[name].columns.values()
+        if isinstance(kind, Personal) and kind.subject == "visitor"
+    }
+    found = await retention.overrides(uow, workspace_id)
+    out: dict[str, str] = {}
+    for cls in sorted(classes):
+        category = retention_categories.category_of_class(cls)
+        if category is None:
+            continue
+        info = retention_categories.INFO[category]
+        scopes: list[tuple[str | None, str]] = sorted(sites.items(), key=lambda item: item[1]) or [(None, "")]
+        per_site = [(name, retention.resolve(rt.settings, found, site_id, category)[0]) for site_id, name in scopes]
+        if len({days for _n, days in per_site}) == 1:
+            days = per_site[0][1]
+            out[cls] = _period_text(days, info.counts_from)
+        else:
+            out[cls] = "; ".join(f"on {name}: {_period_text(days, info.counts_from)}" for name, days in per_site)
+    return out
+
+
+def _period_text(days: int, counts_from: str) -> str:
+    if days <= 0:
+        return "kept until you ask us to erase it"
+    return f"{retention_categories.describe(days)} after {counts_from}, then deleted"
+
+
+async def _wrapped_keys(rt: Runtime, uow: UnitOfWork, got: Gathered, sections: Sequence[tuple[str, Export]]) -> None:
+    """The keys kept in rows of their own (``WrappedKey``: a data-subject request's) that the
+    gathered rows name, unwrapped under ``got.keys["<table>:<id>"]`` (``None``: destroyed)."""
+    wanted: dict[WrappedKey, set[str]] = {}
+    for name, spec in sections:
+        for how in spec.columns.values():
+            w = how.wrapped
+            if w is not None:
+                wanted.setdefault(w, set()).update(
+                    row[w.id_column] for _v, row in got.rows.get(name, []) if row.get(w.id_column)
+                )
+    for w, ids in wanted.items():
+        holder = _t(w.table)
+        found = {r.id: r.wrapped_key for r in (await uow.session.execute(
+            select(holder.c.id, holder.c.wrapped_key).where(holder.c.id.in_(sorted(ids)))
+        )).all()}
+        for ident in sorted(ids):
+            wrapped = found.get(ident)
+            got.keys[f"{w.table}:{ident}"] = (
+                rt.keyring.wrapper.unwrap(bytes(wrapped), w.aad.format(id=ident)) if wrapped is not None else None
+            )
 
 
 # ---------------------------------------------------------------- 2. build (CPU, off the loop)
@@ -205,7 +265,10 @@ def _row_out(name: str, spec: Export, subject_id: str, row: Mapping[str, Any], k
     for column, how in spec.columns.items():
         value = row.get(column)
         if how.aad and value is not None:
-            key = keys.get(row[how.key] if how.key else subject_id)
+            if how.wrapped is not None:
+                key = keys.get(how.wrapped.ref(row))
+            else:
+                key = keys.get(row[how.key] if how.key else subject_id)
             if key is None:
                 value = None
             else:
@@ -257,7 +320,8 @@ def _facts(got: Gathered, held_tables: Iterable[str]) -> dict[str, Any]:
         "categories": sorted(categories),
         "recipients": recipients,
         "retention": [
-            {"category": c, "period": RETENTION_PERIODS.get(c, "as set in the controller's retention policy")}
+            {"category": c, "period": got.periods.get(c) or RETENTION_PERIODS.get(
+                c, retention_categories.OTHER_CLASSES.get(c, "as set in the controller's retention policy"))}
             for c in sorted(retention)
         ],
         "source": (

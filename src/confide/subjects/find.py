@@ -9,7 +9,12 @@ Lookups (all within the actor's workspace, all by keyed HMAC, never by plaintext
 - name: every word's term in ``visitor_terms`` (as Stored Chats' visitor filter) and in
   ``prospect_terms``;
 - visitor id: that visitor of the workspace;
-- verified: the site's user id, as ``verified_identities.external_id_bidx`` of each site.
+- verified: the site's user id, as ``verified_identities.external_id_bidx`` of each site;
+- word: words said in a chat (``conversation_terms``, as Stored Chats' text filter), the visitors
+  of those chats; refused when more than ``MAX_PERSONS`` people said them (add words).
+
+A data-subject request names the visitors it was linked to (``privacy_request_visitors``): found
+by the request's e-mail, they join the person even when their own visit gave another address.
 
 Then the group is closed over shared e-mail indexes and verified identities (a bounded number of
 rounds), and every store's rows of each visitor are counted by walking the registry
@@ -28,17 +33,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, or_, select
 
 from confide import privacy_registry
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
+from confide.chats import service as chats
 from confide.core.db import Base, UnitOfWork
 from confide.core.errors import Invalid, NotFound
 from confide.core.personal_data import Subject, export_sections
 from confide.core.runtime import Runtime
 from confide.permissions import scope
 from confide.permissions.policy import Permission, require
+from confide.privacy_requests import service as privacy_requests
 from confide.subjects.schemas import MAX_VISITORS, FindIn
 from confide.verified import service as verified
 from confide.visitors import service as visitors
@@ -96,6 +103,7 @@ async def _seeds(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: Find
         )).all()
         found |= {r.visitor_id for r in rows if r.visitor_id}
         prospects |= {r.id for r in rows if not r.visitor_id}
+        found |= set((await session.scalars(privacy_requests.visitor_ids_by_email(workspace_id, digest))).all())
     elif query.by == "phone":
         if visitors.phone_term(rt, workspace_id, value) is None:
             raise Invalid("value: a phone number has at least three digits")
@@ -117,6 +125,11 @@ async def _seeds(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: Find
         )).all()
         found |= {r.visitor_id for r in rows if r.visitor_id}
         prospects |= {r.id for r in rows if not r.visitor_id}
+    elif query.by == "word":  # words the person wrote or was written in a chat
+        said = (await session.scalars(chats.visitor_ids_saying(rt, workspace_id, value, limit=MAX_PERSONS + 1))).all()
+        if len(said) > MAX_PERSONS:
+            raise Invalid(f"more than {MAX_PERSONS} people's chats hold these words: add words to narrow the search")
+        found |= set(said)
     elif query.by == "visitor":
         found |= set((await session.scalars(select(v.c.id).where(in_ws, v.c.id == value))).all())
     else:  # verified: the site's own user id, on each site of the workspace
@@ -189,13 +202,14 @@ async def _counts(uow: UnitOfWork, visitor_ids: Iterable[str], prospect_ids: Ite
     counts: dict[str, int] = {}
     for name, _spec in export_sections(privacy_registry.REGISTRY):
         counts[name] = 0
-    for vid in visitor_ids:
-        conditions = privacy_registry.conditions_of(Subject("visitor", vid))
-        for name in counts:
-            cond = conditions.get(name)
-            if cond is not None:
-                stmt = select(func.count()).select_from(_t(name)).where(cond)
-                counts[name] += int(await uow.session.scalar(stmt) or 0)
+    # One count per table over the person's visits together: a row several visits reach (a request
+    # found by the e-mail they share) is counted once.
+    per_visit = [privacy_registry.conditions_of(Subject("visitor", vid)) for vid in visitor_ids]
+    for name in counts:
+        conds = [c[name] for c in per_visit if name in c]
+        if conds:
+            stmt = select(func.count()).select_from(_t(name)).where(or_(*conds))
+            counts[name] += int(await uow.session.scalar(stmt) or 0)
     extra = list(prospect_ids)
     if extra:
         p = _t("prospects")

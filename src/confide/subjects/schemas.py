@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-SearchKind = Literal["email", "phone", "name", "visitor", "verified"]
+SearchKind = Literal["email", "phone", "name", "visitor", "verified", "word"]
 Format = Literal["json", "csv", "xlsx", "pdf"]
 FORMATS: tuple[str, ...] = ("json", "csv", "xlsx", "pdf")
-KINDS: tuple[str, ...] = ("email", "phone", "name", "visitor", "verified")
+KINDS: tuple[str, ...] = ("email", "phone", "name", "visitor", "verified", "word")
 MAX_VISITORS = 100  # visits in one person (and ids in one export request)
 
 Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
@@ -34,6 +34,9 @@ class ExportIn(BaseModel):
     prospect_ids: Annotated[list[VisitorId], Field(max_length=MAX_VISITORS)] = Field(default_factory=list)
     searched_by: SearchKind = "visitor"
     fmt: Format = "json"
+    # The data-subject request the export answers (access, portability): an e-mailed export is
+    # linked to it (``privacy_requests.service.record_fulfilment``).
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class CodeIn(BaseModel):

@@ -36,7 +36,8 @@ async def erase_preview(request: Request, actor: PageOperator, state: StateDep) 
                 counts = await erasure.preview(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids)
         except DomainError as exc:
             problem = exc.message
-    return render(request, "erasure.html", actor, nav="erasure", visitor_ids=ids, counts=counts,
+    reference = request.query_params.get("request", "")[:64]  # from a request's page: the request it answers
+    return render(request, "erasure.html", actor, nav="erasure", visitor_ids=ids, counts=counts, reference=reference,
                   total=sum(counts.values()), problem=problem, confirm_word=CONFIRM, reasons=erasure.REASONS,
                   status_code=404 if problem else 200)
 

@@ -33,6 +33,8 @@ from confide.privacy_requests.schemas import (
     RequestIn,
     StaffRequestIn,
 )
+from confide.subjects import delivery
+from confide.subjects.schemas import FORMATS, ExportIn
 from confide.web.api.deps import StateDep, operator_unit
 from confide.web.api.privacy_requests import limit_address
 from confide.web.dashboard.auth import PageOperator
@@ -65,6 +67,7 @@ DONE = {
     "extend": "The due date was extended and the requester was told by e-mail.",
     "complete": "The request is done.",
     "refuse": "The request was refused.",
+    "send_export": "The requester was e-mailed a single-use link to their export; it is linked to this request.",
 }
 _FILTER_KEYS = ("type", "state", "channel", "overdue", "due_before", "page")
 _LABELS = {"TYPES": TYPE_LABELS, "STATES": STATE_LABELS, "CHANNELS": CHANNEL_LABELS}
@@ -133,7 +136,7 @@ async def request_create(request: Request, state: StateDep, actor: PageOperator)
 async def request_page(request_id: str, request: Request, state: StateDep, actor: PageOperator) -> Response:
     async with operator_unit(request, write=True) as unit:
         req = await requests.open_request(state.rt, unit.uow, unit.actor, request_id, via="request_page")
-    return render(request, "request.html", actor, nav="requests", r=req, labels=_LABELS,
+    return render(request, "request.html", actor, nav="requests", r=req, labels=_LABELS, formats=FORMATS,
                   flash=DONE.get(request.query_params.get("done", "")))
 
 
@@ -154,6 +157,12 @@ async def _act(request: Request, state: StateDep, actor: PageOperator, request_i
             elif action == "complete":
                 done = CompleteIn(outcome=text(form, "outcome"))
                 await requests.complete(rt, uow, who, request_id, outcome=done.outcome)
+            elif action == "send_export":  # access / portability: the export, linked to the request
+                body = ExportIn(visitor_ids=[v for v in text(form, "visitor_ids").split(",") if v],
+                                searched_by="email", fmt=text(form, "fmt") or "json",  # type: ignore[arg-type]
+                                request_id=request_id)
+                base = rt.settings.public_url or str(request.base_url)
+                await delivery.send_link(rt, uow, who, body, base_url=base)
             else:
                 await requests.refuse(rt, uow, who, request_id, reason=ReasonIn(reason=text(form, "reason")).reason)
     except (ValidationError, ValueError) as exc:
@@ -176,7 +185,7 @@ def _action_route(action: str) -> None:
                          dependencies=[needs(P.SUBJECTS_EXPORT)])
 
 
-for _action in ("send_code", "verify", "start", "extend", "complete", "refuse"):
+for _action in ("send_code", "verify", "start", "extend", "complete", "refuse", "send_export"):
     _action_route(_action)
 
 

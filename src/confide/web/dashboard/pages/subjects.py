@@ -31,7 +31,7 @@ from confide.web.security import form_from_own_site
 router = APIRouter(include_in_schema=False)
 PATH = "/app/subjects"
 LABELS = {"email": "E-mail address", "phone": "Phone number", "name": "Name", "visitor": "Visitor id",
-          "verified": "Verified identity (the site's user id)"}
+          "verified": "Verified identity (the site's user id)", "word": "Words said in a chat"}
 FORMAT_LABELS = {"json": "JSON (machine-readable)", "csv": "CSV (zip)", "xlsx": "Excel", "pdf": "PDF"}
 
 
