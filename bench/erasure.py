@@ -17,20 +17,14 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import create_async_engine
-from tests import factories
-
 import confide.models  # noqa: F401 - every table
-from confide.config import Settings
+from bench.embedded import checkpoint, shop, sqlite_runtime
 from confide.core import clock, crypto
-from confide.core.broker import MemoryBroker
-from confide.core.db import Base
-from confide.core.runtime import Runtime, build_runtime
+from confide.core.runtime import Runtime
 from confide.erasure import service as erasure
 
 RESULTS = Path(__file__).resolve().parent / "results" / "erasure.json"
@@ -95,39 +89,23 @@ async def _person(rt: Runtime, workspace_id: str, site_id: str, dept_id: str, me
 
 
 async def measure(total: int, messages: int, conversations: int, rounds: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-        settings = Settings(data_dir=Path(tmp), database_url=url, master_key=crypto.generate_key(),
-                            log_level="warning", run_worker=False)
-        rt = build_runtime(settings, broker=MemoryBroker())
-        try:
+    async with sqlite_runtime("confide-bench-erasure-") as rt:
+        ws, site, dept = await shop(rt)
+        started = time.perf_counter()
+        await _fill(rt, ws.id, site.id, dept.id, total)
+        await checkpoint(rt)
+        filled_s = time.perf_counter() - started
+        times = []
+        for _ in range(rounds):
+            vid = await _person(rt, ws.id, site.id, dept.id, messages, conversations)
+            await checkpoint(rt)
+            t0 = time.perf_counter()
             async with rt.db.unit_of_work() as uow:
-                ws = await factories.workspace(uow)
-                site = await factories.site(uow, workspace_id=ws.id)
-                dept = await factories.department(uow, workspace_id=ws.id, site_id=site.id)
-            started = time.perf_counter()
-            await _fill(rt, ws.id, site.id, dept.id, total)
-            async with rt.db.engine.connect() as conn:  # the fill leaves the WAL, as a running server's checkpoints do
-                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            filled_s = time.perf_counter() - started
-            times = []
-            for _ in range(rounds):
-                vid = await _person(rt, ws.id, site.id, dept.id, messages, conversations)
-                async with rt.db.engine.connect() as conn:
-                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                t0 = time.perf_counter()
-                async with rt.db.unit_of_work() as uow:
-                    cert = await erasure.erase(rt, uow, None, ws.id, [vid], reason="staff")
-                times.append(time.perf_counter() - t0)
-                assert cert.counts.get("messages") == messages, cert.counts
-            return {"stored_messages": total, "fill_s": round(filled_s, 1), "erase_s": times,
-                    "median_s": round(statistics.median(times), 4)}
-        finally:
-            await rt.close()
+                cert = await erasure.erase(rt, uow, None, ws.id, [vid], reason="staff")
+            times.append(time.perf_counter() - t0)
+            assert cert.counts.get("messages") == messages, cert.counts
+        return {"stored_messages": total, "fill_s": round(filled_s, 1), "erase_s": times,
+                "median_s": round(statistics.median(times), 4)}
 
 
 def main() -> None:

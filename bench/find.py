@@ -20,21 +20,17 @@ import asyncio
 import json
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import create_async_engine
 from tests import factories
 
 import confide.models  # noqa: F401 - every table
+from bench.embedded import checkpoint, shop, sqlite_runtime
 from confide.auth.actors import OperatorActor
-from confide.config import Settings
 from confide.core import clock, crypto
-from confide.core.broker import MemoryBroker
-from confide.core.db import Base
-from confide.core.runtime import Runtime, build_runtime
+from confide.core.runtime import Runtime
 from confide.subjects import find
 from confide.subjects.schemas import FindIn
 from confide.users import sessions
@@ -117,38 +113,23 @@ async def _time(rt: Runtime, staff: OperatorActor, query: FindIn, expect: str, r
 
 
 async def measure(total: int, rounds: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-        settings = Settings(data_dir=Path(tmp), database_url=url, master_key=crypto.generate_key(),
-                            log_level="warning", run_worker=False)
-        rt = build_runtime(settings, broker=MemoryBroker())
-        try:
-            async with rt.db.unit_of_work() as uow:
-                ws = await factories.workspace(uow)
-                site = await factories.site(uow, workspace_id=ws.id)
-                dept = await factories.department(uow, workspace_id=ws.id, site_id=site.id)
-                admin = await factories.operator(rt, uow, workspace_id=ws.id, email="admin@shop.example",
-                                                 role="admin")
-            started = time.perf_counter()
-            await _fill(rt, ws.id, site.id, dept.id, total)
-            vid = await _target(rt, site, dept.id)
-            async with rt.db.engine.connect() as conn:  # as a running server's checkpoints leave it
-                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            filled_s = round(time.perf_counter() - started, 1)
-            async with rt.db.unit_of_work(readonly=True) as uow:
-                staff = await sessions.actor_for(uow, admin.id)
-            by_email = await _time(rt, staff, FindIn(by="email", value=TARGET_EMAIL), vid, rounds)
-            by_word = await _time(rt, staff, FindIn(by="word", value=TARGET_WORD), vid, rounds)
-            # A rare word with two of the most common ones: every term must match.
-            by_words = await _time(rt, staff, FindIn(by="word", value=f"word0 {TARGET_WORD} word1"), vid, rounds)
-            return {"stored_messages": total, "fill_s": filled_s, "email": by_email, "word": by_word,
-                    "words_with_common_ones": by_words}
-        finally:
-            await rt.close()
+    async with sqlite_runtime("confide-bench-find-") as rt:
+        ws, site, dept = await shop(rt)
+        async with rt.db.unit_of_work() as uow:
+            admin = await factories.operator(rt, uow, workspace_id=ws.id, email="admin@shop.example", role="admin")
+        started = time.perf_counter()
+        await _fill(rt, ws.id, site.id, dept.id, total)
+        vid = await _target(rt, site, dept.id)
+        await checkpoint(rt)
+        filled_s = round(time.perf_counter() - started, 1)
+        async with rt.db.unit_of_work(readonly=True) as uow:
+            staff = await sessions.actor_for(uow, admin.id)
+        by_email = await _time(rt, staff, FindIn(by="email", value=TARGET_EMAIL), vid, rounds)
+        by_word = await _time(rt, staff, FindIn(by="word", value=TARGET_WORD), vid, rounds)
+        # A rare word with two of the most common ones: every term must match.
+        by_words = await _time(rt, staff, FindIn(by="word", value=f"word0 {TARGET_WORD} word1"), vid, rounds)
+        return {"stored_messages": total, "fill_s": filled_s, "email": by_email, "word": by_word,
+                "words_with_common_ones": by_words}
 
 
 def main() -> None:
