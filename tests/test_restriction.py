@@ -22,6 +22,7 @@ from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
 from confide.consent import service as consent
 from confide.core import jobs, mail
+from confide.core.db import Base
 from confide.core.errors import DomainError, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.offline import service as offline
@@ -471,3 +472,61 @@ def test_the_reason_codes_are_one_list() -> None:
     assert set(restriction.REASON_LABELS) == set(restriction.REASONS)
     with pytest.raises(DomainError):
         restriction.reason_of("free text")
+
+
+async def test_the_export_states_the_restriction_as_an_art15_fact(rt: Runtime, world: World, shop: Any) -> None:
+    import jsonschema
+
+    from confide.subjects import export
+    from confide.subjects.schemas import ExportIn
+    from tests.test_subjects import SCHEMA
+
+    ana, bob = shop
+    await restrict(rt, world, [ana["visitor_id"]], "objection_pending")
+    admin = await actor(rt, world.admin_id)
+    packages = {}
+    for who in (ana, bob):
+        delivered = await export.export_person(rt, admin, ExportIn(visitor_ids=[who["visitor_id"]],
+                                                                   searched_by="visitor"), via="test")
+        packages[who["email"]] = json.loads(delivered.data)
+        jsonschema.Draft202012Validator(SCHEMA).validate(packages[who["email"]])
+    fact = packages[ana["email"]]["facts"]["restriction"]
+    assert "restricted since" in fact
+    assert "Art. 18(1)(d)" in fact
+    assert "restriction" not in packages[bob["email"]]["facts"]
+    for fmt in ("csv", "xlsx", "pdf"):  # every renderer takes the fact
+        done = await export.export_person(rt, admin, ExportIn(visitor_ids=[ana["visitor_id"]], searched_by="visitor",
+                                                              fmt=fmt), via="test")  # type: ignore[arg-type]
+        assert done.data
+
+
+async def test_the_retention_sweep_keeps_a_restricted_persons_rows(rt: Runtime, client: httpx.AsyncClient,
+                                                                   world: World) -> None:
+    """Storage is what a restriction allows; a sweep's deletion is a processing it stops (Art. 18(1)(b),
+    (c)). Lifted, the next sweep takes the rows."""
+    from confide.core import clock
+    from confide.retention import sweep
+    from tests.test_retention import DAY, chat, exists, page_views
+
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:
+        pia = await factories.operator(rt, uow, workspace_id=world.workspace_id, email=PIA, role="privacy_officer",
+                                       name="Pia Privacy")
+    _PIA[world.workspace_id] = pia.id
+    await set_status(rt, world.operator_id)
+    clock.advance(-400 * DAY)
+    kept, gone = await chat(client, rt, world), await chat(client, rt, world)
+    for who in (kept, gone):
+        await page_views(rt, world, who["visitor_id"], 2)
+    clock.reset()
+    await restrict(rt, world, [kept["visitor_id"]], "unlawful_processing", who=admin)
+    report = await sweep.run(rt)
+    assert report.totals()["chats"] == 1
+    assert await exists(rt, "conversations", kept["conversation_id"])
+    assert not await exists(rt, "conversations", gone["conversation_id"])
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        pages = await uow.session.execute(select(func.count()).select_from(Base.metadata.tables["activity_pages"]))
+        assert pages.scalar_one() == 2  # the restricted person's two
+    await lift(rt, world, [kept["visitor_id"]])
+    await sweep.run(rt)
+    assert not await exists(rt, "conversations", kept["conversation_id"])

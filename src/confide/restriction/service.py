@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
@@ -59,6 +59,13 @@ def reason_of(value: object) -> str:
 
 
 # ---------------------------------------------------------------- reads (the gates ask these)
+def restricted_visitors_select(workspace_id: str) -> Select[Any]:
+    """The workspace's restricted visitor ids, as a subquery (the retention sweep keeps their rows)."""
+    return select(Restriction.visitor_id).where(
+        Restriction.workspace_id == workspace_id, Restriction.lifted_at.is_(None)
+    )
+
+
 async def is_restricted(uow: UnitOfWork, workspace_id: str, visitor_id: str) -> bool:
     found = await uow.session.scalar(
         select(Restriction.id).where(
