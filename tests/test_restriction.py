@@ -245,6 +245,16 @@ async def test_lists_leave_a_restricted_person_out_for_an_operator_not_for_a_pri
             await chats.transcript(rt, uow, operator, ana["conversation_id"])
         assert (await chats.transcript(rt, uow, admin, ana["conversation_id"]))["id"] == ana["conversation_id"]
         assert (await chats.transcript(rt, uow, operator, bob["conversation_id"]))["id"] == bob["conversation_id"]
+        from confide.permissions import access
+
+        with pytest.raises(NotFound):
+            await access.access_offline_request_by_id(uow.session, operator, ana["offline"])
+        with pytest.raises(NotFound):
+            await access.access_prospect_by_id(uow.session, operator, ana["prospect"])
+        with pytest.raises(NotFound):
+            await access.access_visitor_trail_by_id(uow.session, operator, ana["visitor_id"])
+        assert (await access.access_offline_request_by_id(uow.session, operator, bob["offline"])).id == bob["offline"]
+        assert (await access.access_prospect_by_id(uow.session, admin, ana["prospect"])).id == ana["prospect"]
     # Lifted: everything is back.
     await lift(rt, world, [ana["visitor_id"]])
     seen = await lists(rt, operator)

@@ -180,7 +180,8 @@ async def access_offline_request_by_id(
     permission: Permission = Permission.OFFLINE_READ,
     for_update: bool = False,
 ) -> OfflineRequest:
-    return await load(session, actor, OfflineRequest, request_id, permission, for_update=for_update)
+    return await load(session, actor, OfflineRequest, request_id, permission, for_update=for_update,
+                      where=unrestricted_clause(actor, OfflineRequest.visitor_id))  # Art. 18 (ADR 0031)
 
 
 async def access_prospect_by_id(
@@ -191,7 +192,8 @@ async def access_prospect_by_id(
     permission: Permission = Permission.PROSPECTS_READ,
     for_update: bool = False,
 ) -> Prospect:
-    return await load(session, actor, Prospect, prospect_id, permission, for_update=for_update)
+    return await load(session, actor, Prospect, prospect_id, permission, for_update=for_update,
+                      where=unrestricted_clause(actor, Prospect.visitor_id))  # Art. 18 (ADR 0031)
 
 
 async def prospect_placement_allowed(
