@@ -29,6 +29,7 @@ from confide.offline import service as offline
 from confide.offline.schemas import OfflineFilters
 from confide.prospects import service as prospects
 from confide.prospects.schemas import ProspectFilters, ProspectIn, ProspectSettingsIn
+from confide.restriction import notice
 from confide.restriction import service as restriction
 from confide.restriction.models import Restriction
 from confide.visitor_activity import service as activity
@@ -405,6 +406,13 @@ async def test_api_restrict_and_lift(app: Any, rt: Runtime, client: httpx.AsyncC
                              headers=SELF)
         assert off.status_code == 200, off.text
         assert off.json()["lifted"] == [ana["visitor_id"]]
+        assert off.json()["told"] is True  # Art. 18(3): the person is told
+    async with Mailbox() as box:
+        rt.settings.smtp_host, rt.settings.smtp_port, rt.settings.smtp_security = "127.0.0.1", box.port, "none"
+        await JobRunner(rt, node_id="t").drain()
+        told = [m for m in box.received if m.message["Subject"] == notice.SUBJECT]
+    assert [m.rcpt_tos for m in told] == [[ana["email"]]]
+    async with logged_in(app, PIA) as pia:
         missing = await pia.post("/api/v1/subjects/lift-restriction", json={"visitor_ids": ["0" * 32]},
                                  headers=SELF)
         assert missing.status_code == 404
@@ -436,7 +444,7 @@ async def test_find_a_person_page_shows_the_state_and_the_buttons_work(app: Any,
                              headers=SELF)
         assert off.status_code == 200
         assert 'data-testid="subject-restricted"' not in off.text
-        assert "The restriction was lifted." in off.text
+        assert "The restriction was lifted. The person is told by e-mail." in off.text
         # A form from another site is refused (the CSRF origin check of every form here).
         forged = await pia.post("/app/subjects/restrict", data={"visitor_ids": ana["visitor_id"], "reason": "other"},
                                 headers={"Origin": "https://evil.example"})
@@ -471,6 +479,7 @@ async def test_cli_restrict_and_unrestrict(rt: Runtime, world: World, shop: Any)
     off = await run_cli(rt.settings, "subject", "unrestrict", *base)
     assert off.exit_code == 0, off.output
     assert "restriction lifted" in off.stdout
+    assert "told by e-mail" in off.stdout
     (row,) = await rows(rt)
     assert row.restricted_by is None  # the installation's shell
     assert row.lifted_at is not None

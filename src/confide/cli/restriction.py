@@ -12,6 +12,7 @@ from confide.cli.subjects import app  # one `confide subject` group
 from confide.core import subject_ids
 from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
+from confide.restriction import notice
 from confide.restriction import service as restriction
 
 
@@ -62,10 +63,11 @@ def unrestrict_cmd(
 
     async def work(rt: Runtime) -> dict[str, Any]:
         async with rt.db.unit_of_work() as uow:
-            return await restriction.lift(rt, uow, None, workspace, visitor)
+            return await notice.lift_and_tell(rt, uow, None, workspace, visitor)
 
     done = _run(work)
     if done["lifted"]:
-        typer.echo(f"restriction lifted: {', '.join(done['lifted'])}")
+        typer.echo(f"restriction lifted: {', '.join(done['lifted'])}"
+                   + ("; the person is told by e-mail" if done["told"] else "; no e-mail on record: tell them"))
     else:
         typer.echo("not restricted: nothing changed")

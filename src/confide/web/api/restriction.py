@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from confide.permissions.policy import Permission as P
+from confide.restriction import notice
 from confide.restriction import service as restriction
 from confide.web.api.deps import StateDep, WriteUnit
 from confide.web.api.docs import errors
@@ -35,5 +36,6 @@ async def restrict_subject(body: RestrictIn, state: StateDep, unit: WriteUnit) -
 
 @router.post("/lift-restriction", responses=errors(400, 403, 404, 422), dependencies=[needs(P.SUBJECTS_RESTRICT)])
 async def lift_restriction(body: LiftIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
-    """Lift the person's restriction (kept in its history); their waiting jobs fall due."""
-    return await restriction.lift(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, body.visitor_ids)
+    """Lift the person's restriction (kept in its history); their waiting jobs fall due, and the
+    person is e-mailed that it is lifted (Art. 18(3); ``told``)."""
+    return await notice.lift_and_tell(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, body.visitor_ids)

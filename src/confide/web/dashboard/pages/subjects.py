@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
+from confide.restriction import notice
 from confide.restriction import service as restriction
 from confide.subjects import delivery, export, find
 from confide.subjects.schemas import FORMATS, KINDS, ExportIn, FindIn
@@ -104,14 +105,16 @@ async def _restriction_action(request: Request, actor: Any, state: Any, *, lift:
     try:
         async with operator_unit(request, write=True) as unit:
             if lift:
-                done = await restriction.lift(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids)
+                done = await notice.lift_and_tell(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids)
             else:
                 done = await restriction.restrict(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids,
                                                   reason=text(form, "reason"), request_id=text(form, "request_id"))
     except DomainError as exc:
         return error_page(request, actor, exc.status, sentence(exc.message), title=title, nav="subjects")
     if lift:
-        flash = "The restriction was lifted." if done["lifted"] else "This person's processing was not restricted."
+        flash = ("The restriction was lifted." + (" The person is told by e-mail." if done["told"] else
+                 " No e-mail address is on record: tell the person another way.")
+                 if done["lifted"] else "This person's processing was not restricted.")
     else:
         flash = ("Processing is restricted: the data is kept, nothing else is done with it."
                  if done["added"] else "This person's processing was restricted already; nothing changed.")
