@@ -276,7 +276,7 @@ def _facts(got: Gathered, held_tables: Iterable[str]) -> dict[str, Any]:
 def _restricted(state: Mapping[str, Any]) -> str:
     """The Art. 15 fact of a restriction (Art. 18): one sentence, rendered as is in every format."""
     return (f"Processing of your data is restricted since {state['since']} ({state['reason_label']}): "
-            "it is stored and not otherwise processed; you will be told before the restriction is lifted.")
+            "it is stored and not otherwise processed; you will be told when the restriction is lifted.")
 
 
 def build(got: Gathered) -> dict[str, Any]:
