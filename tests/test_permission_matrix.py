@@ -695,6 +695,28 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 # ---- end erasure
 
 
+# ---- restriction of processing (ADR 0031): a fresh person each time
+@sample("POST", "/api/v1/subjects/restrict")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/restrict", "json": {"visitor_ids": [await fresh_visitor(ctx)], "reason": "other"}}
+
+
+@sample("POST", "/api/v1/subjects/lift-restriction")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/lift-restriction", "json": {"visitor_ids": [await fresh_visitor(ctx)]}}
+
+
+@sample("POST", "/app/subjects/restrict")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/subjects/restrict", "data": {"visitor_ids": await fresh_visitor(ctx), "reason": "other"}}
+
+
+@sample("POST", "/app/subjects/lift-restriction")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/subjects/lift-restriction", "data": {"visitor_ids": await fresh_visitor(ctx)}}
+# ---- end restriction
+
+
 # ---------------------------------------------------------------- the matrix
 # ---- retention (ADR 0030): a fresh person for each hold, so that every allowed role's hold is new
 async def _fresh_visitor(ctx: Ctx) -> str:

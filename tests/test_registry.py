@@ -295,12 +295,18 @@ async def _visitor_with_everything(rt: Runtime, client: httpx.AsyncClient, world
                                    token_digest=crypto.token_digest(link_id), code_digest="c" * 64, failed_codes=0,
                                    created_by=None, created_at=clock.now(), expires_at=clock.now(), used_at=None,
                                    revoked_at=None))
+        from confide.restriction.models import Restriction  # a lifted restriction (ADR 0031): its history
+
+        restriction_id = crypto.new_id()
+        uow.session.add(Restriction(id=restriction_id, workspace_id=world.workspace_id, visitor_id=visitor_id,
+                                    reason="accuracy_contested", request_id=None, restricted_at=clock.now(),
+                                    restricted_by=None, lifted_at=clock.now(), lifted_by=None))
         uow.session.add(RedactedOriginal(id=original_id, workspace_id=world.workspace_id, site_id=world.site_id,
                                          subject_id=visitor_id, conversation_id=conv1, ref_kind="message",
                                          ref_id="m1", kinds=["card"], created_at=clock.now(), text_enc=b"sealed"))
     return {"visitor_id": visitor_id, "conversations": {conv1, conv2}, "offline": req.id, "live": conv1,
             "prospect": lead["id"], "page": page_id, "identity": identity_id, "original": original_id,
-            "link": link_id}
+            "link": link_id, "restriction": restriction_id}
 
 
 async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
@@ -356,6 +362,7 @@ async def test_rows_of_a_visitor_and_an_operator_are_exactly_theirs(
             "consent_erasure": set(),
             "legal_holds": set(),  # retention (ADR 0030): nobody is under a hold here
             "subject_export_links": {(who["link"],)},  # an e-mailed export link (subjects, ADR 0026)
+            "restrictions": {(who["restriction"],)},  # a restriction of processing, lifted (ADR 0031)
             # Data-subject requests: none here (tests/test_privacy_requests.py walks them).
             "privacy_requests": set(),
             "privacy_request_visitors": set(),
@@ -402,7 +409,7 @@ async def test_the_conditions_of_rows_of_delete_exactly_one_subjects_rows(
     # Leaves first, along the hops (messages and terms before the conversations they reach through).
     order = ["messages", "conversation_terms", "presence", "prospect_terms", "prospects", "profiling_objections",
              "activity_page_terms", "activity_pages", "verified_identities", "redacted_originals",
-             "offline_requests", "conversations", "visitor_terms", "subject_export_links"]
+             "offline_requests", "conversations", "visitor_terms", "subject_export_links", "restrictions"]
     async with rt.db.unit_of_work() as uow:
         conditions = privacy_registry.conditions_of(Subject("visitor", bob["visitor_id"]))
         # The ledger refuses a plain DELETE (append-only); its one door raises the erasure flag first.

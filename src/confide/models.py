@@ -14,6 +14,7 @@ from confide.offline.models import OfflineRequest
 from confide.privacy_requests.models import PrivacyRequest, PrivacyRequestEvent, PrivacyRequestVisitor  # ADR 0029
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm  # prospects
 from confide.redaction.models import RedactedOriginal, RedactionPolicy  # redaction (ADR 0021)
+from confide.restriction.models import Restriction  # restriction of processing (ADR 0031)
 from confide.retention.models import LegalHold, RetentionPolicy  # retention (ADR 0030)
 from confide.subjects.models import ExportLink  # subject exports (ADR 0026)
 from confide.two_factor.models import (  # two-factor (ADR 0014)
@@ -87,6 +88,7 @@ __all__ = [
     "RedactedOriginal",
     "RedactionPolicy",
     "RefusedOrigin",
+    "Restriction",  # restriction of processing (ADR 0031)
     "RetentionPolicy",
     "ReviewPolicy",
     "Role",

@@ -31,6 +31,7 @@ from confide.offline import privacy as offline_privacy
 from confide.privacy_requests import privacy as privacy_requests_privacy  # data-subject requests (ADR 0029)
 from confide.prospects import privacy as prospects_privacy  # prospects
 from confide.redaction import privacy as redaction_privacy
+from confide.restriction import privacy as restriction_privacy  # restriction of processing (ADR 0031)
 from confide.retention import privacy as retention_privacy
 from confide.subjects import privacy as subjects_privacy
 from confide.two_factor import privacy as two_factor_privacy
@@ -53,6 +54,7 @@ _MODULES: tuple[ModuleType, ...] = (
     privacy_requests_privacy,
     prospects_privacy,
     redaction_privacy,
+    restriction_privacy,
     retention_privacy,
     subjects_privacy,
     two_factor_privacy,

@@ -23,7 +23,13 @@ from confide.core import clock, crypto, expiry
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
-from confide.permissions.access import access_conversation_by_id, conversation_scope, visitor_conversation_scope
+from confide.permissions.access import (
+    access_conversation_by_id,
+    access_transcript_by_id,
+    conversation_scope,
+    visitor_conversation_scope,
+    without_restricted,
+)
 from confide.permissions.policy import Permission
 from confide.realtime import events
 from confide.realtime.events import ChatChanged, QueueChanged, QueueSpot, ReadUpTo, VisitorStatus
@@ -493,7 +499,7 @@ async def visitor_text(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> str:
 async def search(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor, filters: StoredChatFilters
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = conversation_scope(actor, select(Conversation))
+    stmt = without_restricted(actor, conversation_scope(actor, select(Conversation)), Conversation.visitor_id)
     ws = actor.workspace_id
     if filters.date_from:
         stmt = stmt.where(Conversation.created_at >= filters.date_from)
@@ -573,7 +579,7 @@ async def summary_view(rt: Runtime, uow: UnitOfWork, conv: Conversation) -> dict
 
 
 async def transcript(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, conversation_id: str) -> dict[str, Any]:
-    conv = await access_conversation_by_id(uow.session, actor, conversation_id)
+    conv = await access_transcript_by_id(uow.session, actor, conversation_id)  # restricted: looks missing
     view = await summary_view(rt, uow, conv)
     view["messages"] = await messages_after(rt, uow, conv, 0, limit=100_000)
     return view

@@ -33,6 +33,7 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission, allows_any
+from confide.restriction import service as restriction
 from confide.workspaces.models import Site
 
 log = structlog.get_logger(__name__)
@@ -355,9 +356,12 @@ async def may(uow: UnitOfWork, *, workspace_id: str, subject_id: str, purpose: s
 
     Consent-based: only with a granted record under a notice that still counts. Legitimate
     interest or contract: yes unless the subject objected (their latest record withdraws). An
-    unknown or disabled purpose: never."""
+    unknown or disabled purpose: never. A person whose processing is restricted (Art. 18, ADR
+    0031): never, whatever the purpose (their data is only stored)."""
     found = await get_purpose(uow, workspace_id, purpose)
     if found is None or not found.enabled:
+        return False
+    if await restriction.is_restricted(uow, workspace_id, subject_id):
         return False
     if found.required:
         return True
@@ -369,7 +373,10 @@ async def may(uow: UnitOfWork, *, workspace_id: str, subject_id: str, purpose: s
 
 async def objected(uow: UnitOfWork, *, workspace_id: str, subject_id: str, purpose: str) -> bool:
     """Did the subject say no to ``purpose``: is their latest record a withdrawal, or a box shown
-    and left unticked? What a processing on a documented legitimate interest honours (Art. 21)."""
+    and left unticked? What a processing on a documented legitimate interest honours (Art. 21).
+    A restricted person (Art. 18) counts as having said no to everything."""
+    if await restriction.is_restricted(uow, workspace_id, subject_id):
+        return True
     found = await get_purpose(uow, workspace_id, purpose)
     if found is None:
         return False
@@ -378,9 +385,14 @@ async def objected(uow: UnitOfWork, *, workspace_id: str, subject_id: str, purpo
 
 async def allowed_subjects(uow: UnitOfWork, *, workspace_id: str, purpose: str, subject_ids: list[str]) -> set[str]:
     """Of ``subject_ids``, those ``may`` allows for ``purpose`` (a marketing list is built from this,
-    so a withdrawal takes the person off it at once). One query for the latest rows."""
+    so a withdrawal takes the person off it at once). One query for the latest rows. Restricted
+    people (Art. 18) are never among them."""
     found = await get_purpose(uow, workspace_id, purpose)
     if found is None or not found.enabled or not subject_ids:
+        return set()
+    restricted = await restriction.restricted_among(uow, workspace_id, subject_ids)
+    subject_ids = [s for s in subject_ids if s not in restricted]
+    if not subject_ids:
         return set()
     if found.required:
         return set(subject_ids)

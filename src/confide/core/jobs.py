@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import Index, Integer, LargeBinary, String, and_, delete, func, or_, select
+from sqlalchemy import Index, Integer, LargeBinary, String, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from confide.core import clock, crypto
@@ -108,6 +108,29 @@ async def permitted(rt: Runtime, job: Claimed) -> bool:
         if not await check(rt, job):
             return False
     return True
+
+
+# A job may also have to *wait* rather than be dropped: a deferral answers how many seconds to wait
+# (None: run it now). The restriction service registers one (ADR 0031): a job serving a purpose for a
+# person whose processing is restricted (Art. 18) is kept, untouched, and looked at again later; once
+# the restriction is lifted it runs (the purpose guards are asked then, as for any job).
+Deferral = Callable[["Runtime", "Claimed"], Awaitable[float | None]]
+DEFERRALS: list[Deferral] = []
+
+
+def deferral(fn: Deferral) -> Deferral:
+    if fn not in DEFERRALS:
+        DEFERRALS.append(fn)
+    return fn
+
+
+async def deferred(rt: Runtime, job: Claimed) -> float | None:
+    """Seconds ``job`` must wait (the first deferral that says so), or None."""
+    for check in DEFERRALS:
+        wait = await check(rt, job)
+        if wait is not None:
+            return wait
+    return None
 
 
 # ---------------------------------------------------------------- waking the local runner
@@ -276,6 +299,32 @@ async def finish(rt: Runtime, uow: UnitOfWork, job: Claimed, node_id: str, error
         row.payload_enc = row.wrapped_key = None  # nothing personal is kept about a job given up on
     await uow.session.flush()
     return row.state
+
+
+async def defer(uow: UnitOfWork, job: Claimed, node_id: str, delay_s: float) -> bool:
+    """Put a claimed job back, pending, ``delay_s`` from now, as if this run never happened (the
+    attempt is not counted). False: this node no longer held it."""
+    row = await _held(uow, job.id, node_id)
+    if row is None:
+        return False
+    row.state, row.locked_by, row.locked_until = PENDING, None, None
+    row.attempts = max(0, row.attempts - 1)
+    row.run_after = clock.now() + timedelta(seconds=max(0.0, delay_s))
+    await uow.session.flush()
+    return True
+
+
+async def wake_subjects(uow: UnitOfWork, subject_ids: list[str]) -> int:
+    """Make the subjects' pending jobs that serve a purpose due now (a lifted restriction: what
+    waited runs at once, its guards asked again). Returns how many."""
+    if not subject_ids:
+        return 0
+    result: Any = await uow.session.execute(
+        update(Job)
+        .where(Job.subject_id.in_(subject_ids), Job.purpose.is_not(None), Job.state == PENDING)
+        .values(run_after=clock.now())
+    )
+    return int(result.rowcount or 0)
 
 
 async def next_due(uow: UnitOfWork) -> datetime | None:

@@ -32,7 +32,6 @@ certificate: the tombstone of the visitor id names it.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -47,7 +46,7 @@ from confide import privacy_registry
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
 from confide.consent import service as consent
-from confide.core import clock, crypto, jobs
+from confide.core import clock, crypto, jobs, subject_ids
 from confide.core.db import Base, UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound
 from confide.core.keys import SubjectKey
@@ -64,9 +63,8 @@ from confide.retention import service as retention
 log = structlog.get_logger(__name__)
 
 ERASED_KIND = "subject.erased"  # the outbox job for integrations (ids only)
-MAX_SUBJECTS = 100  # visitor ids per erasure (a person rarely has more; bulk erasure batches)
+MAX_SUBJECTS = subject_ids.MAX_SUBJECTS  # visitor ids per erasure (bulk erasure batches)
 REASONS = ("request", "staff", "bulk", "retention", "other")  # codes, never free text
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:/+\-]{1,64}$")
 _CHUNK = 500  # primary keys per IN list
 # Which blind-index columns name a person across visits, and the tombstone kind each becomes.
 TOMBSTONED_COLUMNS = {"email_bidx": tombstones.EMAIL, "external_id_bidx": tombstones.IDENTITY}
@@ -81,22 +79,11 @@ class UnderHold(Conflict):
 # ---------------------------------------------------------------- input
 def visitor_ids_of(values: object) -> list[str]:
     """1 to ``MAX_SUBJECTS`` visitor ids, de-duplicated and sorted; ``Invalid`` otherwise."""
-    if not isinstance(values, list | tuple) or not values:
-        raise Invalid("give at least one visitor id")
-    if not all(isinstance(v, str) for v in values):
-        raise Invalid("visitor ids are strings")
-    ids = sorted({v.strip() for v in values if v.strip()})
-    if not ids or len(ids) > MAX_SUBJECTS or any(len(v) > 64 or not _REQUEST_ID.match(v) for v in ids):
-        raise Invalid(f"give 1 to {MAX_SUBJECTS} visitor ids")
-    return ids
+    return subject_ids.visitor_ids_of(values, MAX_SUBJECTS)
 
 
 def request_id_of(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if not _REQUEST_ID.match(value):
-        raise Invalid("a request id is letters, digits and . _ : / + - (at most 64)")
-    return value
+    return subject_ids.request_id_of(value)
 
 
 def reason_of(value: str) -> str:

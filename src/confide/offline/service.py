@@ -12,7 +12,7 @@ from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.offline.models import OfflineRequest
 from confide.offline.schemas import OfflineFilters, OfflineRequestIn
-from confide.permissions.access import access_offline_request_by_id, offline_scope
+from confide.permissions.access import access_offline_request_by_id, offline_scope, without_restricted
 from confide.permissions.policy import Permission
 from confide.prospects import service as prospects
 from confide.realtime import events
@@ -106,7 +106,7 @@ async def view(rt: Runtime, uow: UnitOfWork, row: OfflineRequest) -> dict[str, A
 async def search(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor, filters: OfflineFilters
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = offline_scope(actor, select(OfflineRequest))
+    stmt = without_restricted(actor, offline_scope(actor, select(OfflineRequest)), OfflineRequest.visitor_id)
     if filters.date_from:
         stmt = stmt.where(OfflineRequest.created_at >= filters.date_from)
     if filters.date_to:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.auth.actors import Actor, OperatorActor, VisitorActor
@@ -27,6 +27,7 @@ from confide.permissions.scope import (
 )
 from confide.privacy_requests.models import PrivacyRequest
 from confide.prospects.models import Prospect
+from confide.restriction.models import Restriction
 from confide.users.models import Operator, Role
 from confide.visitors.models import Visitor
 from confide.workspaces.models import CannedReply, Department, Site
@@ -112,6 +113,13 @@ async def access_conversation_by_id(
     return await load(session, actor, Conversation, conversation_id, permission, for_update=for_update)
 
 
+async def access_transcript_by_id(session: AsyncSession, actor: OperatorActor, conversation_id: object) -> Conversation:
+    """A stored chat opened by id (the transcript): as ``access_conversation_by_id``, and a
+    restricted person's chat (Art. 18) looks missing to a role without a privacy permission."""
+    return await load(session, actor, Conversation, conversation_id, Permission.CHATS_READ,
+                      where=unrestricted_clause(actor, Conversation.visitor_id))
+
+
 async def access_conversation_to_accept(
     session: AsyncSession, actor: OperatorActor, conversation_id: object, *, for_update: bool = True
 ) -> Conversation:
@@ -172,7 +180,8 @@ async def access_offline_request_by_id(
     permission: Permission = Permission.OFFLINE_READ,
     for_update: bool = False,
 ) -> OfflineRequest:
-    return await load(session, actor, OfflineRequest, request_id, permission, for_update=for_update)
+    return await load(session, actor, OfflineRequest, request_id, permission, for_update=for_update,
+                      where=unrestricted_clause(actor, OfflineRequest.visitor_id))  # Art. 18 (ADR 0031)
 
 
 async def access_prospect_by_id(
@@ -183,7 +192,8 @@ async def access_prospect_by_id(
     permission: Permission = Permission.PROSPECTS_READ,
     for_update: bool = False,
 ) -> Prospect:
-    return await load(session, actor, Prospect, prospect_id, permission, for_update=for_update)
+    return await load(session, actor, Prospect, prospect_id, permission, for_update=for_update,
+                      where=unrestricted_clause(actor, Prospect.visitor_id))  # Art. 18 (ADR 0031)
 
 
 async def prospect_placement_allowed(
@@ -230,7 +240,10 @@ async def access_visitor_trail_by_id(session: AsyncSession, actor: OperatorActor
     """A visitor whose page trail the actor may open (``VISITORS_READ``, their site in reach)."""
     if not isinstance(visitor_id, str) or not visitor_id or len(visitor_id) > 64:
         raise NotFound("visitor not found")
-    found = await session.scalar(select(Visitor).where(Visitor.id == visitor_id, activity_visitor_clause(actor)))
+    found = await session.scalar(
+        select(Visitor).where(Visitor.id == visitor_id, activity_visitor_clause(actor),
+                              unrestricted_clause(actor, Visitor.id))  # Art. 18: looks missing (ADR 0031)
+    )
     if found is None:
         raise NotFound("visitor not found")
     return found
@@ -303,6 +316,54 @@ async def access_site_to_erase(session: AsyncSession, actor: OperatorActor | Non
 
 
 # ---- end erasure
+# ---- restriction of processing (ADR 0031)
+def restricted_ids_select(workspace_id: str) -> Select[Any]:
+    """The visitor ids of ``workspace_id`` whose processing is restricted now (Art. 18)."""
+    return select(Restriction.visitor_id).where(
+        Restriction.workspace_id == workspace_id, Restriction.lifted_at.is_(None)
+    )
+
+
+def unrestricted_clause(actor: OperatorActor, visitor_column: Any) -> ColumnElement[bool]:
+    """The one search exclusion of Art. 18: rows whose ``visitor_column`` names a restricted
+    person are left out for a role without a privacy permission (``subjects.view``); a privacy
+    role sees them (it must, to handle the person's requests). A NULL visitor (a prospect entered
+    by hand) is nobody's restriction and stays."""
+    if allows(actor, Permission.SUBJECTS_VIEW):
+        return true()
+    return or_(visitor_column.is_(None), visitor_column.not_in(restricted_ids_select(actor.workspace_id)))
+
+
+def without_restricted(actor: OperatorActor, stmt: Select[Any], visitor_column: Any) -> Select[Any]:
+    return stmt.where(unrestricted_clause(actor, visitor_column))
+
+
+async def access_visitors_to_restrict(
+    session: AsyncSession,
+    actor: OperatorActor | None,
+    workspace_id: str,
+    visitor_ids: list[str],
+    *,
+    for_update: bool = False,
+) -> list[str]:
+    """As ``access_visitors_to_erase``, for ``SUBJECTS_RESTRICT``: workspace scope (a restriction
+    covers the whole person), locked in id order when ``for_update``; the others look missing."""
+    if actor is not None and not (
+        actor.workspace_id == workspace_id
+        and allows(actor, Permission.SUBJECTS_RESTRICT)
+        and scope_of(actor) is Scope.WORKSPACE
+    ):
+        return []
+    ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
+    if not ids:
+        return []
+    stmt = select(Visitor.id).where(Visitor.id.in_(ids), Visitor.workspace_id == workspace_id).order_by(Visitor.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return list((await session.scalars(stmt)).all())
+
+
+# ---- end restriction
 # ---- data-subject requests (ADR 0029): workspace-wide, like the subjects.* permissions that reach them
 def privacy_request_scope(
     actor: OperatorActor, stmt: Select[Any], permission: Permission = Permission.SUBJECTS_VIEW

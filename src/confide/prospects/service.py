@@ -39,6 +39,7 @@ from confide.permissions.access import (
     access_site_by_id,
     prospect_placement_allowed,
     prospect_scope,
+    without_restricted,
 )
 from confide.permissions.policy import Permission, require
 from confide.prospects import basis
@@ -358,7 +359,7 @@ async def open_prospect(
 async def search(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor, filters: ProspectFilters
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = prospect_scope(actor, select(Prospect))
+    stmt = without_restricted(actor, prospect_scope(actor, select(Prospect)), Prospect.visitor_id)
     if filters.date_from:
         stmt = stmt.where(Prospect.created_at >= filters.date_from)
     if filters.date_to:

@@ -29,9 +29,10 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Select, select, text, union
 
 from confide.audit import retention as audit_retention
 from confide.audit import service as audit
@@ -45,6 +46,7 @@ from confide.core.runtime import Runtime
 from confide.erasure import stats as erasure_stats
 from confide.offline import service as offline
 from confide.prospects import service as prospects
+from confide.restriction import service as restriction
 from confide.retention import service as policies
 from confide.retention.categories import Category
 from confide.visitor_activity import service as visitor_activity
@@ -102,6 +104,15 @@ STORES: dict[Category, Store] = {
 }
 
 
+def _kept_visitors(workspace_id: str) -> Select[Any]:
+    """The visitors whose rows no sweep removes: under a legal hold (ADR 0030), or restricted
+    (Art. 18, ADR 0031: their data is stored, and deleting it is a processing the restriction
+    stops; the person may still ask for erasure, which ends it)."""
+    kept = union(policies.held_visitors_select(workspace_id),
+                 restriction.restricted_visitors_select(workspace_id)).subquery()
+    return select(kept.c[0])
+
+
 @dataclass(frozen=True)
 class Target:
     workspace_id: str
@@ -114,7 +125,7 @@ class Target:
             workspace_id=self.workspace_id,
             site_id=self.site_id,
             before=now - timedelta(days=self.days),
-            held_visitors=policies.held_visitors_select(self.workspace_id),
+            held_visitors=_kept_visitors(self.workspace_id),
             held_conversations=policies.held_conversations_select(self.workspace_id),
         )
 

@@ -39,6 +39,7 @@ from confide.core.errors import Invalid, NotFound
 from confide.core.personal_data import Category, Export, Personal, Subject, WrappedKey, export_sections
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission
+from confide.restriction import service as restriction
 from confide.retention import categories as retention_categories
 from confide.retention import service as retention
 from confide.subjects import render
@@ -98,6 +99,7 @@ class Gathered:
     operators: dict[str, str] = field(default_factory=dict)
     purposes: list[dict[str, str]] = field(default_factory=list)  # the workspace's consent purposes
     periods: dict[str, str] = field(default_factory=dict)  # retention class -> how long, in words
+    restriction: dict[str, Any] | None = None  # Art. 18 (ADR 0031): since when, why; None: not restricted
 
 
 def _sections() -> list[tuple[str, Export]]:
@@ -191,6 +193,7 @@ async def gather(
             .where(cp.c.workspace_id == workspace_id, cp.c.enabled.is_(True)).order_by(cp.c.key)
         )).all()
     ]
+    got.restriction = restriction.state_view(await restriction.active_of(uow, workspace_id, visitor_ids), visitor_ids)
     return got
 
 
@@ -330,7 +333,14 @@ def _facts(got: Gathered, held_tables: Iterable[str]) -> dict[str, Any]:
             "from that site (verified identity)."
         ),
         "rights": [{"right": right, "how": how.format(contact=contact)} for right, how in RIGHTS],
+        **({"restriction": _restricted(got.restriction)} if got.restriction else {}),
     }
+
+
+def _restricted(state: Mapping[str, Any]) -> str:
+    """The Art. 15 fact of a restriction (Art. 18): one sentence, rendered as is in every format."""
+    return (f"Processing of your data is restricted since {state['since']} ({state['reason_label']}): "
+            "it is stored and not otherwise processed; you will be told when the restriction is lifted.")
 
 
 def build(got: Gathered) -> dict[str, Any]:

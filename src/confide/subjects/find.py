@@ -46,6 +46,7 @@ from confide.core.runtime import Runtime
 from confide.permissions import scope
 from confide.permissions.policy import Permission, require
 from confide.privacy_requests import service as privacy_requests
+from confide.restriction import service as restriction
 from confide.subjects.schemas import MAX_VISITORS, FindIn
 from confide.verified import service as verified
 from confide.visitors import service as visitors
@@ -69,6 +70,7 @@ class Person:
     prospect_ids: tuple[str, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)  # table -> rows held
     visits: list[dict[str, Any]] = field(default_factory=list)  # per visitor: id, site, first seen, name, e-mail
+    restriction: dict[str, Any] | None = None  # Art. 18 (ADR 0031): since when, the reason code; None: none
 
     def view(self) -> dict[str, Any]:
         titles = {name: spec.title for name, spec in export_sections(privacy_registry.REGISTRY)}
@@ -80,6 +82,7 @@ class Person:
                 {"key": name, "title": titles.get(name, name), "count": n} for name, n in self.counts.items() if n
             ],
             "total": sum(self.counts.values()),
+            "restriction": self.restriction,
         }
 
 
@@ -267,9 +270,11 @@ async def find(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: FindIn
         persons.append(Person(ws, tuple(sorted(group)), tuple(sorted(mine))))
     for pid in sorted(prospects - claimed):  # a prospect with no visitor is a person of its own
         persons.append(Person(ws, (), (pid,)))
+    active = await restriction.active_of(uow, ws, [v for person in persons for v in person.visitor_ids])
     for person in persons:
         person.counts = await _counts(uow, person.visitor_ids, person.prospect_ids)
         person.visits = await _visits(rt, uow, person.visitor_ids)
+        person.restriction = restriction.state_view(active, person.visitor_ids)
     shown = [vid for person in persons for vid in person.visitor_ids]
     for start in range(0, len(shown), audit.MAX_LISTED):
         await audit.record_list_view(rt, uow, "subjects.found", actor=actor, target_type="visitor",

@@ -30,6 +30,7 @@ from confide.permissions.access import (
     access_site_by_id,
     access_visitor_trail_by_id,
     activity_scope,
+    without_restricted,
 )
 from confide.permissions.policy import Permission, require
 from confide.visitor_activity import basis
@@ -253,7 +254,7 @@ async def search(
 ) -> tuple[list[dict[str, Any]], int]:
     """The page views the actor may read (``VISITORS_READ``, sites of their reach), filtered."""
     require(actor, Permission.VISITORS_READ)
-    stmt = activity_scope(actor, select(PageView))
+    stmt = without_restricted(actor, activity_scope(actor, select(PageView)), PageView.visitor_id)
     if filters.date_from:
         stmt = stmt.where(PageView.viewed_at >= filters.date_from)
     if filters.date_to:

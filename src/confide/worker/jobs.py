@@ -21,6 +21,7 @@ from confide.consent import service as _consent  # noqa: F401 - the purpose guar
 from confide.core import clock, crypto, jobs
 from confide.core import mail as _mail  # noqa: F401 - registers the "mail" handler
 from confide.core.runtime import Runtime
+from confide.restriction import service as _restriction  # noqa: F401 - the deferral of restricted people's jobs
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,11 @@ class JobRunner:
             error = jobs.JobError("unknown_kind", retry=False)
         elif job.payload is None:
             error = jobs.JobError("payload_unreadable", retry=False)
+        elif (wait := await jobs.deferred(self.rt, job)) is not None:
+            async with self.rt.db.unit_of_work() as uow:  # kept, not run: a restricted person (ADR 0031)
+                await jobs.defer(uow, job, self.node_id, wait)
+            log.info("job_deferred", job_id=job.id, kind=job.kind, purpose=job.purpose)
+            return
         elif not await jobs.permitted(self.rt, job):
             log.info("job_not_permitted", job_id=job.id, kind=job.kind, purpose=job.purpose)  # dropped, not run
         else:

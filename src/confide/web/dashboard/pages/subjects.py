@@ -17,6 +17,8 @@ from starlette.datastructures import FormData
 
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
+from confide.restriction import notice
+from confide.restriction import service as restriction
 from confide.subjects import delivery, export, find
 from confide.subjects.schemas import FORMATS, KINDS, ExportIn, FindIn
 from confide.web.api.deps import StateDep, operator_unit
@@ -41,7 +43,8 @@ def _page(request: Request, actor: Any, *, status_code: int = 200, **context: An
     context.setdefault("persons", None)
     context.setdefault("errors", [])
     return render(request, "subjects.html", actor, nav="subjects", status_code=status_code, kinds=KINDS,
-                  labels=LABELS, formats=FORMATS, format_labels=FORMAT_LABELS, **context)
+                  labels=LABELS, formats=FORMATS, format_labels=FORMAT_LABELS, reasons=restriction.REASONS,
+                  reason_labels=restriction.REASON_LABELS, **context)
 
 
 @router.get(PATH, dependencies=[needs(P.SUBJECTS_VIEW)])
@@ -92,6 +95,46 @@ async def subjects_send(request: Request, actor: PageOperator, state: StateDep) 
         sent = await delivery.send_link(state.rt, unit.uow, unit.actor, body, base_url=base)
     return _page(request, actor, flash="The person was sent a link to their export (valid once, until "
                  f"{sent.expires_at[:16].replace('T', ' ')} UTC). The data itself is not in the e-mail.")
+
+
+# ---------------------------------------------------------------- restriction (Art. 18, ADR 0031)
+async def _restriction_action(request: Request, actor: Any, state: Any, *, lift: bool) -> Response:
+    form = await request.form()
+    ids = [v for v in text(form, "visitor_ids").split(",") if v]
+    title = "The restriction was not lifted" if lift else "The processing was not restricted"
+    try:
+        async with operator_unit(request, write=True) as unit:
+            if lift:
+                done = await notice.lift_and_tell(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids)
+            else:
+                done = await restriction.restrict(state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids,
+                                                  reason=text(form, "reason"), request_id=text(form, "request_id"))
+    except DomainError as exc:
+        return error_page(request, actor, exc.status, sentence(exc.message), title=title, nav="subjects")
+    if lift:
+        flash = ("The restriction was lifted." + (" The person is told by e-mail." if done["told"] else
+                 " No e-mail address is on record: tell the person another way.")
+                 if done["lifted"] else "This person's processing was not restricted.")
+    else:
+        flash = ("Processing is restricted: the data is kept, nothing else is done with it."
+                 if done["added"] else "This person's processing was restricted already; nothing changed.")
+    # The person again, as found by their first visit id, so the page shows the new state.
+    try:
+        async with operator_unit(request, write=True) as unit:
+            persons = await find.find(state.rt, unit.uow, unit.actor, FindIn(by="visitor", value=ids[0]), via="page")
+    except DomainError:  # pragma: no cover - a privacy role may restrict but not search: show the message only
+        return _page(request, actor, flash=flash)
+    return _page(request, actor, flash=flash, by="visitor", value=ids[0], persons=[p.view() for p in persons])
+
+
+@router.post(PATH + "/restrict", dependencies=[needs(P.SUBJECTS_RESTRICT)])
+async def subjects_restrict(request: Request, actor: PageOperator, state: StateDep) -> Response:
+    return await _restriction_action(request, actor, state, lift=False)
+
+
+@router.post(PATH + "/lift-restriction", dependencies=[needs(P.SUBJECTS_RESTRICT)])
+async def subjects_lift_restriction(request: Request, actor: PageOperator, state: StateDep) -> Response:
+    return await _restriction_action(request, actor, state, lift=True)
 
 
 # ---------------------------------------------------------------- the person's link

@@ -1,0 +1,1 @@
+"""Restriction of processing (GDPR Art. 18, ADR 0031)."""
