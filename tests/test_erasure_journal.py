@@ -361,6 +361,28 @@ async def test_two_erasures_at_once_on_one_node_give_two_well_formed_lines(
     assert [e.n for e in reading.entries] == [1, 2, 3, 4]
 
 
+async def test_two_nodes_replaying_at_once_erase_once(
+    rt: Runtime, client: httpx.AsyncClient, world: World, settings: Settings, tmp_path: Path
+) -> None:
+    people = [await person(rt, client, world, f"N{i}") for i in range(3)]
+    dump = await backup(rt, settings, tmp_path)
+    for p in people:
+        await erase(rt, world, p["visitor_id"])
+    await restore(rt, settings, dump)
+    other = build_runtime(settings, broker=MemoryBroker())  # a second node (or the CLI) on the same database
+    try:
+        first, second = await asyncio.gather(replay.run(rt), replay.run(other))
+    finally:
+        await other.close()
+    assert first.visitors_erased + second.visitors_erased == 3
+    assert await count(rt, "visitors") == 0
+    assert len([c for c in (await certificates(rt)).values() if c.reason == "restore"]) == 3
+    reading = journal.read(settings.erasure_journal_path, rt.journal_key)
+    assert reading.ok, reading.problem
+    assert len(reading.entries) == 6
+    assert (await replay.run(rt)).nothing_to_do
+
+
 async def test_a_line_cut_short_by_a_crash_is_removed_by_the_next_append(tmp_path: Path) -> None:
     path, key = tmp_path / "j.jsonl", crypto.random_key()
     journal.append_sync(path, key, journal.record_of({"id": "c1"}, "w", ["v1"], [], []))

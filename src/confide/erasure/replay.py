@@ -83,10 +83,15 @@ class Report:
 
 
 async def lock(uow: UnitOfWork) -> None:
-    """The replay's advisory lock for this transaction (PostgreSQL; SQLite has one writer)."""
+    """One replay at a time, for this transaction. PostgreSQL: the replay's advisory lock (two
+    nodes starting at once take turns). SQLite: the database's write lock, taken before anything
+    is read (a statement that writes, on no row), so that a replay in another process (the CLI
+    while the server starts) waits its turn instead of failing to upgrade its read to a write."""
     conn = await uow.session.connection()
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    else:
+        await conn.execute(text("UPDATE erasure_certificates SET state = state WHERE 1 = 0"))
 
 
 def _when(value: Any) -> datetime | None:
