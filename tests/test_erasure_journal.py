@@ -209,10 +209,15 @@ async def test_the_server_replays_at_start_up_when_the_database_is_behind_the_jo
     rt: Runtime, client: httpx.AsyncClient, world: World, settings: Settings, tmp_path: Path
 ) -> None:
     ana = await person(rt, client, world, "Ana")
+    bob = await person(rt, client, world, "Bob")
     dump = await backup(rt, settings, tmp_path)
     await erase(rt, world, ana["visitor_id"])
     await restore(rt, settings, dump)
     assert await visitor_exists(rt, ana["visitor_id"])
+    # Someone erased on the restored database before the server starts: the journal's last
+    # certificate is then in the database, and Ana's rolled-back one must still be seen.
+    await erase(rt, world, bob["visitor_id"])
+    assert await replay.needed(rt) is True
 
     fresh = build_runtime(settings, broker=MemoryBroker())
     application = create_app(runtime=fresh)
@@ -471,8 +476,16 @@ async def test_the_cli_exit_codes(rt: Runtime, client: httpx.AsyncClient, world:
     done = await run_cli(settings, "erasure", "replay")
     assert done.exit_code == 0, done.output
     assert cert.id in done.output
-    assert "journal lines checked" in done.output
+    assert "1/1 journal lines replayed" in done.output
     assert not await visitor_exists(rt, ana["visitor_id"])
+    # An erasure from the shell (its own runtime and event loop) is journalled as well.
+    bob = await person(rt, client, world, "Bob")
+    shell = await run_cli(settings, "subject", "erase", "--workspace", world.workspace_id, "--visitor",
+                          bob["visitor_id"], "--yes")
+    assert shell.exit_code == 0, shell.output
+    last = journal_lines(settings)[-1]
+    assert last["visitor_ids"] == [bob["visitor_id"]]
+    assert last["certificate"]["id"] in shell.output
     again = await run_cli(settings, "erasure", "replay")
     assert again.exit_code == 0
     assert "nothing to do" in again.output

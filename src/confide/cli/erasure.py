@@ -134,7 +134,7 @@ def replay_cmd(
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 100 == 0:
-            typer.echo(f"  {done}/{total} journal lines checked", err=True)
+            typer.echo(f"  {done}/{total} journal lines {'checked' if dry_run else 'replayed'}", err=True)
 
     async def work(rt: Runtime) -> replay.Report:
         path = rt.settings.erasure_journal_path
@@ -169,7 +169,7 @@ def replay_cmd(
         if dry_run:
             typer.echo("dry run: nothing was erased")
         else:
-            typer.echo(f"{verb} erase again: {', '.join(report.replayed)}")
+            typer.echo(f"{verb} erase again: {', '.join(dict.fromkeys(report.replayed))}")
     if report.unjournaled:
         typer.echo(f"error: {len(report.unjournaled)} erasure certificates of the database are not in the journal "
                    f"(an append that failed, or erasures older than the journal), so a restore would not erase "

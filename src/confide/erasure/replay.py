@@ -18,8 +18,8 @@ starting at once take turns; the second finds nothing to do):
 Idempotent: a second replay finds every certificate, tombstone and visitor as the first left them
 and does nothing. ``dry_run`` counts without changing anything.
 
-``at_startup`` is the cheap check the server runs before it serves: if the journal's last
-certificate is in the database, nothing was rolled back; otherwise the replay runs (a broken
+``at_startup`` is the cheap check the server runs before it serves: if every certificate the
+journal names is in the database, nothing was rolled back; otherwise the replay runs (a broken
 chain is logged at error level and left to the operator: the server still starts).
 
 ``Report.unjournaled``: certificates the database holds that no journal line names (an append
@@ -54,7 +54,8 @@ log = structlog.get_logger(__name__)
 
 # The replay's own advisory lock ("erasjrnl" in ASCII), apart from the scheduler's and the sweep's.
 LOCK_KEY = int.from_bytes(b"erasjrnl", "big") & 0x7FFF_FFFF_FFFF_FFFF
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (lines replayed, lines to replay)
+_CHUNK = 500  # ids per IN list
 
 
 class Refused(Exception):
@@ -187,6 +188,39 @@ async def _apply(rt: Runtime, uow: UnitOfWork, entry: journal.Entry, latest: dic
     )
 
 
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+async def _candidates(uow: UnitOfWork, entries: list[journal.Entry]) -> list[journal.Entry]:
+    """The lines the database may not reflect, found with a few reads for the whole journal
+    (certificate ids, then the named visitors, keys and tombstones in chunks) rather than four
+    queries per line: a journal of years holds thousands of lines, nearly all reflected."""
+    if not entries:
+        return []
+    session = uow.session
+    present_ws = {w.id for w in await workspaces.all_workspaces(uow)}
+    certs = set((await session.scalars(select(Certificate.id))).all())
+    v = Base.metadata.tables["visitors"]
+    visitors: set[str] = set()
+    for chunk in _chunks(sorted({x for e in entries for x in e.visitor_ids})):
+        visitors.update(str(r) for r in (await session.scalars(select(v.c.id).where(v.c.id.in_(chunk)))).all())
+    keys: set[str] = set()
+    for chunk in _chunks(sorted({x for e in entries for x in e.keys})):
+        keys.update(str(r) for r in (await session.scalars(select(SubjectKey.subject_id).where(
+            SubjectKey.subject_id.in_(chunk), SubjectKey.wrapped_key.is_not(None)))).all())
+    stones: set[tuple[str, str]] = set()
+    for chunk in _chunks(sorted({d for e in entries for d, _ in e.tombstones})):
+        stones.update((str(w), str(d)) for w, d in (await session.execute(select(
+            Tombstone.workspace_id, Tombstone.digest).where(Tombstone.digest.in_(chunk)))).all())
+    return [
+        e for e in entries
+        if e.workspace_id in present_ws and (
+            e.certificate_id not in certs or any(x in visitors for x in e.visitor_ids)
+            or any(x in keys for x in e.keys) or any((e.workspace_id, d) not in stones for d, _ in e.tombstones))
+    ]
+
+
 async def _unjournaled(rt: Runtime, seen: set[str]) -> list[str]:
     async with rt.db.unit_of_work(readonly=True) as uow:
         ids = (await uow.session.scalars(select(Certificate.id).order_by(Certificate.created_at, Certificate.id))).all()
@@ -205,11 +239,13 @@ async def run(rt: Runtime, *, dry_run: bool = False, force: bool = False,
     latest: dict[str, dict[str, Any]] = {}
     for entry in reading.entries:  # a bulk run has a line per batch: the last one holds its final state
         latest[entry.certificate_id] = entry.certificate
-    for i, entry in enumerate(reading.entries, 1):
+    async with rt.db.unit_of_work(readonly=True) as uow:  # one read of everything the lines name
+        candidates = await _candidates(uow, reading.entries)
+    for i, entry in enumerate(candidates, 1):
         async with rt.db.unit_of_work(readonly=dry_run) as uow:
             if not dry_run:
                 await lock(uow)
-            work = await _pending(uow, entry)
+            work = await _pending(uow, entry)  # again, under the lock: another node may have done it
             if work:
                 report.replayed.append(entry.certificate_id)
                 if dry_run:
@@ -220,7 +256,7 @@ async def run(rt: Runtime, *, dry_run: bool = False, force: bool = False,
                 else:
                     await _apply(rt, uow, entry, latest[entry.certificate_id], work, report)
         if progress is not None:
-            progress(i, len(reading.entries))
+            progress(i, len(candidates))
     seen = set(latest)
     if not dry_run:  # this replay's own erasures were journalled after their commits
         seen |= {e.certificate_id for e in
@@ -233,12 +269,20 @@ async def run(rt: Runtime, *, dry_run: bool = False, force: bool = False,
 
 
 async def needed(rt: Runtime) -> bool:
-    """The cheap check: is the journal's last certificate missing from the database?"""
-    last = await asyncio.to_thread(journal.last_certificate_id, rt.settings.erasure_journal_path)
+    """The cheap check: does the journal name a certificate the database lacks? The last line
+    first (the usual answer, read from the file's tail), then every line's certificate id against
+    one read of the certificate ids (an erasure made on the restored database before the server
+    started would hide a rolled-back one behind it). A broken chain is left to ``run``."""
+    path = rt.settings.erasure_journal_path
+    last = await asyncio.to_thread(journal.last_certificate_id, path)
     if last is None:
         return False
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await uow.session.get(Certificate, last) is None
+        if await uow.session.get(Certificate, last) is None:
+            return True
+        held = set((await uow.session.scalars(select(Certificate.id))).all())
+    reading = await asyncio.to_thread(journal.read, path, rt.journal_key)
+    return any(e.certificate_id not in held for e in reading.entries)
 
 
 async def at_startup(rt: Runtime) -> Report | None:
