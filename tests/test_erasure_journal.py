@@ -30,6 +30,7 @@ from confide.config import Settings
 from confide.core import crypto
 from confide.core.broker import MemoryBroker
 from confide.core.db import Base
+from confide.core.errors import Invalid
 from confide.core.keys import SubjectKey
 from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
@@ -453,6 +454,17 @@ async def test_a_failed_append_leaves_the_erasure_done_logs_its_certificate_and_
     assert result.exit_code == 1, result.output
     assert "not in the journal" in result.output
     assert cert.id in result.output
+
+
+async def test_staff_cannot_give_the_replays_own_reason(rt: Runtime, client: httpx.AsyncClient,
+                                                         world: World) -> None:
+    ana = await person(rt, client, world, "Ana")
+    admin = await actor(rt, world.admin_id)
+    with pytest.raises(Invalid, match="reason must be one of"):
+        async with rt.db.unit_of_work() as uow:
+            await erasure.erase(rt, uow, admin, world.workspace_id, [ana["visitor_id"]], reason="restore")
+    assert await visitor_exists(rt, ana["visitor_id"])
+    assert "restore" not in erasure.STAFF_REASONS
 
 
 async def test_the_cli_exit_codes(rt: Runtime, client: httpx.AsyncClient, world: World, settings: Settings,

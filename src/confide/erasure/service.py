@@ -64,6 +64,8 @@ ERASED_KIND = "subject.erased"  # the outbox job for integrations (ids only)
 MAX_SUBJECTS = 100  # visitor ids per erasure (a person rarely has more; bulk erasure batches)
 # codes, never free text; "restore": erased again by the journal's replay after a restore (ADR 0033)
 REASONS = ("request", "staff", "bulk", "retention", "restore", "other")
+SYSTEM_REASONS = ("restore",)  # never chosen by staff: only the replay (actor None) gives it
+STAFF_REASONS = tuple(r for r in REASONS if r not in SYSTEM_REASONS)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:/+\-]{1,64}$")
 _CHUNK = 500  # primary keys per IN list
 # Which blind-index columns name a person across visits, and the tombstone kind each becomes.
@@ -221,6 +223,8 @@ async def erase(
     ids = visitor_ids_of(list(visitor_ids))
     request = request_id_of(request_id)
     reason = reason_of(reason)
+    if actor is not None and reason in SYSTEM_REASONS:
+        raise Invalid(f"reason must be one of {', '.join(STAFF_REASONS)}")
     if uow.session.get_bind().dialect.name == "sqlite":
         await uow.session.execute(text("PRAGMA secure_delete = ON"))
     found = await _load(uow, actor, workspace_id, ids, for_update=True)

@@ -37,7 +37,7 @@ async def erase_preview(request: Request, actor: PageOperator, state: StateDep) 
         except DomainError as exc:
             problem = exc.message
     return render(request, "erasure.html", actor, nav="erasure", visitor_ids=ids, counts=counts,
-                  total=sum(counts.values()), problem=problem, confirm_word=CONFIRM, reasons=erasure.REASONS,
+                  total=sum(counts.values()), problem=problem, confirm_word=CONFIRM, reasons=erasure.STAFF_REASONS,
                   status_code=404 if problem else 200)
 
 
