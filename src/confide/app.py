@@ -21,6 +21,7 @@ from confide.config import Settings
 from confide.core.errors import DomainError
 from confide.core.logging import configure as configure_logging
 from confide.core.runtime import Runtime, build_runtime
+from confide.erasure import replay as erasure_replay
 from confide.realtime import key_eviction
 from confide.realtime.hub import Hub
 from confide.realtime.presence import Presence
@@ -69,6 +70,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings)
         await rt.broker.start()
+        # A restored database backup may hold people erased since: the erasure journal (kept
+        # outside the database) says so, and they are erased again before anyone is served (ADR 0033).
+        await erasure_replay.at_startup(rt)
         writer = MessageWriter(rt)
         presence = Presence(rt)
         app.state.confide = State(rt=rt, hub=Hub(rt.broker), writer=writer, presence=presence)

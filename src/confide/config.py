@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     # An e-mailed export link: how long it lives (single use), and the wrong codes it survives.
     export_link_ttl_h: float = Field(default=168.0, gt=0, le=24 * 31)
     export_link_max_codes: int = Field(default=5, ge=1, le=20)
+    # The erasure journal (erasure/journal.py, ADR 0033): one line per erasure, appended after its
+    # commit and replayed after a database restore. Empty: DATA_DIR/erasure-journal.jsonl. Keep it
+    # on storage that a database restore does NOT roll back, shared by every node.
+    erasure_journal: Path | None = None
 
     # Reverse proxies, TLS and login limits (docs/deployment.md, ADR 0016)
     # Peers whose forwarding header is believed (CIDRs, comma-separated; empty: none, the socket's
@@ -209,6 +213,10 @@ class Settings(BaseSettings):
                 url = "postgresql+asyncpg://" + url.split("://", 1)[1]
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'confide.db').resolve()}"
+
+    @property
+    def erasure_journal_path(self) -> Path:
+        return self.erasure_journal if self.erasure_journal is not None else self.data_dir / "erasure-journal.jsonl"
 
     @property
     def base_url(self) -> str:

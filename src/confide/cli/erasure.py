@@ -1,6 +1,9 @@
 """``confide subject erase`` and ``confide subject erase-bulk`` (ADR 0028): a preview, a
 confirmation (``--yes`` to skip it), then the erasure; the bulk one in batches with a progress bar.
-Exit codes: 0 done (or a dry run), 1 a domain error (not found, legal hold), 2 bad input."""
+Exit codes: 0 done (or a dry run), 1 a domain error (not found, legal hold), 2 bad input.
+
+``confide erasure replay [--dry-run] [--force]``: the erasure journal replayed after a database
+restore (ADR 0033)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import typer
 
 from confide.cli.subjects import app  # one `confide subject` group: find, export, erase, erase-bulk
 from confide.core.runtime import Runtime
-from confide.erasure import bulk
+from confide.erasure import bulk, journal, replay
 from confide.erasure import service as erasure
 
 
@@ -111,3 +114,64 @@ def erase_bulk_cmd(
         view = _run(lambda rt: bulk.run(rt, None, site, when, request_id=request, batch_size=batch,
                                         progress=progress))
     typer.echo(json.dumps(view, indent=2))
+
+
+# ---------------------------------------------------------------- the erasure journal (ADR 0033)
+journal_app = typer.Typer(help="The erasure journal: erasures replayed after a database restore.",
+                          no_args_is_help=True)
+
+
+@journal_app.command("replay")
+def replay_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be erased again, change nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="replay even a journal whose chain is broken")] = False,
+) -> None:
+    """Erase again everyone the erasure journal names that the database brought back (run it
+    after restoring a database backup; the server also does at start-up). Exit codes: 0 done or
+    nothing to do, 1 a problem (a broken chain: nothing erased; certificates missing from the
+    journal), 2 bad configuration."""
+    from confide.cli.main import _run
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            typer.echo(f"  {done}/{total} journal lines {'checked' if dry_run else 'replayed'}", err=True)
+
+    async def work(rt: Runtime) -> replay.Report:
+        path = rt.settings.erasure_journal_path
+        typer.echo(f"erasure journal: {path}{' (dry run)' if dry_run else ''}", err=True)
+        return await replay.run(rt, dry_run=dry_run, force=force, progress=progress)
+
+    try:
+        report = _run(work)
+    except replay.Refused as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except journal.JournalError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: the erasure journal cannot be read ({exc.strerror})", err=True)
+        raise typer.Exit(1) from None
+    if report.problem:
+        typer.echo(f"warning: {report.problem}; replayed anyway (--force)", err=True)
+    if report.torn:
+        typer.echo("warning: the journal's last line was cut short by a crash and was left out", err=True)
+    verb = "would" if dry_run else "did"
+    if report.nothing_to_do:
+        typer.echo(f"{report.lines} journal lines; the database reflects every one: nothing to do")
+    else:
+        typer.echo(f"{report.lines} journal lines; {len(report.replayed)} not reflected by the database "
+                   f"({'would be ' if dry_run else ''}replayed):")
+        typer.echo(f"  visitors erased again   {report.visitors_erased}")
+        typer.echo(f"  data keys destroyed     {report.keys_destroyed}")
+        typer.echo(f"  tombstones put back     {report.tombstones_restored}")
+        typer.echo(f"  certificates put back   {report.certificates_restored}")
+        if dry_run:
+            typer.echo("dry run: nothing was erased")
+        else:
+            typer.echo(f"{verb} erase again: {', '.join(dict.fromkeys(report.replayed))}")
+    if report.unjournaled:
+        typer.echo(f"error: {len(report.unjournaled)} erasure certificates of the database are not in the journal "
+                   f"(an append that failed, or erasures older than the journal), so a restore would not erase "
+                   f"them again: {', '.join(report.unjournaled)}", err=True)
+        raise typer.Exit(1)

@@ -417,6 +417,14 @@ def chain_hash(key: bytes, prev_hash: str, record: str) -> str:
     return hmac.new(key, prev_hash.encode("ascii") + b"\n" + record.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+# ---------------------------------------------------------------- the erasure journal's chain
+def derive_journal_key(master: bytes) -> bytes:
+    """The key of the erasure journal's chain (``erasure.journal``): derived from the master key,
+    so that someone who can write the journal file but does not hold the master key cannot forge
+    or quietly change a line. Its own derivation label: it is not the audit log's key."""
+    return _derive(master, "confide/erasure-journal/v1")
+
+
 # ---------------------------------------------------------------- pseudonyms for logs
 def random_key() -> bytes:
     return secrets.token_bytes(32)

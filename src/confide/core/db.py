@@ -310,6 +310,16 @@ class Database:
             async with self.engine.connect() as conn:
                 await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
+    async def truncate_wal(self) -> None:
+        """Copy the WAL into the database file and empty it (SQLite; erasure does, so that erased
+        pages leave the WAL). Taken under the process's write lock: a ``TRUNCATE`` checkpoint holds
+        the writer lock while it waits for readers, so a write transaction of this process that
+        began reading meanwhile could never upgrade (``database is locked``)."""
+        if not self.is_sqlite or self._write_lock is None:
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def checkpoint_forever(self, interval_s: float = 2.0) -> None:
         while True:
             await asyncio.sleep(interval_s)

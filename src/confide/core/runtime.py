@@ -27,6 +27,7 @@ class Runtime:
     broker: Broker
     audit_key: bytes  # the audit log's chain key (audit/), derived from the master key
     factor_box: crypto.FactorBox  # two-factor secrets at rest (two_factor/), keys derived from the master key
+    journal_key: bytes  # the erasure journal's chain key (erasure/journal.py, ADR 0033)
     # Background tasks owned by the runtime (writer, scheduler); cancelled on close.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -70,4 +71,5 @@ def build_runtime(settings: Settings, *, broker: Broker | None = None) -> Runtim
         broker=broker or create_broker(settings.redis_url),
         audit_key=audit_key,
         factor_box=crypto.FactorBox(master),
+        journal_key=crypto.derive_journal_key(master),
     )

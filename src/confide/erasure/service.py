@@ -31,6 +31,7 @@ certificate: the tombstone of the visitor id names it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 from datetime import datetime
@@ -52,7 +53,7 @@ from confide.core.errors import Conflict, Invalid, NotFound
 from confide.core.keys import SubjectKey
 from confide.core.personal_data import Erasure, Personal, Subject
 from confide.core.runtime import Runtime
-from confide.erasure import stats, tombstones
+from confide.erasure import journal, stats, tombstones
 from confide.erasure.models import Certificate, Tombstone
 from confide.permissions.access import access_visitors_to_erase
 from confide.permissions.policy import Permission, allows_any
@@ -64,7 +65,10 @@ log = structlog.get_logger(__name__)
 
 ERASED_KIND = "subject.erased"  # the outbox job for integrations (ids only)
 MAX_SUBJECTS = subject_ids.MAX_SUBJECTS  # visitor ids per erasure (bulk erasure batches)
-REASONS = ("request", "staff", "bulk", "retention", "other")  # codes, never free text
+# codes, never free text; "restore": erased again by the journal's replay after a restore (ADR 0033)
+REASONS = ("request", "staff", "bulk", "retention", "restore", "other")
+SYSTEM_REASONS = ("restore",)  # never chosen by staff: only the replay (actor None) gives it
+STAFF_REASONS = tuple(r for r in REASONS if r not in SYSTEM_REASONS)
 _CHUNK = 500  # primary keys per IN list
 # Which blind-index columns name a person across visits, and the tombstone kind each becomes.
 TOMBSTONED_COLUMNS = {"email_bidx": tombstones.EMAIL, "external_id_bidx": tombstones.IDENTITY}
@@ -203,12 +207,18 @@ async def erase(
     request_id: str | None = None,
     reason: str,
     certificate_id: str | None = None,
+    honour_holds: bool = True,
 ) -> Certificate:
     """Erase the person with these visitor ids (see the module docstring). ``actor=None``: the
-    CLI. ``certificate_id``: a running bulk certificate to add to (``erasure.bulk``)."""
+    CLI. ``certificate_id``: a running bulk certificate to add to (``erasure.bulk``).
+    ``honour_holds=False``: only the journal's replay (``erasure.replay``), which erases again
+    people erased before a restore: any hold the restore brought back was lifted before that
+    erasure was allowed to happen."""
     ids = visitor_ids_of(list(visitor_ids))
     request = request_id_of(request_id)
     reason = reason_of(reason)
+    if actor is not None and reason in SYSTEM_REASONS:
+        raise Invalid(f"reason must be one of {', '.join(STAFF_REASONS)}")
     if uow.session.get_bind().dialect.name == "sqlite":
         await uow.session.execute(text("PRAGMA secure_delete = ON"))
     found = await _load(uow, actor, workspace_id, ids, for_update=True)
@@ -226,7 +236,8 @@ async def erase(
             return cert
         ids = found
     plan = await _plan(rt, uow, workspace_id, ids)
-    await _held(uow, workspace_id, ids, plan.conversations)
+    if honour_holds:
+        await _held(uow, workspace_id, ids, plan.conversations)
     now = clock.now()
     cert = await _certificate(uow, actor, workspace_id, request, reason, certificate_id, now)
     if request is not None and certificate_id is None:  # the request it answers, if it is one of ours
@@ -271,6 +282,7 @@ async def erase(
         detail={"visitors": ids, "request": request, "reason": reason, "rows": sum(counts.values()),
                 "keys_destroyed": len(destroyed)},
     )
+    _journal_after_commit(rt, uow, cert, workspace_id, ids, destroyed, plan.digests)
     if destroyed:
         events.publish(rt, uow, events.KeysDestroyed(tuple(destroyed)))
     for cid in plan.conversations:
@@ -279,6 +291,32 @@ async def erase(
         uow.after_commit(lambda: _truncate_wal(rt))
     log.info("subject_erased", certificate_id=cert.id, subjects=len(ids), rows=sum(counts.values()))
     return cert
+
+
+def _journal_after_commit(rt: Runtime, uow: UnitOfWork, cert: Certificate, workspace_id: str, ids: list[str],
+                          destroyed: list[str], digests: dict[str, str]) -> None:
+    """Once the erasure has committed, its line goes into the erasure journal (outside the
+    database, ADR 0033), in a thread (``flock`` and ``fsync`` block). The certificate is read
+    then, so the line carries its final state (a replay or bulk batch may change it after
+    ``erase`` returns, in the same transaction). A failure leaves the erasure done and is logged
+    at error level with the certificate id (``confide erasure replay --dry-run`` lists it)."""
+
+    async def append() -> None:
+        record = journal.record_of(_journal_view(cert), workspace_id, ids, destroyed,
+                                   [(d, k) for d, k in digests.items()])
+        try:
+            await asyncio.to_thread(journal.append_sync, rt.settings.erasure_journal_path, rt.journal_key, record)
+        except (OSError, journal.JournalError) as exc:
+            log.error("erasure_journal_append_failed", certificate_id=cert.id, error=type(exc).__name__,
+                      errno=getattr(exc, "errno", None))
+
+    uow.after_commit(append)
+
+
+def _journal_view(cert: Certificate) -> dict[str, Any]:
+    view = certificate_view(cert)
+    view.pop("schema"), view.pop("method")
+    return view
 
 
 async def _certificate(uow: UnitOfWork, actor: OperatorActor | None, workspace_id: str, request: str | None,
@@ -330,8 +368,7 @@ async def _truncate_wal(rt: Runtime) -> None:
     leave the WAL (SQLite). Best effort: a reader holding an old snapshot makes it wait its turn;
     the background checkpoint follows anyway."""
     with contextlib.suppress(Exception):
-        async with rt.db.engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await rt.db.truncate_wal()
 
 
 # ---------------------------------------------------------------- certificates

@@ -38,7 +38,7 @@ async def erase_preview(request: Request, actor: PageOperator, state: StateDep) 
             problem = exc.message
     reference = request.query_params.get("request", "")[:64]  # from a request's page: the request it answers
     return render(request, "erasure.html", actor, nav="erasure", visitor_ids=ids, counts=counts, reference=reference,
-                  total=sum(counts.values()), problem=problem, confirm_word=CONFIRM, reasons=erasure.REASONS,
+                  total=sum(counts.values()), problem=problem, confirm_word=CONFIRM, reasons=erasure.STAFF_REASONS,
                   status_code=404 if problem else 200)
 
 
