@@ -306,6 +306,7 @@ app.add_typer(_privacy_app, name="privacy")
 # ``confide subject find|export`` (ADR 0026) and ``erase|erase-bulk`` (ADR 0028): one group, the
 # erasure commands registered on it by their module.
 from confide.cli import erasure as _erasure_cli  # noqa: E402, F401 - after _run and _settings
+from confide.cli import rectification as _rectification_cli  # noqa: E402, F401 - rectify (ADR 0032)
 
 app.add_typer(subjects_cli.app, name="subject")
 app.add_typer(requests_app, name="requests")  # data-subject requests (ADR 0029)

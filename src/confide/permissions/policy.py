@@ -32,6 +32,7 @@ class Permission(StrEnum):
     SUBJECTS_VIEW = "subjects.view"
     SUBJECTS_EXPORT = "subjects.export"
     SUBJECTS_ERASE = "subjects.erase"
+    SUBJECTS_RECTIFY = "subjects.rectify"  # correct a person's details everywhere (Art. 16, ADR 0032)
     CONSENT_MANAGE = "consent.manage"
     RETENTION_MANAGE = "retention.manage"
     BREACHES_READ = "breaches.read"
@@ -78,6 +79,7 @@ _PRIVACY_OFFICER = frozenset(
         P.SUBJECTS_VIEW,
         P.SUBJECTS_EXPORT,
         P.SUBJECTS_ERASE,
+        P.SUBJECTS_RECTIFY,
         P.CONSENT_MANAGE,
         P.RETENTION_MANAGE,
         P.BREACHES_READ,

@@ -59,6 +59,11 @@ TABLES: dict[str, Table] = {
         # Not in the export yet: a request's values are encrypted under a key wrapped in its own row
         # (not a subject key), which the registry's export cannot name yet (next step of issue 8).
         not_exported="encrypted under the request's own in-row key; not in the export package yet",
+        # Rectification (ADR 0032): the address a request came from is the record of what was
+        # asked and where the answer goes (Art. 5(2), 12(3)); erasure clears it. Its values are
+        # under the request's own key, which a subject's key rotation leaves be.
+        not_rectified="the address the request was received from: kept as received (proof of handling)",
+        own_key="encrypted under the request's own key, wrapped in the row",
         reach=(_BY_EMAIL, _BY_LINK),
     ),
     "privacy_request_visitors": Table(
@@ -71,6 +76,7 @@ TABLES: dict[str, Table] = {
             "note_enc": _data(Category.CONTENT),
         },
         not_exported="encrypted under the request's own in-row key; not in the export package yet",
+        own_key="encrypted under the request's own key (privacy_requests.wrapped_key)",
         reach=(
             Reach("visitor", "id", via=(Hop("request_id", "privacy_requests"),
                                         Hop("email_bidx", "visitors", key="email_bidx"))),
