@@ -363,3 +363,28 @@ async def test_the_cli_rectifies_with_exit_codes(
     # broker of its own): this node forgets the old key as its eviction listener would.
     rt.keyring.forget(vid)
     assert await _find(rt, world, "email", NEW_EMAIL)
+
+
+async def test_a_custom_pre_chat_answer_is_corrected_as_its_form_field_checks_it(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    ana = await seed_person(rt, client, world, "ana")
+    vid, old = ana["visitor_id"], ana["canaries"]["order"]
+    before = await _state(rt, vid)
+    for field, message in (("answer:nosuchfield", "unknown field"), ("answer:email", "fields of their own"),
+                           ("answer", "field must be one of"), ("answer:", "custom pre-chat field"),
+                           ("name:order", "field must be one of")):
+        with pytest.raises(Invalid) as refused:
+            await _rectify(rt, world, [vid], field, "A-42")
+        assert message in refused.value.message, (field, refused.value.message)
+    with pytest.raises(Invalid):
+        await _rectify(rt, world, [vid], "answer:order", "o" * 501)  # a text field takes 500
+    assert await _state(rt, vid) == before
+    result = await _rectify(rt, world, [vid], "answer:order", "  CorrectedOrder-77  ")
+    assert result["tables"] == {"visitors": 1}
+    assert result["field"] == "answer:order"
+    package = await _package(rt, world, [vid])
+    assert old not in package
+    assert "CorrectedOrder-77" in package
+    assert ana["canaries"]["email"] in package  # the other answers and fields are kept
+    assert [(t, c) for t, c, v in await _all_values(rt) if _contains(v, [old.encode()])] == []

@@ -176,9 +176,19 @@ def test_a_rectification_declaration_that_does_not_fit_fails() -> None:
 
 def test_every_rectified_field_is_checked_by_its_domain_and_reaches_the_stores() -> None:
     held = {name: {f for f in (e.rectify or {})} for name, e in REGISTRY.items() if e.rectify}
-    assert held == {"visitors": {"name", "email", "phone"}, "prospects": {"name", "email", "phone"},
+    assert held == {"visitors": {"name", "email", "phone", "answer"}, "prospects": {"name", "email", "phone"},
                     "profiling_objections": {"email"}}
     assert [name for name, _, _ in rectifiable(REGISTRY, "email")] == ["profiling_objections", "prospects", "visitors"]
     # Every ciphertext a visitor's key rotation re-encrypts comes from the registry's Out declarations.
     assert set(sealed_columns(REGISTRY)) == {"activity_pages", "conversations", "messages", "offline_requests",
                                              "prospects", "redacted_originals", "visitors"}
+
+
+def test_a_json_field_without_its_form_fails() -> None:
+    entry = REGISTRY["visitors"]
+    assert entry.rectify is not None
+    answer = dataclasses.replace(entry.rectify["answer"], form=None)
+    broken = dataclasses.replace(entry, rectify={**entry.rectify, "answer": answer})
+    assert rectification_problems(_with("visitors", broken)) == [
+        "visitors.fields_enc: a JSON field without the form that checks it"
+    ]

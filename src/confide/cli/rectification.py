@@ -21,7 +21,7 @@ from confide.rectification import service as rectification
 def rectify_cmd(
     workspace: Annotated[str, typer.Option("--workspace", help="the workspace id")],
     visitor: Annotated[list[str], typer.Option("--visitor", help="a visitor id of the person (repeat)")],
-    field: Annotated[str, typer.Option("--field", help="name, email or phone")],
+    field: Annotated[str, typer.Option("--field", help="name, email, phone or answer:<key>")],
     value: Annotated[str | None, typer.Option("--value", help="the corrected value (asked when left out)")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     request: Annotated[str | None, typer.Option("--request", help="the data-subject request's reference")] = None,

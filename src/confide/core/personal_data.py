@@ -207,6 +207,8 @@ FIELDS = ("name", "email", "phone", "answer")
 # A domain's check of a corrected value, exactly as on entry: (field, value) -> the value to store
 # (normalised), or ``Invalid``.
 Clean = Callable[[str, object], str]
+# A domain's check of a value against one field of a form: (the field's spec, value) -> the value.
+FormClean = Callable[[Mapping[str, Any], str], Any]
 # A domain's blind index of one value: (the runtime's BlindIndex, workspace id, value) -> digest.
 Index = Callable[[Any, str, str], str]
 # A domain's terms of a row from its decrypted values: (BlindIndex, workspace id, values by
@@ -236,6 +238,9 @@ class Field:
     clean: Clean
     index: tuple[str, Index] | None = None
     json: bool = False
+    # For a JSON field (``answer:<key>``): the row's column naming the site whose pre-chat form
+    # defines the key, and the domain's check of a value against that form field.
+    form: tuple[str, FormClean] | None = None
 
 
 @dataclass(frozen=True)
@@ -508,6 +513,10 @@ def rectification_problems(registry: Mapping[str, Table]) -> list[str]:
                 problems.append(f"{name}.{where.column}: rectified but not an encrypted personal column")
             elif not (outs.get(where.column) and outs[where.column].aad):
                 problems.append(f"{name}.{where.column}: rectified but its Out gives no associated data")
+            if where.json and where.form is None:
+                problems.append(f"{name}.{where.column}: a JSON field without the form that checks it")
+            if where.form is not None and where.form[0] not in entry.columns:
+                problems.append(f"{name}: form column {where.form[0]!r} does not exist")
             if where.index is not None and where.index[0] not in entry.columns:
                 problems.append(f"{name}: blind-index column {where.index[0]!r} does not exist")
         for column, kind in entry.columns.items():

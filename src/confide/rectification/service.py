@@ -1,6 +1,7 @@
 """Rectification of a person's details (GDPR Art. 16, issue 8 point 6, ADR 0032, docs/privacy/rights.md).
 
-``rectify`` replaces one field (name, e-mail, phone) of a person everywhere it is held, and
+``rectify`` replaces one field (name, e-mail, phone, or ``answer:<key>``: a custom pre-chat
+answer, checked by the site's form field) of a person everywhere it is held, and
 leaves the old value unrecoverable, in ONE transaction:
 
 1. the new value is checked by every store that holds the field, exactly as that store checks it
@@ -52,6 +53,7 @@ from confide.core.runtime import Runtime
 from confide.erasure.service import request_id_of, visitor_ids_of
 from confide.permissions.access import access_visitors_to_rectify
 from confide.realtime import events
+from confide.workspaces import service as workspaces
 
 log = structlog.get_logger(__name__)
 
@@ -65,11 +67,29 @@ def fields() -> list[str]:
     return sorted({f for entry in privacy_registry.REGISTRY.values() for f in (entry.rectify or {})})
 
 
+def _json_fields() -> set[str]:
+    return {f for e in privacy_registry.REGISTRY.values() for f, where in (e.rectify or {}).items() if where.json}
+
+
 def field_of(value: object) -> str:
+    """``name``, ``email``, ``phone`` or ``answer:<key>`` (a custom pre-chat answer)."""
     known = fields()
-    if not isinstance(value, str) or value not in known:
-        raise Invalid(f"field must be one of {', '.join(known)}")
+    plain = [f for f in known if f not in _json_fields()]
+    shown = ", ".join([*plain, *(f"{f}:<key>" for f in sorted(_json_fields()))])
+    if not isinstance(value, str):
+        raise Invalid(f"field must be one of {shown}")
+    base, sep, key = value.partition(":")
+    if base not in known or bool(sep) != (base in _json_fields()):
+        raise Invalid(f"field must be one of {shown}")
+    if sep and (not key or len(key) > 40 or key in known):
+        raise Invalid(f"{base}: give the key of a custom pre-chat field (name, e-mail and phone are fields "
+                      "of their own)")
     return value
+
+
+def _base(field: str) -> tuple[str, str | None]:
+    base, sep, key = field.partition(":")
+    return base, (key if sep else None)
 
 
 def reason_of(value: object) -> str:
@@ -84,7 +104,8 @@ def cleaned(field: str, value: object) -> dict[str, str]:
         raise Invalid(f"{field}: must be text")
     if len(value) > MAX_VALUE:
         raise Invalid(f"{field} is too long")
-    return {table: where.clean(field, value) for table, where, _ in rectifiable(privacy_registry.REGISTRY, field)}
+    base, _key = _base(field)
+    return {table: where.clean(base, value) for table, where, _ in rectifiable(privacy_registry.REGISTRY, base)}
 
 
 class _Row:
@@ -125,6 +146,7 @@ async def rectify(
     request = request_id_of(request_id)
     reason = reason_of(reason)
     field = field_of(field)
+    base, answer_key = _base(field)
     new_values = cleaned(field, value)  # every store's check, before anything is read or written
     session = uow.session
     if rt.db.is_sqlite:
@@ -135,7 +157,8 @@ async def rectify(
     per_subject = [(vid, privacy_registry.conditions_of(Subject("visitor", vid))) for vid in ids]
     tables = {t.name: t for t in Base.metadata.sorted_tables}
     sealed = sealed_columns(privacy_registry.REGISTRY)
-    holders = {name: (where, how) for name, where, how in rectifiable(privacy_registry.REGISTRY, field)}
+    holders = {name: (where, how) for name, where, how in rectifiable(privacy_registry.REGISTRY, base)}
+    forms: dict[str, dict[str, Any]] = {}  # site id -> its pre-chat form by key (JSON fields)
 
     # The message writer's order: conversations first, then the keys.
     conversations = tables["conversations"]
@@ -188,7 +211,15 @@ async def rectify(
         corrected = False
         if held is not None:
             where = held[0]
-            if where.column and (plain.get(where.column) is not None or row.table == _ROOT):
+            if where.json and where.form is not None and answer_key is not None:
+                spec = (await _form(uow, forms, str(row.values[where.form[0]]))).get(answer_key)
+                if spec is None:  # the transaction rolls back: nothing is written
+                    raise Invalid(f"unknown field: {answer_key[:40]}")
+                answers = dict(plain.get(where.column) or {})
+                answers[answer_key] = where.form[1](spec, new_values[row.table])
+                plain[where.column] = answers
+                corrected = True
+            elif where.column and (plain.get(where.column) is not None or row.table == _ROOT):
                 plain[where.column] = new_values[row.table]
                 corrected = True
             elif not where.column:
@@ -243,6 +274,13 @@ async def rectify(
     return {"visitor_ids": ids, "field": field, "tables": dict(sorted(counts.items())),
             "reencrypted_rows": reencrypted, "keys_rotated": len(rotated), "request_id": request,
             "reason": reason}
+
+
+async def _form(uow: UnitOfWork, forms: dict[str, dict[str, Any]], site_id: str) -> dict[str, Any]:
+    if site_id not in forms:
+        site = await workspaces.get_site(uow, site_id)
+        forms[site_id] = {f["key"]: f for f in (site.prechat_fields if site is not None else [])}
+    return forms[site_id]
 
 
 async def _write(uow: UnitOfWork, table: SqlTable, updates: list[dict[str, Any]]) -> None:

@@ -82,6 +82,8 @@ TABLES: dict[str, Table] = {
             "name": Field("name_enc", values.clean),
             "email": Field("email_enc", values.clean, index=("email_bidx", BlindIndex.email)),
             "phone": Field("phone_enc", values.clean),
+            # a custom pre-chat answer ("answer:<key>"), checked by the site's form field
+            "answer": Field("fields_enc", values.answer_text, json=True, form=("site_id", values.form_value)),
         },
         terms=Terms("visitor_terms", "visitor_id", _terms),
     ),

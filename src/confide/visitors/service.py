@@ -18,7 +18,6 @@ from confide.visitors.models import Visitor as Visitor  # re-exported: other dom
 from confide.visitors.models import VisitorTerm
 from confide.workspaces.service import Site
 
-_MAX = {"textarea": 4000}
 _DEFAULT_MAX = values.DEFAULT_MAX
 
 
@@ -34,31 +33,9 @@ def validate_answers(
         raise Invalid(f"unknown field: {unknown[0][:40]}")
     clean: dict[str, Any] = {}
     for key, spec in form.items():
-        value = fields.get(key)
-        if spec["type"] == "checkbox":
-            if value is not None and not isinstance(value, bool):
-                raise Invalid(f"{spec['label']}: must be true or false")
-            if spec.get("required") and value is not True:
-                raise Invalid(f"{spec['label']} is required")
-            if value is not None:
-                clean[key] = value
-            continue
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if spec.get("required"):
-                raise Invalid(f"{spec['label']} is required")
-            continue
-        if not isinstance(value, str):
-            raise Invalid(f"{spec['label']}: must be text")
-        value = value.strip()
-        if len(value) > _MAX.get(spec["type"], _DEFAULT_MAX):
-            raise Invalid(f"{spec['label']} is too long")
-        if spec["type"] == "email":
-            value = values.clean_email(value, f"{spec['label']}: not a valid e-mail address")
-        elif spec["type"] == "tel":
-            values.check_phone(value, f"{spec['label']}: not a valid phone number")
-        elif spec["type"] == "select" and value not in spec.get("options", []):
-            raise Invalid(f"{spec['label']}: choose one of the options")
-        clean[key] = value
+        value = values.clean_answer(spec, fields.get(key))
+        if value is not None:
+            clean[key] = value
     if require_contact and not (clean.get("email") or clean.get("phone")):
         raise Invalid("an e-mail address or a phone number is needed so that we can answer")
     for key, granted in consents.items():

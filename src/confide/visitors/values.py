@@ -5,6 +5,8 @@ declarations (``visitors/privacy.py``) when staff correct them (Art. 16, ADR 003
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -40,6 +42,61 @@ def clean_text(value: object, label: str, max_len: int = DEFAULT_MAX) -> str:
     if len(value) > max_len:
         raise Invalid(f"{label} is too long")
     return value
+
+
+_MAX = {"textarea": 4000}
+CORE_FIELDS = ("name", "email", "phone")  # held in columns of their own; the rest in fields_enc
+
+
+def clean_answer(spec: Mapping[str, Any], value: object) -> Any:
+    """One answer checked against its pre-chat form field ``spec``: a checkbox is true or false,
+    text is trimmed and limited, an e-mail normalised, a phone matched, a choice among the
+    options. ``None``: no answer (an empty text); ``Invalid`` otherwise, naming the field."""
+    label = spec["label"]
+    if spec["type"] == "checkbox":
+        if value is not None and not isinstance(value, bool):
+            raise Invalid(f"{label}: must be true or false")
+        if spec.get("required") and value is not True:
+            raise Invalid(f"{label} is required")
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if spec.get("required"):
+            raise Invalid(f"{label} is required")
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{label}: must be text")
+    value = value.strip()
+    if len(value) > _MAX.get(spec["type"], DEFAULT_MAX):
+        raise Invalid(f"{label} is too long")
+    if spec["type"] == "email":
+        return clean_email(value, f"{label}: not a valid e-mail address")
+    if spec["type"] == "tel":
+        return check_phone(value, f"{label}: not a valid phone number")
+    if spec["type"] == "select" and value not in spec.get("options", []):
+        raise Invalid(f"{label}: choose one of the options")
+    return value
+
+
+def answer_text(field: str, value: object) -> str:
+    """A corrected custom answer before the site's form checks it (``clean_answer``): text (a
+    checkbox's "true" or "false") of at most 4000 characters."""
+    if not isinstance(value, str):
+        raise Invalid(f"{field}: must be text")
+    if len(value) > _MAX["textarea"]:
+        raise Invalid(f"{field} is too long")
+    return value
+
+
+def form_value(spec: Mapping[str, Any], value: str) -> Any:
+    """A corrected answer as the form's field takes it (a checkbox's text as true or false)."""
+    if spec["type"] == "checkbox":
+        if value.strip().lower() not in ("true", "false"):
+            raise Invalid(f"{spec['label']}: must be true or false")
+        return clean_answer(spec, value.strip().lower() == "true")
+    cleaned = clean_answer(spec, value)
+    if cleaned is None:
+        raise Invalid(f"{spec['label']} is required")
+    return cleaned
 
 
 def clean(field: str, value: object) -> str:

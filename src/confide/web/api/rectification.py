@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["rectification"], responses=errors(40
 
 class RectifyIn(BaseModel):
     visitor_ids: list[str] = Field(min_length=1, max_length=erasure.MAX_SUBJECTS)
-    field: str = Field(max_length=40, description="name, email or phone")
+    field: str = Field(max_length=40, description="name, email, phone or answer:<key> (a custom pre-chat answer)")
     value: str = Field(max_length=rectification.MAX_VALUE, description="the corrected value")
     request_id: str | None = Field(default=None, max_length=64)
     reason: str = "request"
