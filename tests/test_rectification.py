@@ -388,3 +388,26 @@ async def test_a_custom_pre_chat_answer_is_corrected_as_its_form_field_checks_it
     assert "CorrectedOrder-77" in package
     assert ana["canaries"]["email"] in package  # the other answers and fields are kept
     assert [(t, c) for t, c, v in await _all_values(rt) if _contains(v, [old.encode()])] == []
+
+
+async def test_every_visit_of_the_person_is_corrected_at_once(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    from tests.helpers_api import set_status, start_chat
+
+    await set_status(rt, world.operator_id)
+    old = "twovisits.qv9erz@example.com"
+    first = await start_chat(client, world, {"name": "Twice Visitor", "email": old})
+    second = await start_chat(client, world, {"name": "Twice Visitor", "email": old})
+    ids = sorted([first["visitor_id"], second["visitor_id"]])
+    (person,) = await _find(rt, world, "email", old)
+    assert sorted(person.visitor_ids) == ids
+    result = await _rectify(rt, world, ids, "email", NEW_EMAIL)
+    assert result["tables"] == {"visitors": 2}
+    assert result["keys_rotated"] == 2
+    assert await _find(rt, world, "email", old) == []
+    (person,) = await _find(rt, world, "email", NEW_EMAIL)
+    assert sorted(person.visitor_ids) == ids
+    package = await _package(rt, world, ids)
+    assert old not in package
+    assert package.count(NEW_EMAIL) == 2
