@@ -717,6 +717,20 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 # ---- end restriction
 
 
+# ---- rectification (ADR 0032): a fresh visitor for each correction
+@sample("POST", "/api/v1/subjects/rectify")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/api/v1/subjects/rectify",
+            "json": {"visitor_ids": [await fresh_visitor(ctx)], "field": "name", "value": "Corrected Name"}}
+
+
+@sample("POST", "/app/subjects/rectify")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    return {"url": "/app/subjects/rectify",
+            "data": {"visitor_ids": await fresh_visitor(ctx), "field": "name", "value": "Corrected Name"}}
+# ---- end rectification
+
+
 # ---------------------------------------------------------------- the matrix
 # ---- retention (ADR 0030): a fresh person for each hold, so that every allowed role's hold is new
 async def _fresh_visitor(ctx: Ctx) -> str:

@@ -15,13 +15,17 @@ from confide import privacy_registry
 from confide.core.db import Base
 from confide.core.personal_data import (
     Export,
+    Field,
     Out,
     Table,
     erasure_problems,
     export_problems,
     export_sections,
     out,
+    rectifiable,
+    rectification_problems,
     sealed,
+    sealed_columns,
 )
 
 REGISTRY = privacy_registry.REGISTRY
@@ -125,3 +129,66 @@ def test_every_encrypted_visitor_column_uses_the_domain_s_associated_data() -> N
     assert REGISTRY["redacted_originals"].export.columns["text_enc"].aad == (  # type: ignore[union-attr]
         "redacted_originals.text:{id}"
     )
+
+
+# ---------------------------------------------------------------- rectification (ADR 0032)
+def test_every_identity_and_contact_column_has_a_rectification_path_and_every_ciphertext_rotates() -> None:
+    assert rectification_problems(REGISTRY) == []
+
+
+def test_an_identity_or_contact_column_without_a_rectification_path_fails() -> None:
+    entry = REGISTRY["prospects"]
+    assert entry.rectify is not None
+    without = {k: v for k, v in entry.rectify.items() if k != "phone"}
+    assert rectification_problems(_with("prospects", dataclasses.replace(entry, rectify=without))) == [
+        "prospects.phone_enc: contact data without a rectification path"
+    ]
+    # A reason instead of a path is accepted (and shows in the declaration).
+    reasoned = dataclasses.replace(entry, rectify=without, not_rectified="kept as entered, for a reason")
+    assert rectification_problems(_with("prospects", reasoned)) == []
+
+
+def test_an_encrypted_column_key_rotation_cannot_reach_fails() -> None:
+    entry = REGISTRY["privacy_requests"]
+    assert rectification_problems(_with("privacy_requests", dataclasses.replace(entry, own_key=""))) == [
+        "privacy_requests.email_enc: encrypted, but no Out says how to re-encrypt it on key rotation",
+        "privacy_requests.details_enc: encrypted, but no Out says how to re-encrypt it on key rotation",
+    ]
+
+
+def test_a_rectification_declaration_that_does_not_fit_fails() -> None:
+    entry = REGISTRY["visitors"]
+    assert entry.rectify is not None
+    clean = entry.rectify["email"].clean
+    broken = {
+        **entry.rectify,
+        "nickname": Field("name_enc", clean),
+        "email": Field("email_bidx", clean, index=("no_such_column", lambda b, w, v: v)),
+    }
+    problems = rectification_problems(_with("visitors", dataclasses.replace(entry, rectify=broken)))
+    assert sorted(problems) == sorted([
+        "visitors: rectifies unknown field 'nickname'",
+        "visitors.email_bidx: rectified but not an encrypted personal column",
+        "visitors: blind-index column 'no_such_column' does not exist",
+        "visitors.email_enc: contact data without a rectification path",
+    ])
+
+
+def test_every_rectified_field_is_checked_by_its_domain_and_reaches_the_stores() -> None:
+    held = {name: {f for f in (e.rectify or {})} for name, e in REGISTRY.items() if e.rectify}
+    assert held == {"visitors": {"name", "email", "phone", "answer"}, "prospects": {"name", "email", "phone"},
+                    "profiling_objections": {"email"}}
+    assert [name for name, _, _ in rectifiable(REGISTRY, "email")] == ["profiling_objections", "prospects", "visitors"]
+    # Every ciphertext a visitor's key rotation re-encrypts comes from the registry's Out declarations.
+    assert set(sealed_columns(REGISTRY)) == {"activity_pages", "conversations", "messages", "offline_requests",
+                                             "prospects", "redacted_originals", "visitors"}
+
+
+def test_a_json_field_without_its_form_fails() -> None:
+    entry = REGISTRY["visitors"]
+    assert entry.rectify is not None
+    answer = dataclasses.replace(entry.rectify["answer"], form=None)
+    broken = dataclasses.replace(entry, rectify={**entry.rectify, "answer": answer})
+    assert rectification_problems(_with("visitors", broken)) == [
+        "visitors.fields_enc: a JSON field without the form that checks it"
+    ]

@@ -33,6 +33,7 @@ from confide.web.api import consent as consent_api  # ---- consent
 from confide.web.api import erasure as erasure_api  # erasure (ADR 0028)
 from confide.web.api import privacy_requests as privacy_requests_api  # ADR 0029
 from confide.web.api import prospects as prospects_api
+from confide.web.api import rectification as rectification_api  # rectification (ADR 0032)
 from confide.web.api import redaction as redaction_api
 from confide.web.api import restriction as restriction_api  # restriction of processing (ADR 0031)
 from confide.web.api import subjects as subjects_api
@@ -132,7 +133,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     # activity, prospects, consent and redaction: ADR 0019, 0020, 0018, 0021
     for module in (auth, admin, backoffice, widget, activity, prospects_api, consent_api, redaction_api,
-                   erasure_api, subjects_api, restriction_api):
+                   erasure_api, rectification_api, subjects_api, restriction_api):
         app.include_router(module.router)
     app.include_router(privacy_requests_api.router)  # data-subject requests (ADR 0029)
     app.include_router(widget_assets.router)

@@ -127,7 +127,9 @@ async def store_messages(
     stored = {
         (m.conversation_id, m.sender_id, m.client_id): m for m in (await conn.execute(select(_MSG).where(found))).all()
     }
-    keys = {vid: await rt.keyring.get(uow.session, vid) for vid in {c.visitor_id for c in convs.values()}}
+    # The keys as their rows hold them now, under a shared lock taken after the conversations' (a
+    # key rotation takes them in the same order, ADR 0032): never a key a rotation has replaced.
+    keys = await rt.keyring.for_write(uow.session, {c.visitor_id for c in convs.values()})
     redactors = await redaction.redactors_for(conn, {c.site_id for c in convs.values()})
     batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed, redactors)
     if batch.seq_rows:
@@ -163,7 +165,8 @@ async def store_messages_sqlite(
     conv_ids = list({d.conversation_id for d in drafts})
     idents = list({(d.conversation_id, d.sender_id, d.client_id) for d in drafts})
     convs, stored, redactors = await tx.run(lambda conn: _sqlite_read(conn, conv_ids, idents))
-    keys = {vid: await rt.keyring.get(keys_uow.session, vid) for vid in {c.visitor_id for c in convs.values()}}
+    # Read now, after the write lock: a rotation committed before it is seen (ADR 0032).
+    keys = await rt.keyring.for_write(keys_uow.session, {c.visitor_id for c in convs.values()})
     batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed, redactors)
     now = _SQLITE_TIME(batch.now)
     seq_rows = [(seq, now, conv_id) for conv_id, seq in batch.seq_rows]

@@ -49,7 +49,7 @@ _TERMS = cast(Table, ConversationTerm.__table__)
 async def start_conversation(
     rt: Runtime, uow: UnitOfWork, *, site: Site, visitor: Visitor, department: Department, page_url: str | None
 ) -> Conversation:
-    key = await rt.keyring.get(uow.session, visitor.id)
+    key = await rt.keyring.get_for_write(uow.session, visitor.id)
     conv_id = crypto.new_id()
     conv = Conversation(
         id=conv_id,
@@ -300,7 +300,7 @@ async def rate(
         raise Invalid("comment must be text of at most 1000 characters")
     conv.rating = score
     if comment:
-        key = await rt.keyring.get(uow.session, conv.visitor_id)
+        key = await rt.keyring.get_for_write(uow.session, conv.visitor_id)
         conv.rating_comment_enc = key.encrypt(comment, _aad("conversations.rating_comment", conv.id))
     await publish_change(rt, uow, conv)
 

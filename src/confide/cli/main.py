@@ -306,6 +306,7 @@ app.add_typer(_privacy_app, name="privacy")
 # ``confide subject find|export`` (ADR 0026) and ``erase|erase-bulk`` (ADR 0028): one group, the
 # erasure commands registered on it by their module.
 from confide.cli import erasure as _erasure_cli  # noqa: E402 - after _run and _settings
+from confide.cli import rectification as _rectification_cli  # noqa: E402, F401 - rectify (ADR 0032)
 from confide.cli import restriction as _restriction_cli  # noqa: E402, F401 - restrict|unrestrict (ADR 0031)
 
 app.add_typer(subjects_cli.app, name="subject")

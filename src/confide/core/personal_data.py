@@ -219,6 +219,50 @@ def sealed(table: str, column: str, *, name: str | None = None, key: str | None 
                                  wrapped=wrapped)}
 
 
+# ---------------------------------------------------------------------------------- rectification
+# The fields a person can have corrected (Art. 16, ADR 0032): "answer:<key>" names one custom
+# pre-chat answer.
+FIELDS = ("name", "email", "phone", "answer")
+
+# A domain's check of a corrected value, exactly as on entry: (field, value) -> the value to store
+# (normalised), or ``Invalid``.
+Clean = Callable[[str, object], str]
+# A domain's check of a value against one field of a form: (the field's spec, value) -> the value.
+FormClean = Callable[[Mapping[str, Any], str], Any]
+# A domain's blind index of one value: (the runtime's BlindIndex, workspace id, value) -> digest.
+Index = Callable[[Any, str, str], str]
+# A domain's terms of a row from its decrypted values: (BlindIndex, workspace id, values by
+# encrypted column) -> the terms.
+TermsOf = Callable[[Any, str, Mapping[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A table of blind-index terms of the declaring table's rows, rebuilt from the row's values:
+    ``table`` holds (``column`` = the row id, ``term``)."""
+
+    table: str
+    column: str
+    of: TermsOf
+
+
+@dataclass(frozen=True)
+class Field:
+    """Where one correctable field is held in a table (``Table.rectify``). ``column``: the
+    encrypted column (its associated data and key come from the table's ``Out`` of that column:
+    one declaration for export, rotation and rectification); ``clean``: the domain's check on
+    entry; ``index``: the row's blind-index column of the value and the domain's computation;
+    ``json``: the column holds a JSON object and the field is one of its keys (``answer:<key>``)."""
+
+    column: str  # "": the table holds only the value's blind index
+    clean: Clean
+    index: tuple[str, Index] | None = None
+    json: bool = False
+    # For a JSON field (``answer:<key>``): the row's column naming the site whose pre-chat form
+    # defines the key, and the domain's check of a value against that form field.
+    form: tuple[str, FormClean] | None = None
+
+
 @dataclass(frozen=True)
 class Table:
     columns: dict[str, Classification]
@@ -227,6 +271,16 @@ class Table:
     # Why a table holding personal data is left out of exports (e.g. a flag row living inside one
     # transaction); a table with an exported personal column must have an ``export``.
     not_exported: str = ""
+    # Rectification (ADR 0032): field name ("name", "email", ...) -> where the table holds it;
+    # ``terms``: the table's term rows rebuilt after a correction; ``not_rectified``: why an
+    # IDENTITY or CONTACT column has no rectification path.
+    rectify: Mapping[str, Field] | None = None
+    terms: Terms | None = None
+    not_rectified: str = ""
+    # Why the table's ciphertexts are not under a subject key (a key of its own in the row): a
+    # subject's key rotation leaves them be. Every other encrypted column reached from a subject
+    # must have an ``Out`` with its associated data, so that rotation can re-encrypt it.
+    own_key: str = ""
 
     @property
     def reaches(self) -> tuple[Reach, ...]:
@@ -478,6 +532,73 @@ def erasure_problems(registry: Mapping[str, Table]) -> list[str]:
         if entry.subjects() and not entry.reaches:
             problems.append(f"{name}: personal rows no erasure can reach")
     return problems
+
+
+def rectification_problems(registry: Mapping[str, Table]) -> list[str]:
+    """Every IDENTITY or CONTACT column without a rectification path (or a reason), every
+    encrypted column reached from a visitor that key rotation could not re-encrypt, and every
+    rectification declaration that does not fit its table (empty: all good)."""
+    problems: list[str] = []
+    for name, entry in sorted(registry.items()):
+        declared = dict(entry.rectify or {})
+        covered = {f.column for f in declared.values()}
+        outs = entry.export.columns if entry.export else {}
+        for field, where in declared.items():
+            if field not in FIELDS:
+                problems.append(f"{name}: rectifies unknown field {field!r}")
+            kind = entry.columns.get(where.column)
+            if not where.column:  # only a blind index of the value is held (an objection's e-mail)
+                if where.index is None:
+                    problems.append(f"{name}: rectifies {field!r} but names neither a column nor an index")
+            elif not isinstance(kind, Personal) or kind.storage is not Storage.ENCRYPTED:
+                problems.append(f"{name}.{where.column}: rectified but not an encrypted personal column")
+            elif not (outs.get(where.column) and outs[where.column].aad):
+                problems.append(f"{name}.{where.column}: rectified but its Out gives no associated data")
+            if where.json and where.form is None:
+                problems.append(f"{name}.{where.column}: a JSON field without the form that checks it")
+            if where.form is not None and where.form[0] not in entry.columns:
+                problems.append(f"{name}: form column {where.form[0]!r} does not exist")
+            if where.index is not None and where.index[0] not in entry.columns:
+                problems.append(f"{name}: blind-index column {where.index[0]!r} does not exist")
+        for column, kind in entry.columns.items():
+            if not isinstance(kind, Personal):
+                continue
+            if kind.category in (Category.IDENTITY, Category.CONTACT) and column not in covered \
+                    and not entry.not_rectified:
+                problems.append(f"{name}.{column}: {kind.category.value} data without a rectification path")
+            reached = any(r.subject == "visitor" for r in entry.reaches)
+            if kind.storage is Storage.ENCRYPTED and reached and not entry.own_key and column != "wrapped_key" \
+                    and not (column in outs and outs[column].aad):
+                problems.append(f"{name}.{column}: encrypted, but no Out says how to re-encrypt it on key rotation")
+    return problems
+
+
+def rectifiable(registry: Mapping[str, Table], field: str) -> list[tuple[str, Field, Out | None]]:
+    """Every (table, where, the Out of its column; None: only a blind index) holding ``field``."""
+    found: list[tuple[str, Field, Out | None]] = []
+    for name, entry in sorted(registry.items()):
+        where = (entry.rectify or {}).get(field)
+        if where is not None:
+            outs = entry.export.columns if entry.export else {}
+            found.append((name, where, outs.get(where.column) if where.column else None))
+    return found
+
+
+def sealed_columns(registry: Mapping[str, Table]) -> dict[str, dict[str, Out]]:
+    """Per table reached from a visitor, its encrypted columns under a subject key (the ones a
+    key rotation re-encrypts), with their Out (associated data, key column, JSON)."""
+    found: dict[str, dict[str, Out]] = {}
+    for name, entry in sorted(registry.items()):
+        if entry.own_key or not any(r.subject == "visitor" for r in entry.reaches) or entry.export is None:
+            continue
+        cols = {
+            c: entry.export.columns[c]
+            for c, k in entry.columns.items()
+            if isinstance(k, Personal) and k.storage is Storage.ENCRYPTED and c in entry.export.columns
+        }
+        if cols:
+            found[name] = cols
+    return found
 
 
 def export_sections(registry: Mapping[str, Table]) -> list[tuple[str, Export]]:

@@ -89,5 +89,9 @@ TABLES: dict[str, Table] = {
         # Account e-mails name a staff member; a marketing e-mail (consent, ADR 0018) names the
         # visitor it goes to: ids are random, so one id never names both.
         reach=(reach("operator", "subject_id"), reach("visitor", "subject_id")),
+        # Rectification and key rotation (ADR 0032): a queued e-mail is sent as it was queued and
+        # gone within the retry window; its payload is under a key of its own in the row.
+        not_rectified="a queued e-mail, sent as queued and deleted once sent or given up on",
+        own_key="the payload is under a key of its own, wrapped in the row",
     ),
 }

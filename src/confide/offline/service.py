@@ -51,7 +51,7 @@ async def store_request(
     """The request row, its message and page encrypted under the visitor's data key: a visitor of
     the widget's form (``create``), or a waiting visitor who leaves a message instead (their chat
     becomes an offline request: the same data subject, under the same data key)."""
-    key = await rt.keyring.get(uow.session, visitor.id)
+    key = await rt.keyring.get_for_write(uow.session, visitor.id)
     req_id = crypto.new_id()
     message, original = await redaction.mask_text(uow, site_id=site.id, text=message, ref_kind="offline")
     row = OfflineRequest(

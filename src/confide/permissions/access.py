@@ -293,6 +293,32 @@ async def access_visitors_to_erase(
     return list((await session.scalars(stmt)).all())
 
 
+async def access_visitors_to_rectify(
+    session: AsyncSession,
+    actor: OperatorActor | None,
+    workspace_id: str,
+    visitor_ids: list[str],
+    *,
+    for_update: bool = False,
+) -> list[str]:
+    """Which of ``visitor_ids`` the actor may rectify (Art. 16, ADR 0032): ``SUBJECTS_RECTIFY`` in a
+    role of workspace scope (a correction reaches every store of the person), locked in id order
+    when ``for_update``; the others are absent, as for erasure. ``actor=None``: the CLI."""
+    if actor is not None and not (
+        actor.workspace_id == workspace_id
+        and allows(actor, Permission.SUBJECTS_RECTIFY)
+        and scope_of(actor) is Scope.WORKSPACE
+    ):
+        return []
+    ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
+    if not ids:
+        return []
+    stmt = select(Visitor.id).where(Visitor.id.in_(ids), Visitor.workspace_id == workspace_id).order_by(Visitor.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return list((await session.scalars(stmt)).all())
+
+
 def may_erase_in(actor: OperatorActor, workspace_id: str) -> bool:
     return (
         actor.workspace_id == workspace_id

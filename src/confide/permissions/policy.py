@@ -33,6 +33,7 @@ class Permission(StrEnum):
     SUBJECTS_EXPORT = "subjects.export"
     SUBJECTS_ERASE = "subjects.erase"
     SUBJECTS_RESTRICT = "subjects.restrict"  # restrict a person's processing (Art. 18) and lift it
+    SUBJECTS_RECTIFY = "subjects.rectify"  # correct a person's details everywhere (Art. 16, ADR 0032)
     CONSENT_MANAGE = "consent.manage"
     RETENTION_MANAGE = "retention.manage"
     BREACHES_READ = "breaches.read"
@@ -80,6 +81,7 @@ _PRIVACY_OFFICER = frozenset(
         P.SUBJECTS_EXPORT,
         P.SUBJECTS_ERASE,
         P.SUBJECTS_RESTRICT,
+        P.SUBJECTS_RECTIFY,
         P.CONSENT_MANAGE,
         P.RETENTION_MANAGE,
         P.BREACHES_READ,

@@ -75,6 +75,11 @@ TABLES: dict[str, Table] = {
                 **sealed("privacy_requests", "details", wrapped=_OWN_KEY),
             },
         ),
+        # Rectification (ADR 0032): the address a request came from is the record of what was
+        # asked and where the answer goes (Art. 5(2), 12(3)); erasure clears it. Its values are
+        # under the request's own key, which a subject's key rotation leaves be.
+        not_rectified="the address the request was received from: kept as received (proof of handling)",
+        own_key="encrypted under the request's own key, wrapped in the row",
         reach=(_BY_EMAIL, _BY_LINK),
     ),
     "privacy_request_visitors": Table(
@@ -94,6 +99,7 @@ TABLES: dict[str, Table] = {
                 "note_enc": Out("note", aad="privacy_request_events.note:{id}", wrapped=_PARENT_KEY),
             },
         ),
+        own_key="encrypted under the request's own key (privacy_requests.wrapped_key)",
         reach=(
             Reach("visitor", "id", via=(Hop("request_id", "privacy_requests"),
                                         Hop("email_bidx", "visitors", key="email_bidx"))),

@@ -8,26 +8,36 @@ key is destroyed when it is deleted; there is no visitor row to reach it from, s
 
 from __future__ import annotations
 
+from typing import Any
+
+from confide.core.crypto import BlindIndex
 from confide.core.personal_data import (
     NOT_PERSONAL,
     Category,
     Export,
+    Field,
     Hop,
     Out,
     Reach,
     Storage,
     Table,
+    Terms,
     not_personal,
     out,
     reach,
     sealed,
     visitor_data,
 )
+from confide.prospects import values
 
 _N = NOT_PERSONAL
 _PURPOSE = "follow up prospects (leads)"
 _BASIS = "Art. 6(1)(a) consent to profiling, or 6(1)(f) documented legitimate interest (per site)"
 _SEALED = ("name", "email", "phone", "company", "notes")
+
+
+def _terms(bidx: BlindIndex, workspace_id: str, row: Any) -> list[str]:
+    return values.terms(bidx, workspace_id, row.get("name_enc"), row.get("company_enc"))
 
 
 TABLES: dict[str, Table] = {
@@ -63,6 +73,14 @@ TABLES: dict[str, Table] = {
                 **{c: o for f in _SEALED for c, o in sealed("prospects", f, key="subject_id").items()},
             },
         ),
+        # Rectification (ADR 0032): checked as an operator's entry is; the blind index and the
+        # name's words (prospect_terms) rebuilt.
+        rectify={
+            "name": Field("name_enc", values.clean),
+            "email": Field("email_enc", values.clean, index=("email_bidx", BlindIndex.email)),
+            "phone": Field("phone_enc", values.clean),
+        },
+        terms=Terms("prospect_terms", "prospect_id", _terms),
     ),
     "prospect_terms": Table(
         {
@@ -93,5 +111,7 @@ TABLES: dict[str, Table] = {
         reach=Reach("visitor", "id", via=(Hop("email_bidx", "visitors", key="email_bidx"),)),
         # Only a keyed hash: the person learns that their objection is recorded, and since when.
         export=Export("Objection to profiling", 65, out("id", "created_at")),
+        # A corrected e-mail carries the objection with it (its blind index rebuilt, ADR 0032).
+        rectify={"email": Field("", values.clean, index=("email_bidx", BlindIndex.email))},
     ),
 }

@@ -16,7 +16,6 @@ version is a conflict (409), so two operators editing at once never overwrite ea
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +42,7 @@ from confide.permissions.access import (
 )
 from confide.permissions.policy import Permission, require
 from confide.prospects import basis
+from confide.prospects import values as prospect_values
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm
 from confide.prospects.schemas import ProspectFilters, ProspectIn, ProspectPatch, ProspectSettingsIn
 from confide.users import operators as user_operators
@@ -51,9 +51,6 @@ from confide.visitors.service import Visitor
 from confide.workspaces import service as workspaces
 from confide.workspaces.service import Site
 
-_PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTACT = ("name", "email", "phone", "company")
 _EDITABLE = ("status", "value", "currency", "owner_id", "notes", *_CONTACT)
 
@@ -71,16 +68,7 @@ def _clean_contact(values: dict[str, Any]) -> dict[str, str | None]:
         if not text:
             out[key] = None
             continue
-        if (_CONTROL_BUT_LINES if key == "notes" else _CONTROL).search(text):
-            raise Invalid(f"{key}: control characters are not allowed")
-        if key == "email":
-            try:
-                text = validate_email(text, check_deliverability=False, test_environment=True).normalized
-            except EmailNotValidError:
-                raise Invalid("not a valid e-mail address") from None
-        elif key == "phone" and not _PHONE.match(text):
-            raise Invalid("not a valid phone number")
-        out[key] = text
+        out[key] = prospect_values.clean_one(key, text)
     return out
 
 
@@ -89,14 +77,13 @@ def _minor(value: Decimal | None) -> int | None:
 
 
 def _terms(rt: Runtime, workspace_id: str, name: str | None, company: str | None) -> list[str]:
-    text = " ".join(t for t in (name, company) if t)
-    return list(dict.fromkeys(rt.bidx.text_terms(workspace_id, "prospect", text))) if text else []
+    return prospect_values.terms(rt.bidx, workspace_id, name, company)
 
 
 async def _write_contact(
     rt: Runtime, uow: UnitOfWork, row: Prospect, contact: dict[str, str | None], *, reindex: bool
 ) -> None:
-    key = await rt.keyring.get(uow.session, row.subject_id)
+    key = await rt.keyring.get_for_write(uow.session, row.subject_id)
     for field, value in contact.items():
         setattr(row, f"{field}_enc", key.encrypt(value, _aad(field, row.id)) if value else None)
         if field == "email":

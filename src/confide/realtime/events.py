@@ -448,8 +448,9 @@ WorkspaceEvent = OfflineRequestCreated
 # ---------------------------------------------------------------- node events
 @dataclass(frozen=True, slots=True)
 class KeysDestroyed:
-    """Data keys destroyed by an erasure (crypto-shredding): every node forgets them from its key
-    cache at once (``realtime.key_eviction``). Ids only. Server only."""
+    """Data keys destroyed by an erasure (crypto-shredding), or replaced by a rectification's key
+    rotation (ADR 0032): every node forgets them from its key cache at once
+    (``realtime.key_eviction``). Ids only. Server only."""
 
     TYPE: ClassVar[str] = "keys_destroyed"
     subject_ids: tuple[str, ...]

@@ -5,6 +5,8 @@ its commit on the node topic ``nodes:keys``; each node listens there from start-
 lifespan calls ``follow``) and drops those keys from its ``KeyRing`` cache, so a key unwrapped
 earlier on another node cannot decrypt a copy of the ciphertext any more. A node that missed the
 event (a broker outage) still holds only keys of rows that are gone; the cache is bounded.
+A rectification's key rotation (ADR 0032) publishes the same event for the replaced keys; writers
+never use a replaced key anyway (``KeyRing.for_write`` compares the cached key with the row).
 """
 
 from __future__ import annotations

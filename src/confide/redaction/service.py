@@ -257,7 +257,7 @@ async def keep_originals(
     """Store the originals of one subject, encrypted under their data key, in the caller's unit."""
     if not originals:
         return
-    key = await rt.keyring.get(uow.session, subject_id)
+    key = await rt.keyring.get_for_write(uow.session, subject_id)
     now = clock.now()
     rows = [
         original_row(

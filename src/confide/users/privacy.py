@@ -35,6 +35,7 @@ TABLES: dict[str, Table] = {
         },
         reach=reach("operator", "id"),
         export=Export("Staff account", 200, out("id", "email", "name", "created_at")),
+        not_rectified="staff correct an account's name in user management (users.manage), audited there",
     ),
     "operator_departments": Table({"operator_id": _N, "department_id": _N}, reach=reach("operator", "operator_id")),
     # Custom roles: a name and description an administrator chose for a job, not about a person.
@@ -118,6 +119,7 @@ TABLES: dict[str, Table] = {
         },
         reach=(reach("operator", "id"), reach("operator", "operator_id")),
         export=Export("Staff invitations", 220, out("id", "email", "name", "role", "created_at", "used_at")),
+        not_rectified="an invitation is revoked and sent again with the right name (user management)",
     ),
     "account_review_policies": Table({c: _N for c in ("workspace_id", "interval_days", "inactive_days", "updated_at")}),
     # Account ids with role, method and state codes at sign-off: ids and codes only, no names.

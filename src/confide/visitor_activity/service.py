@@ -194,7 +194,7 @@ async def report(
         return {"stored": True, "view_id": None}
     settings = await basis.settings_of(uow, site)
     chosen = settings_view(settings)
-    key = await rt.keyring.get(uow.session, visitor.id)
+    key = await rt.keyring.get_for_write(uow.session, visitor.id)
     view_id = crypto.new_id()
     ip = stored_address(address, chosen["ip_mode"])
     ua = stored_user_agent(user_agent, chosen["ua_mode"])

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from confide.core.crypto import BlindIndex
 from confide.core.personal_data import (
     CONSENT_BASIS,
     NOT_PERSONAL,
     Category,
     Export,
+    Field,
     Out,
     Storage,
     Table,
+    Terms,
     out,
     reach,
     sealed,
     visitor_data,
 )
+from confide.visitors import values
 
 _N = NOT_PERSONAL
 
@@ -30,6 +34,11 @@ def _answers(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(answers, dict):
         row.update({f"answer: {key}": value for key, value in answers.items()})
     return row
+
+
+def _terms(bidx: BlindIndex, workspace_id: str, row: Any) -> list[str]:
+    return values.terms(bidx, workspace_id, row.get("name_enc"), row.get("phone_enc"))
+
 
 TABLES: dict[str, Table] = {
     "visitors": Table(
@@ -67,6 +76,16 @@ TABLES: dict[str, Table] = {
             },
             hook=_answers,
         ),
+        # Rectification (ADR 0032): corrected as the pre-chat form checks them; the e-mail's blind
+        # index and the name's and phone's terms (visitor_terms) rebuilt.
+        rectify={
+            "name": Field("name_enc", values.clean),
+            "email": Field("email_enc", values.clean, index=("email_bidx", BlindIndex.email)),
+            "phone": Field("phone_enc", values.clean),
+            # a custom pre-chat answer ("answer:<key>"), checked by the site's form field
+            "answer": Field("fields_enc", values.answer_text, json=True, form=("site_id", values.form_value)),
+        },
+        terms=Terms("visitor_terms", "visitor_id", _terms),
     ),
     "visitor_terms": Table(
         {

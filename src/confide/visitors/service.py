@@ -3,10 +3,8 @@ stored encrypted under their own data key, with keyed blind indexes for lookups.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 
 from confide.consent import service as consent
@@ -15,14 +13,12 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
 from confide.core.runtime import Runtime
 from confide.redaction import service as redaction
+from confide.visitors import values
 from confide.visitors.models import Visitor as Visitor  # re-exported: other domains hold visitors
 from confide.visitors.models import VisitorTerm
 from confide.workspaces.service import Site
 
-_PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
-_NOT_DIGIT = re.compile(r"[^0-9]")
-_MAX = {"textarea": 4000}
-_DEFAULT_MAX = 500
+_DEFAULT_MAX = values.DEFAULT_MAX
 
 
 def validate_answers(
@@ -37,34 +33,9 @@ def validate_answers(
         raise Invalid(f"unknown field: {unknown[0][:40]}")
     clean: dict[str, Any] = {}
     for key, spec in form.items():
-        value = fields.get(key)
-        if spec["type"] == "checkbox":
-            if value is not None and not isinstance(value, bool):
-                raise Invalid(f"{spec['label']}: must be true or false")
-            if spec.get("required") and value is not True:
-                raise Invalid(f"{spec['label']} is required")
-            if value is not None:
-                clean[key] = value
-            continue
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if spec.get("required"):
-                raise Invalid(f"{spec['label']} is required")
-            continue
-        if not isinstance(value, str):
-            raise Invalid(f"{spec['label']}: must be text")
-        value = value.strip()
-        if len(value) > _MAX.get(spec["type"], _DEFAULT_MAX):
-            raise Invalid(f"{spec['label']} is too long")
-        if spec["type"] == "email":
-            try:
-                value = validate_email(value, check_deliverability=False, test_environment=True).normalized
-            except EmailNotValidError:
-                raise Invalid(f"{spec['label']}: not a valid e-mail address") from None
-        elif spec["type"] == "tel" and not _PHONE.match(value):
-            raise Invalid(f"{spec['label']}: not a valid phone number")
-        elif spec["type"] == "select" and value not in spec.get("options", []):
-            raise Invalid(f"{spec['label']}: choose one of the options")
-        clean[key] = value
+        value = values.clean_answer(spec, fields.get(key))
+        if value is not None:
+            clean[key] = value
     if require_contact and not (clean.get("email") or clean.get("phone")):
         raise Invalid("an e-mail address or a phone number is needed so that we can answer")
     for key, granted in consents.items():
@@ -79,20 +50,13 @@ def validate_answers(
 
 
 def phone_term(rt: Runtime, workspace_id: str, phone: str) -> str | None:
-    """The blind-index term of a phone number (its digits only: "+44 20 7946 0958" and
-    "+442079460958" are one number), kept with the name's words in ``visitor_terms`` so that a
-    person can be found by phone (subjects.find) without the number in plain text."""
-    digits = _NOT_DIGIT.sub("", phone)
-    return rt.bidx.term(workspace_id, "phone", digits) if len(digits) >= 3 else None
+    """The blind-index term of a phone number (``values.phone_term``)."""
+    return values.phone_term(rt.bidx, workspace_id, phone)
 
 
 def _index(rt: Runtime, uow: UnitOfWork, workspace_id: str, visitor_id: str, name: str | None,
            phone: str | None) -> None:
-    terms = list(rt.bidx.text_terms(workspace_id, "name", name)) if name else []
-    term = phone_term(rt, workspace_id, phone) if phone else None
-    if term:
-        terms.append(term)
-    for t in dict.fromkeys(terms):
+    for t in values.terms(rt.bidx, workspace_id, name, phone):
         uow.session.add(VisitorTerm(visitor_id=visitor_id, term=t))
 
 
@@ -151,7 +115,7 @@ async def update_details(
     given now replaces what was held (name, e-mail, phone, each custom answer); what is left out
     is kept. The form's consent choices go to the ledger (record_consents). Masked as a new
     visitor's answers are (redaction)."""
-    key = await rt.keyring.get(uow.session, visitor.id)
+    key = await rt.keyring.get_for_write(uow.session, visitor.id)
     vid = visitor.id
     types = {f["key"]: f["type"] for f in site.prechat_fields}
     fields, originals = await redaction.mask_answers(uow, site_id=site.id, fields=fields, types=types)
@@ -201,17 +165,11 @@ async def add_contact(
         value = value.strip()
         if len(value) > _DEFAULT_MAX:
             raise Invalid(f"{key} is too long")
-        if key == "email":
-            try:
-                value = validate_email(value, check_deliverability=False, test_environment=True).normalized
-            except EmailNotValidError:
-                raise Invalid("not a valid e-mail address") from None
-        elif not _PHONE.match(value):
-            raise Invalid("not a valid phone number")
+        value = values.clean_email(value) if key == "email" else values.check_phone(value)
         given[key] = value
     if not given and visitor.email_enc is None and visitor.phone_enc is None:
         raise Invalid("an e-mail address or a phone number is needed so that we can answer")
-    data_key = await rt.keyring.get(uow.session, visitor.id)
+    data_key = await rt.keyring.get_for_write(uow.session, visitor.id)
     if "email" in given:
         visitor.email_enc = data_key.encrypt(given["email"], f"visitors.email:{visitor.id}")
         visitor.email_bidx = rt.bidx.email(site.workspace_id, given["email"])

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission as P
+from confide.rectification import service as rectification
 from confide.restriction import notice
 from confide.restriction import service as restriction
 from confide.subjects import delivery, export, find
@@ -42,9 +43,11 @@ def _page(request: Request, actor: Any, *, status_code: int = 200, **context: An
     context.setdefault("value", "")
     context.setdefault("persons", None)
     context.setdefault("errors", [])
+    context.setdefault("error_title", "The search was not run")
     return render(request, "subjects.html", actor, nav="subjects", status_code=status_code, kinds=KINDS,
                   labels=LABELS, formats=FORMATS, format_labels=FORMAT_LABELS, reasons=restriction.REASONS,
-                  reason_labels=restriction.REASON_LABELS, **context)
+                  reason_labels=restriction.REASON_LABELS, field_labels=FIELD_LABELS,
+                  rectify_reasons=rectification.REASONS, **context)
 
 
 @router.get(PATH, dependencies=[needs(P.SUBJECTS_VIEW)])
@@ -135,6 +138,29 @@ async def subjects_restrict(request: Request, actor: PageOperator, state: StateD
 @router.post(PATH + "/lift-restriction", dependencies=[needs(P.SUBJECTS_RESTRICT)])
 async def subjects_lift_restriction(request: Request, actor: PageOperator, state: StateDep) -> Response:
     return await _restriction_action(request, actor, state, lift=True)
+
+
+FIELD_LABELS = {"name": "Name", "email": "E-mail address", "phone": "Phone number"}
+
+
+@router.post(PATH + "/rectify", dependencies=[needs(P.SUBJECTS_RECTIFY)])
+async def subjects_rectify(request: Request, actor: PageOperator, state: StateDep) -> Response:
+    """Correct one field of the person everywhere it is held (Art. 16, ADR 0032). The page says
+    which stores changed, never the value."""
+    form = await request.form()
+    ids = [v for v in text(form, "visitor_ids").split(",") if v]
+    field = text(form, "field")
+    try:
+        async with operator_unit(request, write=True) as unit:
+            done = await rectification.rectify(
+                state.rt, unit.uow, unit.actor, unit.actor.workspace_id, ids, field, text(form, "value"),
+                request_id=text(form, "request_id").strip() or None, reason=text(form, "reason") or "request")
+    except DomainError as exc:
+        return _page(request, actor, status_code=exc.status, errors=[sentence(exc.message)],
+                     error_title="Nothing was corrected")
+    stores = ", ".join(f"{name} ({n})" for name, n in done["tables"].items()) or "no store held it"
+    return _page(request, actor, flash=f"{FIELD_LABELS.get(field, field)} corrected everywhere it was held: {stores}. "
+                 f"The person's data keys were rotated ({done['keys_rotated']}); search again to see the person.")
 
 
 # ---------------------------------------------------------------- the person's link

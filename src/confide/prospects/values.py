@@ -1,0 +1,42 @@
+"""How a prospect's contact data is checked on entry and indexed: the one copy, used by
+``prospects.service`` and by the registry's rectification declarations (``prospects/privacy.py``,
+ADR 0032)."""
+
+from __future__ import annotations
+
+import re
+
+from confide.core.crypto import BlindIndex
+from confide.core.errors import Invalid
+from confide.visitors import values as visitor_values
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX = {"name": 200, "company": 200, "email": 320, "phone": 40, "notes": 4000}  # as prospects.schemas
+
+
+def clean_one(key: str, text: str) -> str:
+    """A trimmed, non-empty contact value: no control characters; e-mail and phone checked."""
+    if (CONTROL_BUT_LINES if key == "notes" else CONTROL).search(text):
+        raise Invalid(f"{key}: control characters are not allowed")
+    if key == "email":
+        return visitor_values.clean_email(text)
+    if key == "phone":
+        return visitor_values.check_phone(text)
+    return text
+
+
+def clean(field: str, value: object) -> str:
+    """A corrected name, e-mail or phone of a prospect (Art. 16), checked as on entry."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{field} is required")
+    text = value.strip()
+    if len(text) > MAX.get(field, 200):
+        raise Invalid(f"{field} is too long")
+    return clean_one(field, text)
+
+
+def terms(bidx: BlindIndex, workspace_id: str, name: str | None, company: str | None) -> list[str]:
+    """The prospect's ``prospect_terms``: the words of its name and company."""
+    text = " ".join(t for t in (name, company) if t)
+    return list(dict.fromkeys(bidx.text_terms(workspace_id, "prospect", text))) if text else []
