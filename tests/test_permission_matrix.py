@@ -922,6 +922,26 @@ _request_action("complete", {"outcome": "Sent the export"}, started=True)
 _request_action("refuse", {"reason": "Unfounded"})
 
 
+@sample("POST", "/app/requests/{request_id}/send-export")
+async def _(ctx: Ctx) -> dict[str, Any]:
+    """An access request in progress whose requester's address is a visitor's: the export is sent."""
+    from confide.privacy_requests import service as privacy_requests
+    from confide.privacy_requests.schemas import StaffRequestIn
+    from confide.visitors import service as visitors
+
+    email = f"asker{next(_n)}@example.org"
+    admin = await ctx.admin()
+    async with ctx.rt.db.unit_of_work() as uow:
+        site = await workspaces.get_site(uow, ctx.world.site_id)
+        assert site is not None
+        visitor = await visitors.create_visitor(ctx.rt, uow, site, {"name": "Asker", "email": email}, {})
+        made = await privacy_requests.create_by_staff(ctx.rt, uow, admin, StaffRequestIn(
+            type="access", channel="email", email=email))
+        await privacy_requests.verify_by_staff(ctx.rt, uow, admin, made["id"], "Known customer")
+        await privacy_requests.start(ctx.rt, uow, admin, made["id"])
+    return {"url": f"/app/requests/{made['id']}/send-export", "data": {"visitor_ids": visitor.id, "fmt": "json"}}
+
+
 @sample("POST", "/api/v1/widget/{site_key}/privacy-requests")
 async def _(ctx: Ctx) -> dict[str, Any]:
     return {"url": f"/api/v1/widget/{ctx.world.site_key}/privacy-requests", "headers": {"Origin": ctx.world.origin},

@@ -150,7 +150,9 @@ def test_an_identity_or_contact_column_without_a_rectification_path_fails() -> N
 
 def test_an_encrypted_column_key_rotation_cannot_reach_fails() -> None:
     entry = REGISTRY["privacy_requests"]
-    assert rectification_problems(_with("privacy_requests", dataclasses.replace(entry, own_key=""))) == [
+    # without its own key's note and its export (whose Outs name the key wrapped in the row)
+    bare = dataclasses.replace(entry, own_key="", export=None, not_exported="a test")
+    assert rectification_problems(_with("privacy_requests", bare)) == [
         "privacy_requests.email_enc: encrypted, but no Out says how to re-encrypt it on key rotation",
         "privacy_requests.details_enc: encrypted, but no Out says how to re-encrypt it on key rotation",
     ]

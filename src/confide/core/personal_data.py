@@ -567,8 +567,9 @@ def rectification_problems(registry: Mapping[str, Table]) -> list[str]:
                     and not entry.not_rectified:
                 problems.append(f"{name}.{column}: {kind.category.value} data without a rectification path")
             reached = any(r.subject == "visitor" for r in entry.reaches)
+            # a column under a key wrapped in a row (``Out.wrapped``) is no subject key's: rotation leaves it
             if kind.storage is Storage.ENCRYPTED and reached and not entry.own_key and column != "wrapped_key" \
-                    and not (column in outs and outs[column].aad):
+                    and not (column in outs and (outs[column].aad or outs[column].wrapped)):
                 problems.append(f"{name}.{column}: encrypted, but no Out says how to re-encrypt it on key rotation")
     return problems
 
@@ -595,6 +596,7 @@ def sealed_columns(registry: Mapping[str, Table]) -> dict[str, dict[str, Out]]:
             c: entry.export.columns[c]
             for c, k in entry.columns.items()
             if isinstance(k, Personal) and k.storage is Storage.ENCRYPTED and c in entry.export.columns
+            and entry.export.columns[c].wrapped is None  # under a key of its row, not the subject's
         }
         if cols:
             found[name] = cols
