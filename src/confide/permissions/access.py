@@ -282,7 +282,25 @@ async def access_visitors_to_erase(
     reach all of it), locked in id order when ``for_update``. The others are simply absent: another
     workspace's id, an id without the permission and a missing id look alike. ``actor=None``: the
     CLI (the installation's shell)."""
-    if actor is not None and not may_erase_in(actor, workspace_id):
+    return await _whole_person(session, actor, workspace_id, visitor_ids, Permission.SUBJECTS_ERASE,
+                               for_update=for_update)
+
+
+async def _whole_person(
+    session: AsyncSession,
+    actor: OperatorActor | None,
+    workspace_id: str,
+    visitor_ids: list[str],
+    permission: Permission,
+    *,
+    for_update: bool,
+) -> list[str]:
+    """The visitors of ``workspace_id`` among ``visitor_ids`` for an action on a whole person
+    (erase, rectify, restrict): ``permission`` in a role of workspace scope, or ``actor=None``
+    (the CLI); locked in id order when ``for_update``; the others simply absent."""
+    if actor is not None and not (
+        actor.workspace_id == workspace_id and allows(actor, permission) and scope_of(actor) is Scope.WORKSPACE
+    ):
         return []
     ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
     if not ids:
@@ -304,27 +322,8 @@ async def access_visitors_to_rectify(
     """Which of ``visitor_ids`` the actor may rectify (Art. 16, ADR 0032): ``SUBJECTS_RECTIFY`` in a
     role of workspace scope (a correction reaches every store of the person), locked in id order
     when ``for_update``; the others are absent, as for erasure. ``actor=None``: the CLI."""
-    if actor is not None and not (
-        actor.workspace_id == workspace_id
-        and allows(actor, Permission.SUBJECTS_RECTIFY)
-        and scope_of(actor) is Scope.WORKSPACE
-    ):
-        return []
-    ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
-    if not ids:
-        return []
-    stmt = select(Visitor.id).where(Visitor.id.in_(ids), Visitor.workspace_id == workspace_id).order_by(Visitor.id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return list((await session.scalars(stmt)).all())
-
-
-def may_erase_in(actor: OperatorActor, workspace_id: str) -> bool:
-    return (
-        actor.workspace_id == workspace_id
-        and allows(actor, Permission.SUBJECTS_ERASE)
-        and scope_of(actor) is Scope.WORKSPACE
-    )
+    return await _whole_person(session, actor, workspace_id, visitor_ids, Permission.SUBJECTS_RECTIFY,
+                               for_update=for_update)
 
 
 async def access_site_to_erase(session: AsyncSession, actor: OperatorActor | None, site_id: object) -> Site:
@@ -374,19 +373,8 @@ async def access_visitors_to_restrict(
 ) -> list[str]:
     """As ``access_visitors_to_erase``, for ``SUBJECTS_RESTRICT``: workspace scope (a restriction
     covers the whole person), locked in id order when ``for_update``; the others look missing."""
-    if actor is not None and not (
-        actor.workspace_id == workspace_id
-        and allows(actor, Permission.SUBJECTS_RESTRICT)
-        and scope_of(actor) is Scope.WORKSPACE
-    ):
-        return []
-    ids = sorted({v for v in visitor_ids if isinstance(v, str) and 0 < len(v) <= 64})
-    if not ids:
-        return []
-    stmt = select(Visitor.id).where(Visitor.id.in_(ids), Visitor.workspace_id == workspace_id).order_by(Visitor.id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return list((await session.scalars(stmt)).all())
+    return await _whole_person(session, actor, workspace_id, visitor_ids, Permission.SUBJECTS_RESTRICT,
+                               for_update=for_update)
 
 
 # ---- end restriction

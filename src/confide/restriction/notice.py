@@ -22,18 +22,6 @@ from confide.visitors import service as visitors
 SUBJECT = "The restriction of processing of your data is lifted"
 
 
-async def _recipient(rt: Runtime, uow: UnitOfWork, visitor_ids: list[str]) -> str | None:
-    newest: tuple[Any, str] | None = None
-    for vid in visitor_ids:
-        visitor = await visitors.get_visitor(uow, vid)
-        if visitor is None or visitor.email_enc is None:
-            continue
-        email = (await visitors.profile(rt, uow, visitor)).get("email")
-        if email and (newest is None or visitor.created_at > newest[0]):
-            newest = (visitor.created_at, email)
-    return newest[1] if newest else None
-
-
 async def lift_and_tell(
     rt: Runtime, uow: UnitOfWork, actor: OperatorActor | None, workspace_id: str, visitor_ids: object
 ) -> dict[str, Any]:
@@ -42,7 +30,7 @@ async def lift_and_tell(
     done["told"] = False
     if not done["lifted"]:
         return done
-    to = await _recipient(rt, uow, list(done["visitor_ids"]))
+    to = await visitors.newest_email(rt, uow, list(done["visitor_ids"]))
     if to is None:  # no address on record: staff tell them another way (the request's timeline)
         return done
     contact = controller_of(rt.settings, "")["contact"]

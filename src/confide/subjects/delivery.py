@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sqlalchemy import select, update
 
@@ -73,25 +73,13 @@ def _code_digest(code: str) -> str:
     return crypto.token_digest(crypto.normalise_recovery_code(code))
 
 
-async def _recipient(rt: Runtime, uow: UnitOfWork, visitor_ids: list[str]) -> str | None:
-    newest: tuple[Any, str] | None = None
-    for vid in visitor_ids:
-        visitor = await visitors.get_visitor(uow, vid)
-        if visitor is None or visitor.email_enc is None:
-            continue
-        email = (await visitors.profile(rt, uow, visitor)).get("email")
-        if email and (newest is None or visitor.created_at > newest[0]):
-            newest = (visitor.created_at, email)
-    return newest[1] if newest else None
-
-
 async def send_link(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, body: ExportIn, *, base_url: str) -> Sent:
     """E-mail the person (at the address on record) a link to their export in ``body.fmt``."""
     if not body.visitor_ids:
         raise Invalid("a person is sent their export at the e-mail address of one of their visits")
     await check_person(uow, actor, body.visitor_ids, [], Permission.SUBJECTS_EXPORT)
     export.require_format(body.fmt)
-    to = await _recipient(rt, uow, list(body.visitor_ids))
+    to = await visitors.newest_email(rt, uow, list(body.visitor_ids))
     if to is None:
         raise Invalid("no e-mail address is on record for this person: download the export instead")
     token, code = crypto.random_token(), crypto.new_recovery_code()

@@ -194,6 +194,20 @@ async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, A
     }
 
 
+async def newest_email(rt: Runtime, uow: UnitOfWork, visitor_ids: list[str]) -> str | None:
+    """The e-mail address of the newest of these visits that gave one (where to write to the
+    person: an export link, a restriction's lift), or ``None``."""
+    newest: tuple[Any, str] | None = None
+    for vid in visitor_ids:
+        visitor = await get_visitor(uow, vid)
+        if visitor is None or visitor.email_enc is None:
+            continue
+        email = (await profile(rt, uow, visitor)).get("email")
+        if email and (newest is None or visitor.created_at > newest[0]):
+            newest = (visitor.created_at, email)
+    return newest[1] if newest else None
+
+
 async def get_visitor(uow: UnitOfWork, visitor_id: str) -> Visitor | None:
     return await uow.session.get(Visitor, visitor_id)
 
