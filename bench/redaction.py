@@ -120,8 +120,8 @@ async def _round(
             i = next(it)
             drafts.append(Draft(conversation_id=conv_id, sender="visitor", sender_id=visitor_id, sender_name=None,
                                 client_id=crypto.new_id(), text=texts[i % len(texts)]))
-        async with rt.db.unit_of_work(readonly=True) as keys_uow, rt.db.raw_transaction() as tx:
-            results = await chats.store_messages_sqlite(rt, tx, keys_uow, drafts, indexed)
+        async with rt.db.raw_transaction() as tx:
+            results = await chats.store_messages_sqlite(rt, tx, drafts, indexed)
         assert all(isinstance(r, dict) for r in results), results[:3]
         sent += len(drafts)
     return sent / (time.perf_counter() - start), sent / (time.process_time() - cpu)

@@ -154,19 +154,19 @@ async def store_messages(
 
 
 async def store_messages_sqlite(
-    rt: Runtime, tx: RawTransaction, keys_uow: UnitOfWork, drafts: list[Draft], indexed: IndexedTerms | None = None
+    rt: Runtime, tx: RawTransaction, drafts: list[Draft], indexed: IndexedTerms | None = None
 ) -> list[dict[str, Any] | DomainError]:
     """``store_messages`` on the raw SQLite writer connection (``Database.raw_transaction``), for the
     message writer's batches: the same checks, rows and results, with plain ``sqlite3`` statements
     instead of SQLAlchemy's: the reads now, the writes queued to run with the commit (two calls into
-    the writer thread in all), a few multi-row statements rather than one per row. ``keys_uow`` (a
-    read-only unit) loads data keys the key ring has not cached. Events are published after commit
-    by ``tx.release_events()``."""
+    the writer thread in all), a few multi-row statements rather than one per row. The subjects'
+    wrapped keys are read with the rest, in the same write transaction (``KeyRing.from_rows``: a
+    rotation committed before it is seen, ADR 0032), not through a second connection. Events are
+    published after commit by ``tx.release_events()``."""
     conv_ids = list({d.conversation_id for d in drafts})
     idents = list({(d.conversation_id, d.sender_id, d.client_id) for d in drafts})
-    convs, stored, redactors = await tx.run(lambda conn: _sqlite_read(conn, conv_ids, idents))
-    # Read now, after the write lock: a rotation committed before it is seen (ADR 0032).
-    keys = await rt.keyring.for_write(keys_uow.session, {c.visitor_id for c in convs.values()})
+    convs, stored, redactors, key_rows = await tx.run(lambda conn: _sqlite_read(conn, conv_ids, idents))
+    keys = rt.keyring.from_rows({c.visitor_id for c in convs.values()}, key_rows)
     batch = _MessageBatch(rt, drafts, convs, stored, keys, indexed, redactors)
     now = _SQLITE_TIME(batch.now)
     seq_rows = [(seq, now, conv_id) for conv_id, seq in batch.seq_rows]
@@ -227,6 +227,7 @@ _SQLITE_SELECT_STORED = (
 _SQLITE_SELECT_STORED_ON = (
     ") AS v ON m.conversation_id = v.column1 AND m.sender_id = v.column2 AND m.client_id = v.column3"
 )
+_SQLITE_SELECT_KEYS = "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id IN "
 _SQLITE_UPDATE_SEQ = "UPDATE conversations SET seq = ?, last_message_at = ? WHERE id = ?"
 _SQLITE_INSERT_MESSAGES = (
     "INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body_enc, created_at) VALUES "
@@ -237,13 +238,20 @@ _SQLITE_ROWS = 250  # rows per multi-row INSERT: one statement step per chunk, n
 
 def _sqlite_read(
     conn: sqlite3.Connection, conv_ids: list[str], idents: list[tuple[str, str, str]]
-) -> tuple[dict[str, _ConvRow], dict[tuple[str, str, str], _StoredRow], dict[str, Redactor]]:
+) -> tuple[
+    dict[str, _ConvRow], dict[tuple[str, str, str], _StoredRow], dict[str, Redactor], list[tuple[str, bytes | None]]
+]:
     convs: dict[str, _ConvRow] = {}
     for i in range(0, len(conv_ids), _SQLITE_CHUNK):
         ids = conv_ids[i : i + _SQLITE_CHUNK]
         placeholders = "(" + ", ".join("?" * len(ids)) + ")"  # only placeholders are spliced in
         for row in conn.execute(_SQLITE_SELECT_CONVS + placeholders, ids):
             convs[row[0]] = _ConvRow(*row)
+    subjects = list({c.visitor_id for c in convs.values()})
+    key_rows: list[tuple[str, bytes | None]] = []
+    for i in range(0, len(subjects), _SQLITE_CHUNK):
+        ids = subjects[i : i + _SQLITE_CHUNK]
+        key_rows += conn.execute(_SQLITE_SELECT_KEYS + "(" + ", ".join("?" * len(ids)) + ")", ids).fetchall()
     stored: dict[tuple[str, str, str], _StoredRow] = {}
     for i in range(0, len(idents), _SQLITE_CHUNK):
         chunk = idents[i : i + _SQLITE_CHUNK]
@@ -251,7 +259,7 @@ def _sqlite_read(
         for r in conn.execute(sql, [value for ident in chunk for value in ident]):
             m = _StoredRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _SQLITE_READ_TIME(r[7]))
             stored[(m.conversation_id, m.sender_id, m.client_id)] = m
-    return convs, stored, redaction.redactors_for_sqlite(conn, {c.site_id for c in convs.values()})
+    return convs, stored, redaction.redactors_for_sqlite(conn, {c.site_id for c in convs.values()}), key_rows
 
 
 def _sqlite_write(

@@ -80,10 +80,16 @@ class KeyRing:
         )
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(read=True)
-        rows = {sid: wrapped for sid, wrapped in (await session.execute(stmt)).all()}
+        return self.from_rows(ids, (await session.execute(stmt)).all())
+
+    def from_rows(self, subject_ids: Iterable[str], rows: Iterable[tuple[str, bytes | None]]) -> dict[str, DataKey]:
+        """``for_write`` from ``subject_keys`` rows the caller read in its own write transaction
+        (the SQLite message writer reads them on its raw connection, with its other reads): the
+        cache serves a key only while the row still holds the very key it cached."""
+        held = {sid: wrapped for sid, wrapped in rows}
         keys: dict[str, DataKey] = {}
-        for sid in ids:
-            wrapped = rows.get(sid)
+        for sid in subject_ids:
+            wrapped = held.get(sid)
             if wrapped is None:
                 raise NotFound("subject key not found or destroyed")
             keys[sid] = self._current(sid, bytes(wrapped))

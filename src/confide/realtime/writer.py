@@ -73,8 +73,8 @@ class MessageWriter:
         unit: AfterCommitHooks
         try:
             if rt.db.has_raw_transactions:
-                async with rt.db.unit_of_work(readonly=True) as keys_uow, rt.db.raw_transaction() as tx:
-                    results = await chats.store_messages_sqlite(rt, tx, keys_uow, drafts, self._indexed)
+                async with rt.db.raw_transaction() as tx:
+                    results = await chats.store_messages_sqlite(rt, tx, drafts, self._indexed)
                 unit = tx
             else:
                 async with rt.db.unit_of_work(release_events=False) as uow:
