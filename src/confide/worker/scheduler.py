@@ -8,12 +8,15 @@ Every node runs this loop; each job runs in its own unit of work that first take
 scoped advisory lock on PostgreSQL (``pg_try_advisory_xact_lock``): the node that gets it does the
 job, the others skip this tick. The rows themselves are also taken ``FOR UPDATE SKIP LOCKED``, so
 even two overlapping jobs never act on the same chat twice. SQLite has one process (and one writer).
+
+Routing runs every tick (``scheduler_interval_s``); housekeeping that rarely finds work runs once a
+minute unless its last run found some (``PERIODS_S``, ``Schedule``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
 from sqlalchemy import text
@@ -65,11 +68,30 @@ async def this_node_runs_jobs(uow: UnitOfWork) -> bool:
     return bool(await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": JOB_LOCK_KEY}))
 
 
-async def tick(rt: Runtime) -> dict[str, int] | None:
-    """One round of every job; ``None`` when another node holds the lock (this node did nothing)."""
+# How often a job runs when its last run found nothing to do (seconds; the others: every tick). A
+# job that did something runs again at the next tick, so a backlog drains at the tick's pace. Each
+# job is a write transaction, and on SQLite write transactions take turns with the message writer:
+# housekeeping every second would make chats wait for nothing.
+PERIODS_S: dict[str, float] = {
+    "presence_purged": 10.0,
+    "audit_pruned": 60.0,
+    "login_throttle_purged": 60.0,
+    "accounts_auto_disabled": 60.0,
+    "directory_rechecked": 60.0,
+    "retention_swept": 60.0,
+    "privacy_requests_reminded": 60.0,
+}
+
+
+async def tick(rt: Runtime, due: Iterable[str] | None = None) -> dict[str, int] | None:
+    """One round of the jobs named in ``due`` (all of them by default); ``None`` when another node
+    holds the lock (this node did nothing)."""
     done: dict[str, int] = {}
     failed: Exception | None = None
+    names = set(JOBS) if due is None else set(due)
     for name, job in JOBS.items():
+        if name not in names:
+            continue
         try:
             async with rt.db.unit_of_work() as uow:
                 if not await this_node_runs_jobs(uow):
@@ -83,12 +105,36 @@ async def tick(rt: Runtime) -> dict[str, int] | None:
     return done
 
 
+class Schedule:
+    """Which jobs are due at a tick: every job at the first; then each after its period
+    (``PERIODS_S``; none: every tick), or at the next tick when its last run did something."""
+
+    def __init__(self, periods: dict[str, float] | None = None) -> None:
+        self._periods = PERIODS_S if periods is None else periods
+        self._next: dict[str, float] = {}
+
+    def due(self, now: float) -> list[str]:
+        return [name for name in JOBS if self._next.get(name, 0.0) <= now]
+
+    def ran(self, now: float, names: Iterable[str], done: dict[str, int] | None) -> None:
+        for name in names:
+            busy = done is None or done.get(name, 0) > 0  # another node's turn, or a backlog: soon again
+            self._next[name] = now if busy else now + self._periods.get(name, 0.0)
+
+
 async def run(rt: Runtime, interval_s: float | None = None) -> None:
+    schedule = Schedule()
+    loop = asyncio.get_running_loop()
     while True:
+        now = loop.time()
+        due = schedule.due(now)
+        done: dict[str, int] | None = None
         try:
-            await tick(rt)
+            done = await tick(rt, due)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("scheduler_tick_failed")
+            done = {}  # a failing job waits its period rather than retrying every tick
+        schedule.ran(now, due, done)
         await asyncio.sleep(interval_s if interval_s is not None else rt.settings.scheduler_interval_s)
