@@ -1,14 +1,19 @@
-"""``confide subject find|export``: find a person and write their export, as a named staff member.
+"""``confide subject find|export``: find a person and write their export, as a named staff member;
+``confide subject reindex``: rebuild visitors' name and phone terms after an upgrade.
 
-Both act as the operator given by ``--as`` (their log-in e-mail), who must hold ``subjects.view``
+Find and export act as the operator given by ``--as`` (their log-in e-mail), who must hold ``subjects.view``
 (find) or ``subjects.export`` (export) in the workspace ``--workspace``: the same permission check
 and the same audit rows (read-access log, ``subject.exported``) as the back office. Exit codes: 0
 done, 1 refused or not found (a sentence on stderr), 2 bad input.
+
+Reindex is maintenance with no person in view (the system is its actor, like ``confide retention
+run``): exit codes 0 done, 2 bad input or an unknown workspace (a sentence on stderr).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +27,7 @@ from confide.subjects import export, find
 from confide.subjects.schemas import ExportIn, FindIn
 from confide.users import operators as user_operators
 from confide.users import sessions as user_sessions
+from confide.visitors import reindex
 
 app = typer.Typer(
     help="Data subjects: find a person, export everything held about them, erase them.", no_args_is_help=True
@@ -119,3 +125,35 @@ def export_command(
     delivered = _run(work)
     out.write_bytes(delivered.data)
     typer.echo(f"wrote {out} ({len(delivered.data)} bytes, {delivered.content_type})")
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@app.command("reindex")
+def reindex_command(
+    workspace: Annotated[str | None, typer.Option("--workspace", help="Only this workspace (its id)")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=5000, help="Visitors per transaction")] = reindex.BATCH,
+) -> None:
+    """Rebuild the name and phone terms of every visitor (of one workspace, or of all) from what
+    is held now, in batches: after an upgrade, visitors indexed before Find a person by phone are
+    found by phone too. Running it again changes nothing."""
+    from confide.cli.main import _run
+
+    if workspace is not None and not _ID.match(workspace):
+        raise _bad("--workspace takes a workspace id (letters, digits, - and _)")
+
+    def progress(workspace_id: str, done: int, total: int) -> None:
+        typer.echo(f"  {workspace_id}: {done}/{total} visitors", err=True)
+
+    async def work(rt: Runtime) -> reindex.Report:
+        try:
+            return await reindex.run(rt, workspace_id=workspace, batch_size=batch, progress=progress)
+        except NotFound:  # the one thing ``run`` refuses, before anything is written
+            if workspace is None:
+                raise
+            raise _bad(f"no workspace has the id {workspace}; nothing was changed") from None
+
+    report = _run(work)
+    typer.echo(f"{report.visitors} visitors in {report.workspaces} workspaces: terms rebuilt for {report.changed}, "
+               f"{report.unreadable} unreadable (their key is destroyed), the rest already up to date")

@@ -65,11 +65,11 @@ class KeyRing:
             raise NotFound("subject key not found or destroyed")
         return self._current(subject_id, bytes(wrapped))
 
-    async def for_write(self, session: AsyncSession, subject_ids: Iterable[str]) -> dict[str, DataKey]:
-        """The keys to encrypt new rows of these subjects with, as their rows hold them now: read
-        (``FOR SHARE`` on PostgreSQL, in id order: a rotation of one of them waits for this
-        transaction, or this one for the rotation and then reads the new key). ``NotFound`` for a
-        destroyed or missing key."""
+    async def readable(self, session: AsyncSession, subject_ids: Iterable[str]) -> dict[str, DataKey]:
+        """The keys of these subjects as their rows hold them now: read (``FOR SHARE`` on
+        PostgreSQL, in id order: a rotation of one of them waits for this transaction, or this one
+        for the rotation and then reads the new key), the cache serving only the very key a row
+        holds. Destroyed or missing keys are left out (a batch that meets an erased subject goes on)."""
         ids = sorted(set(subject_ids))
         if not ids:
             return {}
@@ -80,7 +80,17 @@ class KeyRing:
         )
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(read=True)
-        return self.from_rows(ids, (await session.execute(stmt)).all())
+        rows = (await session.execute(stmt)).all()
+        return {sid: self._current(sid, bytes(wrapped)) for sid, wrapped in rows if wrapped is not None}
+
+    async def for_write(self, session: AsyncSession, subject_ids: Iterable[str]) -> dict[str, DataKey]:
+        """The keys to encrypt new rows of these subjects with (``readable``); ``NotFound`` for a
+        destroyed or missing key."""
+        ids = sorted(set(subject_ids))
+        keys = await self.readable(session, ids)
+        if len(keys) != len(ids):
+            raise NotFound("subject key not found or destroyed")
+        return keys
 
     def from_rows(self, subject_ids: Iterable[str], rows: Iterable[tuple[str, bytes | None]]) -> dict[str, DataKey]:
         """``for_write`` from ``subject_keys`` rows the caller read in its own write transaction
