@@ -209,3 +209,57 @@ def test_patterns_that_cannot_be_combined_are_not_screened() -> None:
     r = d.build(cards=False, ibans=False, keep_originals=False, patterns=[("r", r"(a)\1"), ("x", "x")])
     assert r.screen is None
     assert r.redact("aa x") == d.Redaction("[r] [x]", ("r", "x"))
+
+
+# Patterns that look only at what they match (joinable), some overlapping the cards' and IBANs'
+# masks (a bullet, "IBAN"), and one matching across lines.
+_JOINABLE = ["TCK-[0-9]{5}", r"(?i)password\s*[:=]\s*\S+", "ab+c", "[•]{4} 42", r"\[IBAN", "x\ny", "qu+"]
+
+
+def _pair(patterns: list[str]) -> tuple[d.Redactor, d.Redactor]:
+    named = [(f"p{i}", p) for i, p in enumerate(patterns)]
+    return (d.build(cards=True, ibans=True, keep_originals=False, patterns=named),
+            d.build(cards=True, ibans=True, keep_originals=False, patterns=named))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(
+    st.one_of(
+        st.text(alphabet="abcxyqu\nTCK-0123456789 :=PASSWORDpassword•", max_size=40),
+        st.sampled_from(["4242 4242 4242 4242", "DE89 3704 0044 0532 0130 00", "TCK-12345", "password: x"]),
+    ),
+    max_size=8,
+))
+def test_a_batch_is_masked_exactly_as_each_text_alone(texts: list[str]) -> None:
+    for patterns in (_JOINABLE, _JOINABLE[:1]):  # several patterns (their screen), and one alone
+        batch, alone = _pair(patterns)
+        assert batch.joined is not None
+        assert batch.redact_many(texts) == [alone.redact(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^start", "end$", r"\bword\b", r"\Bx", r"\Aa", r"a\Z", "q(?=u)", "q(?!u)", "(?<=a)b", "(?<!a)b",
+     "(?>a+)b", "a++b", "a*+b", "a?+b", "a{2}+b", "(*SKIP)a", "(?:abc){e<=1}", r"\X", r"a\Kb", r"\$"],
+)
+def test_patterns_that_look_beyond_their_match_are_never_screened_joined(pattern: str) -> None:
+    assert not d.joinable([pattern])
+    r = d.build(cards=False, ibans=False, keep_originals=False, patterns=[("p", pattern), ("t", "TCK")])
+    assert r.joined is None
+
+
+def test_texts_joined_are_not_masked_across_their_boundary() -> None:
+    r = d.build(cards=False, ibans=False, keep_originals=False, patterns=[("xy", "x\ny")])
+    assert r.joined is not None
+    assert r.redact_many(["abx", "yab"]) == [None, None]  # the screen's false alarm; each text alone
+    assert r.redact_many(["x\ny", "ok"]) == [d.Redaction("[xy]", ("xy",)), None]
+
+
+def test_a_batch_holding_a_catastrophic_text_is_bounded_and_withholds_only_that_text() -> None:
+    r = d.build(cards=False, ibans=False, keep_originals=False, patterns=[("slow", r"(a|aa)+b"), ("t", "TCK")])
+    r.budget_s = 0.02
+    assert r.joined is not None
+    started = time.perf_counter()
+    found = r.redact_many(["fine", "a" * 40, "TCK"])
+    assert time.perf_counter() - started < 0.5
+    assert found == [None, d.Redaction(d.WITHHELD, ("withheld",)), d.Redaction("[t]", ("t",))]

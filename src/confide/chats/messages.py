@@ -26,7 +26,7 @@ from confide.core.runtime import Runtime
 from confide.realtime import events
 from confide.realtime.events import MessageStored
 from confide.redaction import service as redaction
-from confide.redaction.detectors import Redactor
+from confide.redaction.detectors import Redaction, Redactor
 
 _CONV = cast(Table, Conversation.__table__)
 _MSG = cast(Table, Message.__table__)
@@ -349,6 +349,7 @@ class _MessageBatch:
         self.original_rows: list[dict[str, Any]] = []
         batch_terms: dict[str, set[str]] = defaultdict(set)
         text_terms = rt.bidx.text_terms
+        masked = _masked(drafts, accepted, convs, redactors) if redactors else {}
         ids = iter(crypto.new_ordered_ids(sum(len(indexes) for indexes in accepted.values())))
         for conv_id, indexes in accepted.items():
             conv = convs[conv_id]
@@ -360,8 +361,8 @@ class _MessageBatch:
                 msg_id = next(ids)
                 seq = conv.seq + 1 + offset
                 text = d.text
-                if redactor is not None and d.sender != "system":
-                    found = redaction.apply(redactor, text, site_id=conv.site_id)
+                if redactor is not None:
+                    found = masked.get(i)
                     if found is not None:
                         if redactor.keep_originals:
                             self.original_rows.append(
@@ -408,6 +409,24 @@ class _MessageBatch:
         indexed, rows = self.indexed, self.term_rows
         if indexed is not None and rows:
             unit.after_commit(lambda: indexed.remember((conv_id, term) for term, conv_id in rows))
+
+
+def _masked(
+    drafts: list[Draft], accepted: dict[str, list[int]], convs: dict[str, Any], redactors: dict[str, Redactor]
+) -> dict[int, Redaction]:
+    """The batch's texts masked by their sites' redactors, site by site (one screen per site for
+    the whole batch, ``redaction.apply_many``): draft index -> masking, for the texts masked only.
+    System messages are Confide's own words and are not masked."""
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for conv_id, indexes in accepted.items():
+        site_id = convs[conv_id].site_id
+        if site_id in redactors:
+            by_site[site_id].extend(i for i in indexes if drafts[i].sender != "system")
+    out: dict[int, Redaction] = {}
+    for site_id, indexes in by_site.items():
+        found = redaction.apply_many(redactors[site_id], [drafts[i].text for i in indexes], site_id=site_id)
+        out.update((i, f) for i, f in zip(indexes, found, strict=True) if f is not None)
+    return out
 
 
 def _insert_ignoring_duplicates(dialect: str, table: Table) -> Any:

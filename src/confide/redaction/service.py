@@ -127,6 +127,14 @@ def apply(redactor: Redactor | None, text: str, *, site_id: str) -> Redaction | 
     return found
 
 
+def apply_many(redactor: Redactor, texts: list[str], *, site_id: str) -> list[Redaction | None]:
+    """``apply`` of each of one site's texts (a writer batch), screened together (``redact_many``)."""
+    found = redactor.redact_many(texts)
+    if any(f is not None and f.kinds == ("withheld",) for f in found):
+        log.warning("redaction.pattern_timeout", site_id=site_id)
+    return found
+
+
 # ---------------------------------------------------------------- originals, as rows
 ORIGINAL_COLUMNS = (
     "id",
