@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from confide import privacy_registry
 from confide.consent import purposes as K
-from confide.consent import service as consent
+from confide.consent import questions as consent_questions
 from confide.core.personal_data import Subject
 from confide.core.runtime import Runtime
 from confide.prospects import service as prospects
@@ -103,7 +103,8 @@ async def test_a_visitor_who_ticks_nothing_chats_and_leaves_nothing_optional(
         assert {purpose for purpose, _ in rows} == {p["key"] for p in OFFERED}
         assert not any(granted for _, granted in rows)
         for purpose in (K.MARKETING_EMAIL, K.PROFILING, K.ACTIVITY_TRACKING):
-            assert not await consent.may(uow, workspace_id=world.workspace_id, subject_id=vid, purpose=purpose)
+            assert not await consent_questions.may(uow, workspace_id=world.workspace_id, subject_id=vid,
+                                                   purpose=purpose)
         # Workspace-wide, whoever they are: no trail, no lead, no job for a consent purpose.
         for table in ("activity_pages", "prospects"):
             assert (await uow.session.execute(text(f"select count(*) from {table}"))).scalar_one() == 0  # noqa: S608

@@ -12,8 +12,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from confide.consent import admin as consent_admin
+from confide.consent import ledger as consent_ledger
+from confide.consent import links as consent_links
+from confide.consent import notices as consent_notices
 from confide.consent import purposes as P
-from confide.consent import service as consent
+from confide.consent import questions as consent_questions
+from confide.consent import removal as consent_removal
 from confide.consent.models import ConsentRecord, Purpose
 from confide.consent.schemas import NoticeIn, PurposePatch
 from confide.core import crypto, jobs
@@ -38,7 +43,7 @@ async def ledger(rt: Runtime, subject_id: str) -> list[ConsentRecord]:
 
 async def may(rt: Runtime, world: World, subject_id: str, purpose: str) -> bool:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await consent.may(uow, workspace_id=world.workspace_id, subject_id=subject_id, purpose=purpose)
+        return await consent_questions.may(uow, workspace_id=world.workspace_id, subject_id=subject_id, purpose=purpose)
 
 
 async def started(client: httpx.AsyncClient, rt: Runtime, world: World, **consents: bool) -> dict[str, Any]:
@@ -48,9 +53,9 @@ async def started(client: httpx.AsyncClient, rt: Runtime, world: World, **consen
 
 async def marketing_job(rt: Runtime, world: World, subject_id: str, purpose: str = MARKETING) -> str | None:
     async with rt.db.unit_of_work() as uow:
-        return await consent.enqueue_marketing_mail(rt, uow, workspace_id=world.workspace_id, subject_id=subject_id,
-                                                    to="ana@example.com", subject="Offers", text="Hello",
-                                                    purpose=purpose)
+        return await consent_links.enqueue_marketing_mail(rt, uow, workspace_id=world.workspace_id,
+                                                          subject_id=subject_id, to="ana@example.com",
+                                                          subject="Offers", text="Hello", purpose=purpose)
 
 
 async def choose(client: httpx.AsyncClient, world: World, token: str, purpose: str, granted: bool,
@@ -62,7 +67,7 @@ async def choose(client: httpx.AsyncClient, world: World, token: str, purpose: s
 # ---------------------------------------------------------------- defaults
 async def test_every_workspace_gets_the_default_purposes(rt: Runtime, world: World) -> None:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        found = {p.key: p for p in await consent.list_purposes(uow, world.workspace_id)}
+        found = {p.key: p for p in await consent_notices.list_purposes(uow, world.workspace_id)}
     assert {P.SUPPORT, P.MARKETING_EMAIL, P.NEWSLETTER, P.PROFILING, P.ACTIVITY_TRACKING, MARKETING} <= set(found)
     assert found[P.SUPPORT].required
     assert found[P.SUPPORT].lawful_basis == P.CONTRACT
@@ -96,8 +101,8 @@ async def test_grant_then_withdraw_in_the_widget_cancels_the_pending_job(client:
     assert response.status_code == 200, response.text
     assert await may(rt, world, vid, MARKETING) is True
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert await consent.allowed_subjects(uow, workspace_id=world.workspace_id, purpose=MARKETING,
-                                              subject_ids=[vid, "someone-else"]) == {vid}
+        assert await consent_questions.allowed_subjects(uow, workspace_id=world.workspace_id, purpose=MARKETING,
+                                                        subject_ids=[vid, "someone-else"]) == {vid}
     job_id = await marketing_job(rt, world, vid)
     assert job_id is not None
     response = await choose(client, world, token, MARKETING, False)
@@ -108,12 +113,12 @@ async def test_grant_then_withdraw_in_the_widget_cancels_the_pending_job(client:
     assert await may(rt, world, vid, MARKETING) is False
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert await jobs.get(uow, job_id) is None  # cancelled at once
-        assert await consent.allowed_subjects(uow, workspace_id=world.workspace_id, purpose=MARKETING,
-                                              subject_ids=[vid, "someone-else"]) == set()  # off the list
+        assert await consent_questions.allowed_subjects(uow, workspace_id=world.workspace_id, purpose=MARKETING,
+                                                        subject_ids=[vid, "someone-else"]) == set()  # off the list
         kinds = list((await uow.session.scalars(select(jobs.Job.kind))).all())
         actions = list((await uow.session.execute(text(
             "select action from audit_events where action like 'consent.%' order by seq"))).scalars())
-    assert kinds == [consent.WITHDRAWN_KIND]  # the integrations event, ids only, in the durable outbox
+    assert kinds == [consent_ledger.WITHDRAWN_KIND]  # the integrations event, ids only, in the durable outbox
     assert actions == ["consent.withdrawn", "consent.granted", "consent.withdrawn"]
 
 
@@ -128,9 +133,9 @@ async def test_hostile_widget_calls_write_nothing(client: httpx.AsyncClient, rt:
     chat = await started(client, rt, world)
     other = await other_workspace(rt)
     async with rt.db.unit_of_work() as uow:
-        foreign = await consent.get_purpose(uow, other.workspace_id, MARKETING)
+        foreign = await consent_notices.get_purpose(uow, other.workspace_id, MARKETING)
         assert foreign is not None
-        [foreign_notice] = await consent.notices_of(uow, foreign)
+        [foreign_notice] = await consent_notices.notices_of(uow, foreign)
     before = await counts(rt, "consent_records", "audit_events", "jobs")
     token = chat["token"]
     cases = [
@@ -174,13 +179,14 @@ async def test_a_material_notice_change_stops_consent_until_answered(client: htt
     assert await may(rt, world, vid, MARKETING) is True
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
-        purpose = await consent.get_purpose(uow, world.workspace_id, MARKETING)
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, MARKETING)
         assert purpose is not None
         fix = NoticeIn(text="News, and partners' offers", material=False)
-        await consent.publish_notice(uow, admin, purpose.id, fix)
+        await consent_admin.publish_notice(uow, admin, purpose.id, fix)
     assert await may(rt, world, vid, MARKETING) is True  # a wording fix: still counts
     async with rt.db.unit_of_work() as uow:
-        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="News and partner offers", material=True))
+        await consent_admin.publish_notice(uow, admin, purpose.id,
+                                           NoticeIn(text="News and partner offers", material=True))
     assert await may(rt, world, vid, MARKETING) is False
     view = (await client.post(privacy_url(world), headers={"Origin": world.origin}, json={"token": token})).json()
     assert view["needs_answer"] is True
@@ -189,7 +195,7 @@ async def test_a_material_notice_change_stops_consent_until_answered(client: htt
     assert item["notice"]["text"] == "News and partner offers"
     # An answer under the old notice is refused (409): the visitor must see the new text.
     async with rt.db.unit_of_work(readonly=True) as uow:
-        old = next(n for n in await consent.notices_of(uow, purpose) if n.version == 1)
+        old = next(n for n in await consent_notices.notices_of(uow, purpose) if n.version == 1)
     assert (await choose(client, world, token, MARKETING, True, notice_id=old.id)).status_code == 409
     assert (await choose(client, world, token, MARKETING, True, notice_id=item["notice"]["id"])).status_code == 200
     assert await may(rt, world, vid, MARKETING) is True
@@ -198,7 +204,7 @@ async def test_a_material_notice_change_stops_consent_until_answered(client: htt
     assert rows[-1].notice_hash == crypto.sha256_hex("News and partner offers")  # the proof of the words shown
     # The exact text shown is kept by version: the old notice is unchanged.
     async with rt.db.unit_of_work(readonly=True) as uow:
-        texts = {n.version: n.text for n in await consent.notices_of(uow, purpose)}
+        texts = {n.version: n.text for n in await consent_notices.notices_of(uow, purpose)}
     assert texts == {1: "News by e-mail", 2: "News, and partners' offers", 3: "News and partner offers"}
 
 
@@ -227,7 +233,8 @@ async def test_the_email_link_withdraws_once_and_forgeries_are_refused(client: h
     assert "News by e-mail" in page.text
     before = await counts(rt, "consent_records", "audit_events")
     # Forged, altered, other purpose: 404, nothing written.
-    other_purpose = consent.withdrawal_token(rt, workspace_id=world.workspace_id, subject_id=vid, purpose="newsletter")
+    other_purpose = consent_links.withdrawal_token(rt, workspace_id=world.workspace_id, subject_id=vid,
+                                                   purpose="newsletter")
     mac = token.split(".")[1]
     altered = other_purpose.split(".")[0] + "." + mac
     for bad in (token[:-2] + "AA", altered, "x", "a.b", "%00"):
@@ -294,7 +301,7 @@ async def test_the_ledger_refuses_update_and_delete(client: httpx.AsyncClient, r
     assert [r.granted for r in await ledger(rt, vid)] == [True]
     # The one door for erasure (next issue): the flag, inside one transaction.
     async with rt.db.unit_of_work() as uow:
-        assert await consent.erase_subject(uow, vid) == 1
+        assert await consent_removal.erase_subject(uow, vid) == 1
     assert await ledger(rt, vid) == []
     assert (await counts(rt, "consent_erasure"))["consent_erasure"] == 0
 
@@ -304,14 +311,14 @@ async def test_legitimate_interest_runs_until_the_subject_objects(client: httpx.
     chat = await started(client, rt, world)
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
-        purpose = await consent.get_purpose(uow, world.workspace_id, P.PROFILING)
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, P.PROFILING)
         assert isinstance(purpose, Purpose)
-        await consent.update_purpose(uow, admin, purpose.id, PurposePatch(lawful_basis="legitimate_interest"))
+        await consent_admin.update_purpose(uow, admin, purpose.id, PurposePatch(lawful_basis="legitimate_interest"))
     vid = chat["visitor_id"]
     assert await may(rt, world, vid, P.PROFILING) is True
     async with rt.db.unit_of_work() as uow:
-        await consent.record(rt, uow, workspace_id=world.workspace_id, subject_id=vid, purpose=P.PROFILING,
-                             granted=False, source="api")
+        await consent_ledger.record(rt, uow, workspace_id=world.workspace_id, subject_id=vid, purpose=P.PROFILING,
+                                    granted=False, source="api")
     assert await may(rt, world, vid, P.PROFILING) is False
 
 
@@ -323,18 +330,19 @@ async def test_the_prechat_form_records_the_notice_it_showed(client: httpx.Async
     [shown] = config["purposes"]
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:  # a material change while the visitor fills in the form
-        purpose = await consent.get_purpose(uow, world.workspace_id, MARKETING)
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, MARKETING)
         assert purpose is not None
-        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="News and partner offers", material=True))
+        await consent_admin.publish_notice(uow, admin, purpose.id,
+                                           NoticeIn(text="News and partner offers", material=True))
     chat = await start_chat(client, world, consents={MARKETING: {"granted": True, "notice_id": shown["notice_id"]}})
     [row] = await ledger(rt, chat["visitor_id"])
     assert (row.granted, row.notice_id, row.notice_version) == (True, shown["notice_id"], 1)
     assert await may(rt, world, chat["visitor_id"], MARKETING) is False  # given under the old text: ask again
     other = await other_workspace(rt)
     async with rt.db.unit_of_work(readonly=True) as uow:
-        foreign = await consent.get_purpose(uow, other.workspace_id, MARKETING)
+        foreign = await consent_notices.get_purpose(uow, other.workspace_id, MARKETING)
         assert foreign is not None
-        [foreign_notice] = await consent.notices_of(uow, foreign)
+        [foreign_notice] = await consent_notices.notices_of(uow, foreign)
     before = await counts(rt, "consent_records", "visitors", "conversations")
     for value, status in (({"granted": True, "notice_id": foreign_notice.id}, 404),
                           ({"granted": "yes"}, 422), ({"granted": True, "extra": 1}, 422), ([True], 422)):
@@ -346,12 +354,12 @@ async def test_the_prechat_form_records_the_notice_it_showed(client: httpx.Async
 async def test_concurrent_notice_versions_never_collide(rt: Runtime, world: World) -> None:
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work(readonly=True) as uow:
-        purpose = await consent.get_purpose(uow, world.workspace_id, P.NEWSLETTER)
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, P.NEWSLETTER)
         assert purpose is not None
 
     async def publish(n: int) -> int:
         async with rt.db.unit_of_work() as uow:
-            notice = await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text=f"Text {n}"))
+            notice = await consent_admin.publish_notice(uow, admin, purpose.id, NoticeIn(text=f"Text {n}"))
             return notice.version
 
     versions = await asyncio.gather(*(publish(n) for n in range(6)))
@@ -370,9 +378,9 @@ async def test_a_queued_job_runs_only_if_may_still_allows_it(client: httpx.Async
     assert await marketing_job(rt, world, vid) is not None
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:  # not a withdrawal: the job stays queued, but may() now says no
-        purpose = await consent.get_purpose(uow, world.workspace_id, MARKETING)
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, MARKETING)
         assert purpose is not None
-        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="Partner offers too", material=True))
+        await consent_admin.publish_notice(uow, admin, purpose.id, NoticeIn(text="Partner offers too", material=True))
     assert await JobRunner(rt).drain() >= 1
     assert len(list(kept.glob("*.eml"))) == 1  # dropped at run time, nothing sent
     assert (await counts(rt, "jobs"))["jobs"] == 0

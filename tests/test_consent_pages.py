@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from confide.consent import service as consent
+from confide.consent import admin as consent_admin
+from confide.consent import notices as consent_notices
 from confide.consent.schemas import RecordFilters
 from confide.core.runtime import Runtime
 from tests.conftest import World
@@ -25,7 +26,7 @@ async def test_the_consent_view_lists_rows_and_shows_the_notice(client: httpx.As
         assert (await admin.get("/app/consent?state=withdrawn")).text.count('data-testid="consent-row"') == 0
         assert (await admin.get("/app/consent?date_from=nonsense")).status_code == 422
         async with rt.db.unit_of_work(readonly=True) as uow:
-            rows, _ = await consent.search_records(uow, await actor(rt, world.admin_id), RecordFilters())
+            rows, _ = await consent_admin.search_records(uow, await actor(rt, world.admin_id), RecordFilters())
         detail = await admin.get(f"/app/consent/records/{rows[0].id}")
         assert detail.status_code == 200
         assert "News by e-mail" in detail.text
@@ -47,7 +48,7 @@ async def test_settings_create_purpose_and_publish_notices(rt: Runtime, world: W
             "key": "surveys", "name": "Surveys", "lawful_basis": "consent", "notice": "Ask me about my visit"})
         assert response.status_code == 303, response.text
         async with rt.db.unit_of_work(readonly=True) as uow:
-            purpose = await consent.get_purpose(uow, world.workspace_id, "surveys")
+            purpose = await consent_notices.get_purpose(uow, world.workspace_id, "surveys")
         assert purpose is not None
         before = await counts(rt, "consent_notices")
         for data in ({"text": ""}, {"text": "x" * 4001}, {"text": "ok", "language": "<script>"}):
@@ -61,10 +62,10 @@ async def test_settings_create_purpose_and_publish_notices(rt: Runtime, world: W
             "key": "surveys", "name": "Again", "notice": "x"})
         assert dup.status_code == 409
     async with rt.db.unit_of_work(readonly=True) as uow:
-        purpose = await consent.get_purpose(uow, world.workspace_id, "surveys")
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, "surveys")
         assert purpose is not None
         assert (purpose.latest_version, purpose.material_version) == (2, 2)
-        assert [n.version for n in await consent.notices_of(uow, purpose)] == [2, 1]
+        assert [n.version for n in await consent_notices.notices_of(uow, purpose)] == [2, 1]
     other = await other_workspace(rt)
     async with logged_in(app, other.admin_email) as foreign:
         response = await foreign.post(f"/app/settings/privacy/{purpose.id}/notices", headers=SELF,
@@ -75,4 +76,4 @@ async def test_settings_create_purpose_and_publish_notices(rt: Runtime, world: W
         response = await op.post(f"/app/settings/privacy/{purpose.id}/notices", headers=SELF, data={"text": "x"})
         assert response.status_code == 403
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert [n.version for n in await consent.notices_of(uow, purpose)] == [2, 1]  # nothing more written
+        assert [n.version for n in await consent_notices.notices_of(uow, purpose)] == [2, 1]  # nothing more written

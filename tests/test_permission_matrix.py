@@ -857,29 +857,30 @@ async def _(ctx: Ctx) -> dict[str, Any]:
 # ---- data-subject requests (ADR 0029): read with subjects.view, act with subjects.export; a fresh
 # request in the state each action needs, so that an allowed role's action works.
 async def fresh_request(ctx: Ctx, *, verified: bool = False, started: bool = False) -> str:
-    from confide.privacy_requests import service as privacy_requests
+    from confide.privacy_requests import intake as request_intake
+    from confide.privacy_requests import lifecycle as request_lifecycle
     from confide.privacy_requests.schemas import StaffRequestIn
 
     admin = await ctx.admin()
     async with ctx.rt.db.unit_of_work() as uow:
-        made = await privacy_requests.create_by_staff(ctx.rt, uow, admin, StaffRequestIn(
+        made = await request_intake.create_by_staff(ctx.rt, uow, admin, StaffRequestIn(
             type="access", channel="email", email=f"req{next(_n)}@example.org"))
         if verified or started:
-            await privacy_requests.verify_by_staff(ctx.rt, uow, admin, made["id"], "Known customer")
+            await request_intake.verify_by_staff(ctx.rt, uow, admin, made["id"], "Known customer")
         if started:
-            await privacy_requests.start(ctx.rt, uow, admin, made["id"])
+            await request_lifecycle.start(ctx.rt, uow, admin, made["id"])
         return str(made["id"])
 
 
 async def requester_request(ctx: Ctx) -> str:
-    from confide.privacy_requests import service as privacy_requests
+    from confide.privacy_requests import intake as request_intake
     from confide.privacy_requests.schemas import RequestIn
     from confide.workspaces import service as workspaces_service
 
     async with ctx.rt.db.unit_of_work() as uow:
         site = await workspaces_service.get_site(uow, ctx.world.site_id)
         assert site is not None
-        row = await privacy_requests.create_by_requester(
+        row = await request_intake.create_by_requester(
             ctx.rt, uow, site, RequestIn(type="access", email=f"v{next(_n)}@example.com"), channel="web")
         return row.id
 
@@ -925,7 +926,8 @@ _request_action("refuse", {"reason": "Unfounded"})
 @sample("POST", "/app/requests/{request_id}/send-export")
 async def _(ctx: Ctx) -> dict[str, Any]:
     """An access request in progress whose requester's address is a visitor's: the export is sent."""
-    from confide.privacy_requests import service as privacy_requests
+    from confide.privacy_requests import intake as request_intake
+    from confide.privacy_requests import lifecycle as request_lifecycle
     from confide.privacy_requests.schemas import StaffRequestIn
     from confide.visitors import service as visitors
 
@@ -935,10 +937,10 @@ async def _(ctx: Ctx) -> dict[str, Any]:
         site = await workspaces.get_site(uow, ctx.world.site_id)
         assert site is not None
         visitor = await visitors.create_visitor(ctx.rt, uow, site, {"name": "Asker", "email": email}, {})
-        made = await privacy_requests.create_by_staff(ctx.rt, uow, admin, StaffRequestIn(
+        made = await request_intake.create_by_staff(ctx.rt, uow, admin, StaffRequestIn(
             type="access", channel="email", email=email))
-        await privacy_requests.verify_by_staff(ctx.rt, uow, admin, made["id"], "Known customer")
-        await privacy_requests.start(ctx.rt, uow, admin, made["id"])
+        await request_intake.verify_by_staff(ctx.rt, uow, admin, made["id"], "Known customer")
+        await request_lifecycle.start(ctx.rt, uow, admin, made["id"])
     return {"url": f"/app/requests/{made['id']}/send-export", "data": {"visitor_ids": visitor.id, "fmt": "json"}}
 
 

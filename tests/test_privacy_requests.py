@@ -17,7 +17,8 @@ from confide.core import clock
 from confide.core.errors import Conflict, Forbidden, Invalid, NotFound
 from confide.core.personal_data import Subject
 from confide.core.runtime import Runtime
-from confide.privacy_requests import service as requests
+from confide.privacy_requests import deadlines, intake, lifecycle, reminders
+from confide.privacy_requests import views as request_views
 from confide.privacy_requests.models import PrivacyRequest
 from confide.privacy_requests.schemas import RequestFilters, RequestIn, StaffRequestIn
 from confide.visitors import service as visitors
@@ -46,7 +47,7 @@ JAN_31 = datetime(2027, 1, 31, 10, 0, tzinfo=UTC)
     ],
 )
 def test_due_date_is_one_calendar_month_after_receipt(received: datetime, months: int, due: datetime) -> None:
-    assert requests.due_date(received, months) == due
+    assert deadlines.due_date(received, months) == due
 
 
 # ---------------------------------------------------------------- helpers
@@ -68,7 +69,7 @@ async def staff_request(rt: Runtime, world: World, **fields: object) -> str:
     data = StaffRequestIn.model_validate({"type": "access", "email": "req@example.org", "channel": "letter",
                                           "details": "Please send me everything.", **fields})
     async with rt.db.unit_of_work() as uow:
-        made = await requests.create_by_staff(rt, uow, admin, data)
+        made = await intake.create_by_staff(rt, uow, admin, data)
     return str(made["id"])
 
 
@@ -77,7 +78,7 @@ async def requester_request(rt: Runtime, world: World, email: str = "ana@example
     async with rt.db.unit_of_work() as uow:
         site = await workspaces.get_site(uow, world.site_id)
         assert site is not None
-        row = await requests.create_by_requester(
+        row = await intake.create_by_requester(
             rt, uow, site, RequestIn(type=type_, email=email, details="What do you hold?"),  # type: ignore[arg-type]
             channel="web", visitor_id=visitor_id)
         return row.id
@@ -92,7 +93,7 @@ async def _row(rt: Runtime, request_id: str) -> PrivacyRequest:
 
 async def _verify(rt: Runtime, request_id: str, code: str) -> None:
     async with rt.db.unit_of_work() as uow:
-        await requests.verify_code(rt, uow, request_id, code)
+        await intake.verify_code(rt, uow, request_id, code)
 
 
 # ---------------------------------------------------------------- deadlines
@@ -106,11 +107,11 @@ async def test_one_month_clock_extension_and_the_notice(rt: Runtime, world: Worl
     # A minute before the due time it is not overdue; at the due time it is.
     clock.freeze(datetime(2027, 2, 28, 9, 59, tzinfo=UTC))
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert await requests.list_all(uow, overdue=True) == []
+        assert await request_views.list_all(uow, overdue=True) == []
     clock.freeze(datetime(2027, 2, 28, 10, 0, tzinfo=UTC))
     async with rt.db.unit_of_work(readonly=True) as uow:
-        (listed,) = await requests.list_all(uow, overdue=True)
-        items, total = await requests.search(rt, uow, admin, RequestFilters(overdue=True), via="test")
+        (listed,) = await request_views.list_all(uow, overdue=True)
+        items, total = await request_views.search(rt, uow, admin, RequestFilters(overdue=True), via="test")
     assert listed["id"] == request_id
     assert listed["overdue"] is True
     assert total == 1
@@ -119,7 +120,7 @@ async def test_one_month_clock_extension_and_the_notice(rt: Runtime, world: Worl
     async with Mailbox() as box:
         _smtp(rt, box)
         async with rt.db.unit_of_work() as uow:
-            view = await requests.extend(rt, uow, admin, request_id, months=1, reason="Five years of chats to review")
+            view = await lifecycle.extend(rt, uow, admin, request_id, months=1, reason="Five years of chats to review")
         assert view["due_at"] == "2027-03-31T10:00:00Z"
         assert view["extended_months"] == 1
         assert not view["overdue"]
@@ -133,17 +134,17 @@ async def test_one_month_clock_extension_and_the_notice(rt: Runtime, world: Worl
 
         async with rt.db.unit_of_work() as uow:
             with pytest.raises(Conflict, match="at most 2 months in all; 1 left"):
-                await requests.extend(rt, uow, admin, request_id, months=2, reason="More")
+                await lifecycle.extend(rt, uow, admin, request_id, months=2, reason="More")
         async with rt.db.unit_of_work() as uow:
-            view = await requests.extend(rt, uow, admin, request_id, months=1, reason="Still more")
+            view = await lifecycle.extend(rt, uow, admin, request_id, months=1, reason="Still more")
         assert view["due_at"] == "2027-04-30T10:00:00Z"  # received 31 Jan + 3 months: the last of April
         await _deliver(rt, box, 1)
         async with rt.db.unit_of_work() as uow:
             with pytest.raises(Conflict, match="two months allowed already"):
-                await requests.extend(rt, uow, admin, request_id, months=1, reason="Again")
+                await lifecycle.extend(rt, uow, admin, request_id, months=1, reason="Again")
     async with rt.db.unit_of_work(readonly=True) as uow:
-        assert await requests.list_all(uow, overdue=True) == []
-        shown = await requests.view(rt, uow, await _row(rt, request_id), timeline=True)
+        assert await request_views.list_all(uow, overdue=True) == []
+        shown = await request_views.view(rt, uow, await _row(rt, request_id), timeline=True)
         kinds = [e["kind"] for e in shown["timeline"]]
         audited = (await uow.session.execute(text(
             "select action, detail from audit_events where target_id = :t order by seq"), {"t": request_id})).all()
@@ -160,7 +161,7 @@ async def test_staff_receipt_date_in_the_past_starts_the_clock_then(rt: Runtime,
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
         with pytest.raises(Invalid, match="future"):
-            await requests.create_by_staff(rt, uow, admin, StaffRequestIn.model_validate(
+            await intake.create_by_staff(rt, uow, admin, StaffRequestIn.model_validate(
                 {"type": "access", "email": "a@example.org", "channel": "phone", "received_at": "2027-06-01"}))
 
 
@@ -200,7 +201,7 @@ async def test_code_right_wrong_expired_and_too_many(rt: Runtime, world: World) 
         assert (await _row(rt, request_id)).verified_at is None
 
         async with rt.db.unit_of_work() as uow:  # a new code; the old one is worthless
-            await requests.resend_code_by_requester(rt, uow, request_id)
+            await intake.resend_code_by_requester(rt, uow, request_id)
         (second,) = await _deliver(rt, box, 1)
         match = CODE.search(second.part("plain"))
         assert match is not None
@@ -214,7 +215,7 @@ async def test_code_right_wrong_expired_and_too_many(rt: Runtime, world: World) 
             await _verify(rt, request_id, new_code)
 
         async with rt.db.unit_of_work() as uow:
-            await requests.resend_code_by_requester(rt, uow, request_id)
+            await intake.resend_code_by_requester(rt, uow, request_id)
         (third,) = await _deliver(rt, box, 1)
     match = CODE.search(third.part("plain"))
     assert match is not None
@@ -224,7 +225,7 @@ async def test_code_right_wrong_expired_and_too_many(rt: Runtime, world: World) 
     assert row.verified_by is None
     assert row.code_digest is None
     async with rt.db.unit_of_work(readonly=True) as uow:
-        view = await requests.view(rt, uow, row, timeline=True)
+        view = await request_views.view(rt, uow, row, timeline=True)
     assert view["visitor_ids"] == [same.id]  # linked by the e-mail's blind index, once it was proved
     assert other.id not in view["visitor_ids"]
     assert [e["kind"] for e in view["timeline"]].count("verification_failed") == 6
@@ -235,10 +236,10 @@ async def test_codes_per_request_are_capped(rt: Runtime, world: World) -> None:
     request_id = await requester_request(rt, world)
     for _ in range(rt.settings.privacy_request_codes_max - 1):
         async with rt.db.unit_of_work() as uow:
-            await requests.resend_code_by_requester(rt, uow, request_id)
+            await intake.resend_code_by_requester(rt, uow, request_id)
     async with rt.db.unit_of_work() as uow:
         with pytest.raises(Conflict, match="too many codes"):
-            await requests.resend_code_by_requester(rt, uow, request_id)
+            await intake.resend_code_by_requester(rt, uow, request_id)
 
 
 # ---------------------------------------------------------------- states
@@ -252,33 +253,33 @@ async def test_transitions_are_enforced(rt: Runtime, world: World) -> None:
             return await fn(rt, uow, *args, **kwargs)  # type: ignore[operator, no-any-return]
 
     with pytest.raises(Conflict, match="verify the requester's identity first"):
-        await act(requests.start, admin, request_id)
+        await act(lifecycle.start, admin, request_id)
     with pytest.raises(Conflict, match="only a request in progress can be completed; this one is received"):
-        await act(requests.complete, admin, request_id, outcome="x")
+        await act(lifecycle.complete, admin, request_id, outcome="x")
     with pytest.raises(NotFound):  # an operator without subjects.* does not see it at all
-        await act(requests.verify_by_staff, operator, request_id, "Called back")
-    await act(requests.verify_by_staff, admin, request_id, "Called back on the number we hold")
+        await act(intake.verify_by_staff, operator, request_id, "Called back")
+    await act(intake.verify_by_staff, admin, request_id, "Called back on the number we hold")
     with pytest.raises(Conflict, match="verified already"):
-        await act(requests.verify_by_staff, admin, request_id, "Again")
-    view = await act(requests.start, admin, request_id)
+        await act(intake.verify_by_staff, admin, request_id, "Again")
+    view = await act(lifecycle.start, admin, request_id)
     assert view["state"] == "in_progress"
     assert view["assignee"] == {"id": world.admin_id, "name": "Ada Admin"}
     with pytest.raises(Conflict, match="cannot be started: it is in progress"):
-        await act(requests.start, admin, request_id)
-    view = await act(requests.complete, admin, request_id, outcome="Erased everything", certificate_id="cert123")
+        await act(lifecycle.start, admin, request_id)
+    view = await act(lifecycle.complete, admin, request_id, outcome="Erased everything", certificate_id="cert123")
     assert view["state"] == "done"
     assert view["certificate_id"] == "cert123"
     assert view["closed_at"]
-    for fn, kwargs in ((requests.refuse, {"reason": "x"}), (requests.extend, {"months": 1, "reason": "x"}),
-                       (requests.complete, {"outcome": "x"})):
+    for fn, kwargs in ((lifecycle.refuse, {"reason": "x"}), (lifecycle.extend, {"months": 1, "reason": "x"}),
+                       (lifecycle.complete, {"outcome": "x"})):
         with pytest.raises(Conflict, match=r"(it|this one) is done"):
             await act(fn, admin, request_id, **kwargs)
 
     refused_id = await staff_request(rt, world)
-    view = await act(requests.refuse, admin, refused_id, reason="Manifestly unfounded: the tenth copy this month")
+    view = await act(lifecycle.refuse, admin, refused_id, reason="Manifestly unfounded: the tenth copy this month")
     assert view["state"] == "refused"
     async with rt.db.unit_of_work() as uow:
-        detail = await requests.open_request(rt, uow, admin, refused_id, via="test")
+        detail = await request_views.open_request(rt, uow, admin, refused_id, via="test")
     assert detail["timeline"][-1]["note"] == "Manifestly unfounded: the tenth copy this month"
     assert detail["timeline"][-1]["actor"] == "Ada Admin"
 
@@ -287,9 +288,9 @@ async def test_staff_without_export_cannot_act(rt: Runtime, world: World) -> Non
     operator = await actor(rt, world.operator_id)
     async with rt.db.unit_of_work() as uow:
         with pytest.raises(Forbidden):
-            await requests.create_by_staff(rt, uow, operator, StaffRequestIn.model_validate(
+            await intake.create_by_staff(rt, uow, operator, StaffRequestIn.model_validate(
                 {"type": "access", "email": "a@example.org", "channel": "phone"}))
-        items, total = await requests.search(rt, uow, operator, RequestFilters(), via="test")
+        items, total = await request_views.search(rt, uow, operator, RequestFilters(), via="test")
     assert (items, total) == ([], 0)
 
 
@@ -303,12 +304,12 @@ async def test_reminders_are_sent_once_per_threshold(rt: Runtime, world: World) 
         await _deliver(rt, box, 1)  # the code for the second
         clock.freeze(datetime(2027, 2, 20, 9, tzinfo=UTC))  # 8 days before: nothing yet
         async with rt.db.unit_of_work() as uow:
-            assert await requests.send_reminders(rt, uow) == 0
+            assert await reminders.send_reminders(rt, uow) == 0
         clock.freeze(datetime(2027, 2, 21, 11, tzinfo=UTC))  # within 7 days
         async with rt.db.unit_of_work() as uow:
-            assert await requests.send_reminders(rt, uow) == 2
+            assert await reminders.send_reminders(rt, uow) == 2
         async with rt.db.unit_of_work() as uow:
-            assert await requests.send_reminders(rt, uow) == 0  # the same tick again: nothing twice
+            assert await reminders.send_reminders(rt, uow) == 0  # the same tick again: nothing twice
         assert await scheduler.tick(rt) is not None  # the scheduler's job: nothing twice either
         got = await _deliver(rt, box, 2)
         subjects = sorted(m.message["Subject"] for m in got)
@@ -319,7 +320,7 @@ async def test_reminders_are_sent_once_per_threshold(rt: Runtime, world: World) 
 
         clock.freeze(datetime(2027, 2, 28, 10, tzinfo=UTC))  # due: overdue, once
         async with rt.db.unit_of_work() as uow:
-            assert await requests.send_reminders(rt, uow) == 2
+            assert await reminders.send_reminders(rt, uow) == 2
         clock.advance(timedelta(minutes=5))
         assert (await scheduler.tick(rt) or {}).get("privacy_requests_reminded") == 0
         got = await _deliver(rt, box, 2)
@@ -328,13 +329,13 @@ async def test_reminders_are_sent_once_per_threshold(rt: Runtime, world: World) 
         # An extension moves the date: the reminders come again for the new one, once.
         admin = await actor(rt, world.admin_id)
         async with rt.db.unit_of_work() as uow:
-            await requests.extend(rt, uow, admin, second, months=1, reason="Complex")
+            await lifecycle.extend(rt, uow, admin, second, months=1, reason="Complex")
         await _deliver(rt, box, 1)  # the notice to the requester
         clock.freeze(datetime(2027, 3, 30, 10, tzinfo=UTC))
         async with rt.db.unit_of_work() as uow:
-            assert await requests.send_reminders(rt, uow) == 1
+            assert await reminders.send_reminders(rt, uow) == 1
         async with rt.db.unit_of_work() as uow:
-            assert await requests.send_reminders(rt, uow) == 0
+            assert await reminders.send_reminders(rt, uow) == 0
         await _deliver(rt, box, 1)
         clock.advance(timedelta(minutes=2))
         assert (await scheduler.tick(rt) or {}).get("privacy_requests_reminded") == 0
@@ -378,14 +379,14 @@ async def test_two_actions_at_once_one_wins_the_other_is_refused(rt: Runtime, wo
     admin = await actor(rt, world.admin_id)
     request_id = await staff_request(rt, world)
     async with rt.db.unit_of_work() as uow:
-        await requests.verify_by_staff(rt, uow, admin, request_id, "Known customer")
-        await requests.start(rt, uow, admin, request_id)
+        await intake.verify_by_staff(rt, uow, admin, request_id, "Known customer")
+        await lifecycle.start(rt, uow, admin, request_id)
     gate = asyncio.Event()
 
     async def complete() -> str:
         async with rt.db.unit_of_work() as uow:
             await gate.wait()
-            await requests.complete(rt, uow, admin, request_id, outcome="Sent the export")
+            await lifecycle.complete(rt, uow, admin, request_id, outcome="Sent the export")
             await asyncio.sleep(0.3)  # hold the row lock while the other waits for it
         return "done"
 
@@ -393,7 +394,7 @@ async def test_two_actions_at_once_one_wins_the_other_is_refused(rt: Runtime, wo
         async with rt.db.unit_of_work() as uow:
             await gate.wait()
             await asyncio.sleep(0.05)
-            await requests.refuse(rt, uow, admin, request_id, reason="Unfounded")
+            await lifecycle.refuse(rt, uow, admin, request_id, reason="Unfounded")
         return "refused"
 
     tasks = [asyncio.create_task(complete()), asyncio.create_task(refuse())]

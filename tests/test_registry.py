@@ -413,9 +413,9 @@ async def test_the_conditions_of_rows_of_delete_exactly_one_subjects_rows(
     async with rt.db.unit_of_work() as uow:
         conditions = privacy_registry.conditions_of(Subject("visitor", bob["visitor_id"]))
         # The ledger refuses a plain DELETE (append-only); its one door raises the erasure flag first.
-        from confide.consent import service as consent
+        from confide.consent import removal as consent_removal
 
-        assert await consent.erase_subject(uow, bob["visitor_id"]) > 0
+        assert await consent_removal.erase_subject(uow, bob["visitor_id"]) > 0
         for name in order:
             await uow.session.execute(delete(META.tables[name]).where(conditions[name]))
     gone = await _rows(rt, privacy_registry.rows_of(Subject("visitor", bob["visitor_id"])))

@@ -17,7 +17,7 @@ from confide.core.errors import Conflict, NotFound
 from confide.core.runtime import Runtime
 from confide.erasure import service as erasure
 from confide.erasure.models import Certificate
-from confide.privacy_requests import service as requests
+from confide.privacy_requests import intake, lifecycle
 from confide.privacy_requests.models import PrivacyRequest, PrivacyRequestEvent
 from confide.privacy_requests.schemas import StaffRequestIn
 from confide.subjects import delivery
@@ -40,11 +40,11 @@ async def _request(rt: Runtime, world: World, email: str, type_: str = "access",
     the same e-mail), and (``start``) work started."""
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:
-        made = await requests.create_by_staff(rt, uow, admin, StaffRequestIn(type=type_, email=email,  # type: ignore[arg-type]
-                                                                             channel="email"))
-        await requests.verify_by_staff(rt, uow, admin, made["id"], "called the number on file")
+        made = await intake.create_by_staff(rt, uow, admin, StaffRequestIn(type=type_, email=email,  # type: ignore[arg-type]
+                                                                           channel="email"))
+        await intake.verify_by_staff(rt, uow, admin, made["id"], "called the number on file")
         if start:
-            await requests.start(rt, uow, admin, made["id"])
+            await lifecycle.start(rt, uow, admin, made["id"])
     return str(made["id"])
 
 
@@ -86,7 +86,7 @@ async def test_the_emailed_export_is_linked_to_the_access_request(
     assert (await _kinds(rt, rid))[-1] == "export_sent"
     admin = await actor(rt, world.admin_id)
     async with rt.db.unit_of_work() as uow:  # completing keeps the link
-        done = await requests.complete(rt, uow, admin, rid, outcome="Sent the PDF")
+        done = await lifecycle.complete(rt, uow, admin, rid, outcome="Sent the PDF")
     assert done["state"] == "done"
     assert (await _row(rt, rid)).export_id == sent.link_id
 
@@ -136,7 +136,7 @@ async def test_the_erasure_certificate_is_linked_to_the_erasure_request(
     assert row.wrapped_key is None
     assert "erased" in await _kinds(rt, rid)
     async with rt.db.unit_of_work() as uow:
-        done = await requests.complete(rt, uow, admin, rid, outcome="Erased")
+        done = await lifecycle.complete(rt, uow, admin, rid, outcome="Erased")
     assert done["state"] == "done"
     assert (await _row(rt, rid)).certificate_id == cert.id
 

@@ -1,6 +1,6 @@
 """Restriction of processing (GDPR Art. 18, issue 8 point 6, ADR 0031), on SQLite and PostgreSQL.
 
-A restricted person's data is stored and nothing else: ``consent.may`` says no to every purpose,
+A restricted person's data is stored and nothing else: ``consent.questions.may`` says no to every purpose,
 no automatic prospect, no Visitor Activity, their purpose jobs wait (and run once lifted) while the
 Art. 12 communications (no purpose) still go; the back-office lists leave them out for a role
 without ``subjects.view`` and keep them for a privacy officer; restrict and lift are audited,
@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from confide.audit.models import AuditEvent
 from confide.chats import service as chats
 from confide.chats.schemas import StoredChatFilters
-from confide.consent import service as consent
+from confide.consent import notices as consent_notices
+from confide.consent import questions as consent_questions
 from confide.core import jobs, mail
 from confide.core.db import Base
 from confide.core.errors import DomainError, Invalid, NotFound
@@ -148,18 +149,19 @@ async def test_a_restricted_person_is_processed_for_no_purpose(rt: Runtime, clie
     ana, bob = shop
     ws = world.workspace_id
     async with rt.db.unit_of_work(readonly=True) as uow:
-        keys = [p.key for p in await consent.list_purposes(uow, ws)]
-        assert await consent.may(uow, workspace_id=ws, subject_id=ana["visitor_id"], purpose="marketing")
+        keys = [p.key for p in await consent_notices.list_purposes(uow, ws)]
+        assert await consent_questions.may(uow, workspace_id=ws, subject_id=ana["visitor_id"], purpose="marketing")
     done = await restrict(rt, world, [ana["visitor_id"]])
     assert done["added"] == [ana["visitor_id"]]
     assert done["restriction"]["reason"] == "accuracy_contested"
     async with rt.db.unit_of_work(readonly=True) as uow:
         for key in keys:  # every purpose, the required support chat too
-            assert not await consent.may(uow, workspace_id=ws, subject_id=ana["visitor_id"], purpose=key), key
-            assert await consent.objected(uow, workspace_id=ws, subject_id=ana["visitor_id"], purpose=key), key
-        assert await consent.may(uow, workspace_id=ws, subject_id=bob["visitor_id"], purpose="marketing")
-        allowed = await consent.allowed_subjects(uow, workspace_id=ws, purpose="marketing",
-                                                 subject_ids=[ana["visitor_id"], bob["visitor_id"]])
+            ask = {"workspace_id": ws, "subject_id": ana["visitor_id"], "purpose": key}
+            assert not await consent_questions.may(uow, **ask), key
+            assert await consent_questions.objected(uow, **ask), key
+        assert await consent_questions.may(uow, workspace_id=ws, subject_id=bob["visitor_id"], purpose="marketing")
+        allowed = await consent_questions.allowed_subjects(uow, workspace_id=ws, purpose="marketing",
+                                                           subject_ids=[ana["visitor_id"], bob["visitor_id"]])
         assert allowed == {bob["visitor_id"]}
     # Visitor Activity: the restricted person's page view is not stored; the other's is.
     ana_page = await report(client, world, ana, "https://shop.example/after")
@@ -214,7 +216,7 @@ async def test_purpose_jobs_wait_while_restricted_and_art12_mail_still_goes(
         assert [m.message["Subject"] for m in box.received] == ["Your request", "News"]
     async with rt.db.unit_of_work(readonly=True) as uow:
         assert await jobs.get(uow, marketing) is None
-        assert await consent.may(uow, workspace_id=world.workspace_id, subject_id=vid, purpose="marketing")
+        assert await consent_questions.may(uow, workspace_id=world.workspace_id, subject_id=vid, purpose="marketing")
 
 
 # ---------------------------------------------------------------- search exclusion

@@ -248,10 +248,10 @@ async def test_consent_records_go_six_years_after_the_last_change(
     clock.reset()
     clock.advance(-2 * 365 * DAY)
     async with rt.db.unit_of_work() as uow:
-        from confide.consent import service as consent
+        from confide.consent import ledger as consent_ledger
 
-        await consent.record(rt, uow, workspace_id=world.workspace_id, subject_id=changed_later["visitor_id"],
-                             purpose="marketing", granted=False, source="widget", site_id=world.site_id)
+        await consent_ledger.record(rt, uow, workspace_id=world.workspace_id, subject_id=changed_later["visitor_id"],
+                                    purpose="marketing", granted=False, source="widget", site_id=world.site_id)
     clock.reset()
     assert await rows(rt, "consent_records", "subject_id = :s", s=gone["visitor_id"]) > 0
     old_total = await rows(rt, "consent_records", "subject_id = :s", s=changed_later["visitor_id"])

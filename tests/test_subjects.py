@@ -24,7 +24,8 @@ from sqlalchemy import text
 from confide.core import clock, crypto
 from confide.core.errors import DomainError
 from confide.core.runtime import Runtime
-from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests import intake as request_intake
+from confide.privacy_requests import lifecycle as request_lifecycle
 from confide.privacy_requests.schemas import RequestIn, StaffRequestIn
 from confide.prospects import service as prospects
 from confide.prospects.schemas import ProspectIn
@@ -126,11 +127,11 @@ async def seed(rt: Runtime, client: httpx.AsyncClient, world: World, tag: str, d
             external_id_bidx=verified.external_id_term(rt, world.workspace_id, world.site_id, c["user"]),
             created_at=clock.now(), last_verified_at=clock.now()))
     async with rt.db.unit_of_work() as uow:  # an access request, entered by staff and handled
-        made = await privacy_requests.create_by_staff(rt, uow, admin, StaffRequestIn(
+        made = await request_intake.create_by_staff(rt, uow, admin, StaffRequestIn(
             type="access", email=c["email"], details=c["request"], channel="letter"))
-        await privacy_requests.verify_by_staff(rt, uow, admin, made["id"], "called back")
-        await privacy_requests.start(rt, uow, admin, made["id"])
-        await privacy_requests.complete(rt, uow, admin, made["id"], outcome=c["outcome"])
+        await request_intake.verify_by_staff(rt, uow, admin, made["id"], "called back")
+        await request_lifecycle.start(rt, uow, admin, made["id"])
+        await request_lifecycle.complete(rt, uow, admin, made["id"], outcome=c["outcome"])
     async with rt.db.unit_of_work(readonly=True) as uow:
         offline_visitor = (await uow.session.execute(
             text("select visitor_id from offline_requests where id = :id"), {"id": left["id"]})).scalar_one()
@@ -218,7 +219,7 @@ async def test_a_request_links_a_visit_that_gave_another_email_to_the_person(
     async with rt.db.unit_of_work() as uow:
         site = await workspaces.get_site(uow, world.site_id)
         assert site is not None
-        await privacy_requests.create_by_requester(
+        await request_intake.create_by_requester(
             rt, uow, site, RequestIn(type="access", email="zed.qzx@example.com"), channel="widget",
             visitor_id=started["visitor_id"])
     (person,) = await _find(rt, world, "email", "Zed.Qzx@example.com")

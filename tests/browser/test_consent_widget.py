@@ -8,7 +8,9 @@ import json
 
 from playwright.async_api import expect
 
-from confide.consent import service as consent
+from confide.consent import admin as consent_admin
+from confide.consent import notices as consent_notices
+from confide.consent import questions as consent_questions
 from confide.consent.schemas import NoticeIn, RecordFilters
 from confide.core.runtime import Runtime
 from confide.users import sessions as user_sessions
@@ -31,7 +33,8 @@ from tests.conftest import Live, World
 
 async def _may(rt: Runtime, world: World, subject_id: str) -> bool:
     async with rt.db.unit_of_work(readonly=True) as uow:
-        return await consent.may(uow, workspace_id=world.workspace_id, subject_id=subject_id, purpose="marketing")
+        return await consent_questions.may(uow, workspace_id=world.workspace_id, subject_id=subject_id,
+                                           purpose="marketing")
 
 
 async def test_privacy_view_withdraws_and_a_material_change_asks_again(rt: Runtime, world: World, live: Live,
@@ -66,10 +69,10 @@ async def test_privacy_view_withdraws_and_a_material_change_asks_again(rt: Runti
     await expect(page.locator(w("panel"))).to_be_hidden()
     async with rt.db.unit_of_work() as uow:
         admin = await user_sessions.actor_for(uow, world.admin_id)
-        purpose = await consent.get_purpose(uow, world.workspace_id, "marketing")
+        purpose = await consent_notices.get_purpose(uow, world.workspace_id, "marketing")
         assert purpose is not None
-        await consent.publish_notice(uow, admin, purpose.id, NoticeIn(text="News and partner offers by e-mail",
-                                                                      material=True))
+        await consent_admin.publish_notice(uow, admin, purpose.id, NoticeIn(text="News and partner offers by e-mail",
+                                                                            material=True))
     assert await _may(rt, world, vid) is False
     await page.click(w("launcher"))
     await expect(page.locator(w("privacy-reask"))).to_be_visible()
@@ -98,8 +101,8 @@ async def test_an_operator_records_a_statement_from_the_visitor_panel(rt: Runtim
     await box.locator(t("statement-submit")).click()
     await expect(box.locator(t("statement-status"))).to_contain_text("Recorded: agreed")
     async with rt.db.unit_of_work(readonly=True) as uow:
-        rows, _ = await consent.search_records(uow, await user_sessions.actor_for(uow, world.admin_id),
-                                               RecordFilters(source="operator"))
+        rows, _ = await consent_admin.search_records(uow, await user_sessions.actor_for(uow, world.admin_id),
+                                                     RecordFilters(source="operator"))
     assert [(r.purpose, r.granted, r.conversation_id, r.actor_id) for r in rows] == [
         ("newsletter", True, conv_id, world.operator_id)]
     assert rows[0].message_id is not None

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from confide.core.runtime import Runtime
-from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests import views as request_views
 from confide.privacy_requests.schemas import STATES
 
 app = typer.Typer(help="Data-subject requests (Art. 12-22): deadlines and states.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def list_requests(
 
     async def work(rt: Runtime) -> list[dict[str, Any]]:
         async with rt.db.unit_of_work(readonly=True) as uow:
-            return await privacy_requests.list_all(uow, state=state, overdue=overdue)
+            return await request_views.list_all(uow, state=state, overdue=overdue)
 
     rows = _run(work)
     if not rows:

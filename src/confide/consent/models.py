@@ -78,7 +78,7 @@ class ConsentRecord(Base):
 
 class ConsentErasure(Base):
     """The erasure flag: while a transaction holds a row here (inserted and removed inside it, never
-    seen by another), the ledger rows of that subject may be deleted (``service.erase_subject``)."""
+    seen by another), the ledger rows of that subject may be deleted (``removal.erase_subject``)."""
 
     __tablename__ = "consent_erasure"
 

@@ -57,7 +57,7 @@ TABLES: dict[str, Table] = {
                     purpose="record consent choices",
                     basis=CONSENT_BASIS,
                     note="purpose keys, booleans, sources and times only: proof of consent, read by may() "
-                    "on every processing; erased with the subject (consent.service.erase_subject)",
+                    "on every processing; erased with the subject (consent.removal.erase_subject)",
                 )
                 for c in ("purpose", "granted", "source", "at")
             },
@@ -73,6 +73,6 @@ TABLES: dict[str, Table] = {
             },
         ),
     ),
-    # A flag row that lives inside one erasing transaction (consent.service.erase_subject).
+    # A flag row that lives inside one erasing transaction (consent.removal.erase_subject).
     "consent_erasure": Table({"subject_id": _N}, reach=reach("visitor", "subject_id")),
 }

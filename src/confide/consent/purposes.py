@@ -1,5 +1,5 @@
 """The purposes every workspace starts with, their keys (what other domains pass to
-``consent.service.may``) and their first notices. Data only: no database, no imports of services."""
+``consent.questions.may``) and their first notices. Data only: no database, no imports of services."""
 
 from __future__ import annotations
 

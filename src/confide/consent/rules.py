@@ -3,7 +3,7 @@
 - every UPDATE is refused (``consent_records_no_update``);
 - a DELETE is refused (``consent_records_no_delete``) unless the deleting transaction holds the
   erasure flag for that row's subject: a row of ``consent_erasure`` inserted and removed again in
-  the same transaction (``consent.service.erase_subject``, for the subject-erasure of the next
+  the same transaction (``consent.removal.erase_subject``, for the subject-erasure of the next
   issue), so no other transaction ever sees it.
 
 Installed by migration ``0012_consent`` and, for ``Base.metadata.create_all``, by the DDL listener.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from confide.auth.actors import OperatorActor
 from confide.chats import service as chats
+from confide.consent import ledger
 from confide.consent import purposes as K
-from confide.consent import service as consent
 from confide.consent.models import ConsentRecord
 from confide.consent.schemas import StatementIn
 from confide.core.db import UnitOfWork
@@ -25,7 +25,7 @@ async def record_statement(
     conv = await access_conversation_by_id(uow.session, actor, conversation_id, permission=Permission.CHATS_PARTICIPATE)
     if not await chats.is_visitor_message(uow, conv, data.message_id):
         raise NotFound("message not found")
-    return await consent.record(
+    return await ledger.record(
         rt,
         uow,
         workspace_id=conv.workspace_id,

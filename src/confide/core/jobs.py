@@ -88,9 +88,10 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-# A job that serves a purpose (``Job.purpose``) runs only if every guard allows it at run time (the
-# consent service registers one that asks ``consent.may``): consent may have been withdrawn, or a
-# notice changed materially, after the job was queued. A refused job is dropped, never run.
+# A job that serves a purpose (``Job.purpose``) runs only if every guard allows it at run time
+# (``consent/hooks.py`` registers one that asks ``consent.questions.may``): consent may have been
+# withdrawn, or a notice changed materially, after the job was queued. A refused job is dropped,
+# never run.
 Guard = Callable[["Runtime", "Claimed"], Awaitable[bool]]
 GUARDS: list[Guard] = []
 

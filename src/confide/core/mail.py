@@ -64,7 +64,7 @@ def enqueue_mail(
 ) -> str:
     """Queue a message in the caller's transaction (sent only if it commits). Returns the job id.
     ``purpose``: the consent purpose the message serves (marketing mail: use
-    ``consent.service.enqueue_marketing_mail``, which asks ``may`` and adds the withdrawal link)."""
+    ``consent.links.enqueue_marketing_mail``, which asks ``may`` and adds the withdrawal link)."""
     mail = Mail.model_validate({"to": to, "subject": subject, "text": text, "html": html, "headers": headers or {}})
     payload = mail.model_dump(mode="json")
     if not payload["headers"]:

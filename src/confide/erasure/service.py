@@ -11,7 +11,7 @@
    through the e-mail's blind index) still match; then the rows go children first (the reverse
    of the metadata's sorted tables), by primary key; a table whose visitor columns say
    ``Erasure.ANONYMISE`` is updated to NULL instead;
-3. the consent ledger goes through its one door, ``consent.service.erase_subject``;
+3. the consent ledger goes through its one door, ``consent.removal.erase_subject``;
 4. conversations are folded into the surviving statistics first (``stats.fold_conversations``);
 5. the data keys are destroyed (``KeyRing.destroy``: the rows keep a NULL ``wrapped_key`` and the
    time) and, after the commit, every node is told to forget them (``KeysDestroyed``); the
@@ -19,7 +19,7 @@
 6. keyed tombstones (visitor id, e-mail blind index, verified identity), the certificate, a
    ``subject.erased`` job in the outbox for integrations and the audit row (ids only);
 7. a ``request_id`` naming one of the workspace's erasure requests in progress gets the
-   certificate (``privacy_requests.service.record_fulfilment``); such a request in another state
+   certificate (``privacy_requests.lifecycle.record_fulfilment``); such a request in another state
    refuses the erasure. Any other reference (a ticket number) is kept on the certificate only.
 
 On SQLite the deletes run with ``PRAGMA secure_delete`` (freed space is zeroed) and, after the
@@ -46,7 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from confide import privacy_registry
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
-from confide.consent import service as consent
+from confide.consent import removal as consent_removal
 from confide.core import clock, crypto, jobs, subject_ids
 from confide.core.db import Base, UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound
@@ -57,7 +57,7 @@ from confide.erasure import journal, stats, tombstones
 from confide.erasure.models import Certificate, Tombstone
 from confide.permissions.access import access_visitors_to_erase
 from confide.permissions.policy import Permission, allows_any
-from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests import lifecycle as request_lifecycle
 from confide.realtime import events
 from confide.retention import service as retention
 
@@ -241,12 +241,12 @@ async def erase(
     now = clock.now()
     cert = await _certificate(uow, actor, workspace_id, request, reason, certificate_id, now)
     if request is not None and certificate_id is None:  # the request it answers, if it is one of ours
-        await privacy_requests.record_fulfilment(rt, uow, actor, workspace_id, request, ids, certificate_id=cert.id)
+        await request_lifecycle.record_fulfilment(rt, uow, actor, workspace_id, request, ids, certificate_id=cert.id)
 
     await stats.fold_conversations(uow, plan.conversations)
     counts: dict[str, int] = {}
     for vid in ids:  # the ledger's one door (its trigger refuses any other delete)
-        counts["consent_records"] = counts.get("consent_records", 0) + await consent.erase_subject(uow, vid)
+        counts["consent_records"] = counts.get("consent_records", 0) + await consent_removal.erase_subject(uow, vid)
     for table in _tables():
         rows = plan.rows.get(table.name) or []
         if table.name in _CONSENT_LEDGER or table.name == _KEYS or not rows:

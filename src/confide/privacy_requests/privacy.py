@@ -8,7 +8,7 @@ Erasure *anonymises* a request rather than deleting it: its e-mail, details, bli
 and timeline notes are cleared (set to NULL), while the row (type, channel, dates, states) stays as
 proof of how the request was handled (Art. 5(2) accountability, Art. 12(3) deadlines), which the
 erasure of the same person must not destroy: the erasure helper completes the request afterwards
-(``service.complete(..., certificate_id=...)``).
+(``lifecycle.complete(..., certificate_id=...)``).
 """
 
 from __future__ import annotations

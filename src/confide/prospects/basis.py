@@ -1,9 +1,9 @@
 """May a visitor be profiled as a prospect? The one place prospects ask the consent ledger.
 
-- Consent (the default): only when ``consent.may`` allows the ``profiling`` purpose (the visitor
+- Consent (the default): only when ``consent.questions.may`` allows the ``profiling`` purpose (the visitor
   ticked it under a notice that still counts). Nobody is profiled automatically otherwise.
 - Legitimate interest, where the business documented it (``ProspectSettings.interest_note``):
-  allowed unless the visitor objected in the ledger (``consent.objected``: a withdrawal, or a
+  allowed unless the visitor objected in the ledger (``consent.questions.objected``: a withdrawal, or a
   ``profiling`` box shown and left unticked), and, for every basis, unless a recorded objection
   matches their e-mail (``profiling_objections``, checked by the caller: ``service.objected``).
 """
@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from confide.consent import purposes as K
-from confide.consent import service as consent
+from confide.consent import questions as consent_questions
 from confide.core.db import UnitOfWork
 from confide.prospects.models import ProspectSettings
 from confide.visitors.service import Visitor
@@ -27,5 +27,5 @@ async def may_profile(uow: UnitOfWork, site: Site, visitor: Visitor) -> bool:
     basis = settings.basis if settings is not None else CONSENT
     ask = {"workspace_id": site.workspace_id, "subject_id": visitor.id, "purpose": PURPOSE}
     if basis == LEGITIMATE_INTEREST and settings is not None and settings.interest_note.strip():
-        return not await consent.objected(uow, **ask)
-    return await consent.may(uow, **ask)
+        return not await consent_questions.objected(uow, **ask)
+    return await consent_questions.may(uow, **ask)

@@ -2,7 +2,7 @@
 
 A restricted person's data is *stored* and nothing else:
 
-- ``consent.service.may`` answers no for every purpose (and ``objected`` yes), so Visitor Activity,
+- ``consent.questions.may`` answers no for every purpose (and ``objected`` yes), so Visitor Activity,
   automatic prospects, marketing mail and every job serving a purpose stop at their one gate;
 - a queued job serving a purpose for them is kept pending, untouched, and looked at again every
   ``RECHECK_S`` (the deferral below); lifting the restriction makes it due at once. Jobs with no

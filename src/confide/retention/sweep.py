@@ -4,7 +4,7 @@ its period, leaving out everything under a legal hold; the dry run is the same w
 - **Who deletes.** Each category's rows belong to one domain, which selects and deletes them
   (``chats.service.expired_conversations`` / ``delete_conversations`` and the like, on the small
   helpers of ``core/expiry.py``); consent records go only through the ledger's erasure flag
-  (``consent.service.expire_subjects``); the audit log through its own pruning with a checkpoint
+  (``consent.removal.expire_subjects``); the audit log through its own pruning with a checkpoint
   (``audit.retention.prune``), so ``confide audit verify`` still passes.
 - **Batches.** One batch (``CONFIDE_RETENTION_BATCH`` rows, 500 by default) per transaction: a
   backlog of a million rows never holds one long transaction, and a crash loses one batch at most.
@@ -37,7 +37,7 @@ from sqlalchemy import Select, select, text, union
 from confide.audit import retention as audit_retention
 from confide.audit import service as audit
 from confide.chats import service as chats
-from confide.consent import service as consent
+from confide.consent import removal as consent_removal
 from confide.core import clock
 from confide.core.db import Database, UnitOfWork
 from confide.core.errors import NotFound
@@ -66,7 +66,7 @@ async def _delete_conversations(uow: UnitOfWork, criteria: Expired, ids: list[st
 
 
 async def _delete_consent(uow: UnitOfWork, criteria: Expired, subject_ids: list[str]) -> int:
-    return await consent.expire_subjects(uow, criteria.workspace_id, subject_ids)
+    return await consent_removal.expire_subjects(uow, criteria.workspace_id, subject_ids)
 
 
 async def _delete_offline(uow: UnitOfWork, criteria: Expired, ids: list[str]) -> int:
@@ -98,7 +98,7 @@ STORES: dict[Category, Store] = {
         visitor_activity.expired_page_views, visitor_activity.count_expired_page_views, _delete_activity
     ),
     Category.PROSPECTS: Store(prospects.expired_prospects, prospects.count_expired_prospects, _delete_prospects),
-    Category.CONSENT: Store(consent.expired_subjects, consent.count_expired_records, _delete_consent,
+    Category.CONSENT: Store(consent_removal.expired_subjects, consent_removal.count_expired_records, _delete_consent,
                             workspace_rows=True),
     # Category.FILES: no file store exists yet (nothing to sweep); Category.AUDIT: ``_audit`` below.
 }

@@ -22,7 +22,7 @@ from typing import Any
 from confide import privacy_registry
 from confide.auth.actors import OperatorActor
 from confide.config import Settings
-from confide.consent import service as consent
+from confide.consent import notices as consent_notices
 from confide.core import clock
 from confide.core.db import UnitOfWork
 from confide.core.errors import Forbidden, NotFound
@@ -57,7 +57,7 @@ async def gather(uow: UnitOfWork, workspace_id: str) -> Inputs:
     purposes = [
         {"key": p.key, "name": p.name, "lawful_basis": p.lawful_basis, "recipients": p.recipients or "",
          "retention_class": p.retention_class or ""}
-        for p in await consent.list_purposes(uow, workspace_id)
+        for p in await consent_notices.list_purposes(uow, workspace_id)
         if p.enabled
     ]
     policy = await two_factor.get_policy(uow, workspace_id)

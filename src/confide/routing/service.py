@@ -21,7 +21,7 @@ from confide.auth.actors import OperatorActor, VisitorActor
 from confide.chats import service as chats
 from confide.chats.schemas import StartConversationIn
 from confide.chats.service import Conversation
-from confide.consent import service as consent
+from confide.consent import notices as consent_notices
 from confide.core import clock
 from confide.core.db import UnitOfWork
 from confide.core.errors import Conflict, Invalid, NotFound, Offline
@@ -82,7 +82,7 @@ async def widget_config(uow: UnitOfWork, site: Site, language: str | None = None
             "color": site.color,
         },
         "prechat_form": {"fields": site.prechat_fields},
-        "purposes": await consent.widget_purposes(uow, site, language),  # ---- consent: workspace purposes + notice
+        "purposes": await consent_notices.widget_purposes(uow, site, language),  # ---- consent: purposes + notice
         "departments": [{"id": d.id, "name": d.name} for d in departments],
         "available": open_now and await online_operator_count(uow, site) > 0,
         "open_now": open_now,

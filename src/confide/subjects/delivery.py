@@ -30,7 +30,7 @@ from confide.core.db import UnitOfWork
 from confide.core.errors import DomainError, Invalid, NotFound
 from confide.core.runtime import Runtime
 from confide.permissions.policy import Permission
-from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests import lifecycle as request_lifecycle
 from confide.subjects import export
 from confide.subjects.find import check_person
 from confide.subjects.models import ExportLink
@@ -93,7 +93,7 @@ async def send_link(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, body: Ex
     )
     uow.session.add(link)
     await uow.session.flush()
-    if body.request_id is not None and not await privacy_requests.record_fulfilment(
+    if body.request_id is not None and not await request_lifecycle.record_fulfilment(
         rt, uow, actor, actor.workspace_id, body.request_id, body.visitor_ids, export_id=link.id
     ):
         raise NotFound("request not found")

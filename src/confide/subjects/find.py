@@ -45,7 +45,7 @@ from confide.core.personal_data import Subject, export_sections
 from confide.core.runtime import Runtime
 from confide.permissions import scope
 from confide.permissions.policy import Permission, require
-from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests import views as request_views
 from confide.restriction import service as restriction
 from confide.subjects.schemas import MAX_VISITORS, FindIn
 from confide.verified import service as verified
@@ -106,7 +106,7 @@ async def _seeds(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: Find
         )).all()
         found |= {r.visitor_id for r in rows if r.visitor_id}
         prospects |= {r.id for r in rows if not r.visitor_id}
-        found |= set((await session.scalars(privacy_requests.visitor_ids_by_email(workspace_id, digest))).all())
+        found |= set((await session.scalars(request_views.visitor_ids_by_email(workspace_id, digest))).all())
     elif query.by == "phone":
         if visitors.phone_term(rt, workspace_id, value) is None:
             raise Invalid("value: a phone number has at least three digits")

@@ -35,7 +35,7 @@ class ExportIn(BaseModel):
     searched_by: SearchKind = "visitor"
     fmt: Format = "json"
     # The data-subject request the export answers (access, portability): an e-mailed export is
-    # linked to it (``privacy_requests.service.record_fulfilment``).
+    # linked to it (``privacy_requests.lifecycle.record_fulfilment``).
     request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from confide.consent import service as consent
+from confide.consent import ledger as consent_ledger
+from confide.consent import notices as consent_notices
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
@@ -146,7 +147,7 @@ async def record_consents(
     conversation_id: str | None = None,
 ) -> None:
     """The form's consent boxes, into the ledger: one row per purpose the widget offered."""
-    await consent.record_choices(
+    await consent_ledger.record_choices(
         rt, uow, site=site, subject_id=visitor.id, choices=choices, conversation_id=conversation_id
     )
 
@@ -189,8 +190,8 @@ async def profile(rt: Runtime, uow: UnitOfWork, visitor: Visitor) -> dict[str, A
         "email": key.decrypt(visitor.email_enc, f"visitors.email:{vid}") if visitor.email_enc else None,
         "phone": key.decrypt(visitor.phone_enc, f"visitors.phone:{vid}") if visitor.phone_enc else None,
         "fields": key.decrypt_json(visitor.fields_enc, f"visitors.fields:{vid}") if visitor.fields_enc else {},
-        "consents": await consent.granted_keys(uow, visitor.workspace_id, vid),
-        "consent_purposes": await consent.statement_purposes(uow, visitor.workspace_id),
+        "consents": await consent_ledger.granted_keys(uow, visitor.workspace_id, vid),
+        "consent_purposes": await consent_notices.statement_purposes(uow, visitor.workspace_id),
     }
 
 

@@ -17,7 +17,7 @@ import os
 
 import structlog
 
-from confide.consent import service as _consent  # noqa: F401 - the purpose guard, the consent event handler
+from confide.consent import hooks as _consent_hooks  # noqa: F401 - the purpose guard, the consent event handler
 from confide.core import clock, crypto, jobs
 from confide.core import mail as _mail  # noqa: F401 - registers the "mail" handler
 from confide.core.runtime import Runtime

@@ -25,7 +25,7 @@ from confide.audit import retention as audit_retention
 from confide.core.db import UnitOfWork
 from confide.core.runtime import Runtime
 from confide.identity import service as identity
-from confide.privacy_requests import service as privacy_requests
+from confide.privacy_requests import reminders as request_reminders
 from confide.retention import sweep as retention
 from confide.routing import service as routing
 from confide.users import login as user_login
@@ -56,7 +56,7 @@ JOBS: dict[str, Job] = {
     "directory_rechecked": identity.recheck_directory_accounts,
     # Personal data past its retention period, one batch per tick while a backlog lasts (ADR 0030)
     "retention_swept": retention.scheduled,
-    "privacy_requests_reminded": privacy_requests.scheduled_reminders,  # ADR 0029: once per threshold
+    "privacy_requests_reminded": request_reminders.scheduled_reminders,  # ADR 0029: once per threshold
 }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from confide.audit import service as audit
 from confide.auth.actors import OperatorActor
-from confide.consent import service as consent
+from confide.consent import notices as consent_notices
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
 from confide.core.errors import Invalid
@@ -42,7 +42,7 @@ async def create_workspace(uow: UnitOfWork, *, name: str) -> Workspace:
     ws = Workspace(id=crypto.new_id(), name=name, created_at=clock.now())
     uow.session.add(ws)
     await uow.session.flush()
-    await consent.seed_defaults(uow, ws.id)  # ---- consent: the default purposes and notices
+    await consent_notices.seed_defaults(uow, ws.id)  # ---- consent: the default purposes and notices
     return ws
 
 
@@ -57,7 +57,7 @@ async def create_site(uow: UnitOfWork, *, workspace_id: str, data: SiteIn) -> Si
     )
     uow.session.add(site)
     await uow.session.flush()
-    await consent.adopt_site_purposes(uow, workspace_id, site.purposes)  # ---- consent
+    await consent_notices.adopt_site_purposes(uow, workspace_id, site.purposes)  # ---- consent
     return site
 
 
@@ -85,7 +85,7 @@ async def update_site(uow: UnitOfWork, actor: OperatorActor, site_id: str, patch
         site.business_hours = None
     await uow.session.flush()
     if "purposes" in changes:
-        await consent.adopt_site_purposes(uow, site.workspace_id, site.purposes)  # ---- consent
+        await consent_notices.adopt_site_purposes(uow, site.workspace_id, site.purposes)  # ---- consent
     fields = {key: True for key in patch.model_dump(exclude_unset=True)}  # which settings, never their values
     await audit.record(None, uow, "settings.site_updated", actor=actor, target_type="site", target_id=site.id,
                        detail=fields)

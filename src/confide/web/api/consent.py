@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from confide.consent import service as consent
+from confide.consent import links as consent_links
 from confide.consent import statements
 from confide.consent.schemas import StatementIn
 from confide.core.errors import NotFound
@@ -56,7 +56,7 @@ def _invalid() -> HTMLResponse:
 @router.get("/consent/withdraw/{token}", include_in_schema=False, dependencies=[public()])
 async def withdraw_page(token: str, state: StateDep, uow: AnonymousRead) -> HTMLResponse:
     try:
-        view = await consent.link_view(state.rt, uow, token)
+        view = await consent_links.link_view(state.rt, uow, token)
     except NotFound:
         return _invalid()
     name = html.escape(view["name"])
@@ -74,7 +74,7 @@ async def withdraw_page(token: str, state: StateDep, uow: AnonymousRead) -> HTML
 async def withdraw(token: str, request: Request, state: StateDep, uow: AnonymousWrite) -> HTMLResponse:
     """The confirm form's POST, or a mail client's one-click POST (``List-Unsubscribe=One-Click``)."""
     try:
-        await consent.withdraw_by_link(state.rt, uow, token)
+        await consent_links.withdraw_by_link(state.rt, uow, token)
     except NotFound:
         return _invalid()
     return _page("Consent withdrawn", "<p>Done: you will not receive these e-mails any more.</p>")

@@ -16,7 +16,8 @@ from confide.auth import visitor_tokens
 from confide.core.errors import RateLimited
 from confide.permissions.access import site_by_key
 from confide.permissions.policy import Permission as P
-from confide.privacy_requests import service as requests
+from confide.privacy_requests import intake, lifecycle
+from confide.privacy_requests import views as request_views
 from confide.privacy_requests.schemas import (
     CodeIn,
     CompleteIn,
@@ -41,20 +42,20 @@ async def list_requests(
     filters: Annotated[RequestFilters, Query()], state: StateDep, unit: WriteUnit
 ) -> dict[str, Any]:
     """Soonest due first. The e-mail addresses shown are recorded in the read-access log."""
-    items, total = await requests.search(state.rt, unit.uow, unit.actor, filters, via="api_list")
+    items, total = await request_views.search(state.rt, unit.uow, unit.actor, filters, via="api_list")
     return {"items": items, "total": total, "page": filters.page, "per_page": filters.per_page}
 
 
 @router.post(BASE, status_code=201, responses=errors(400, 403, 404, 422), dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def create_request(body: StaffRequestIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """A request received by e-mail, phone, letter or otherwise; the clock runs from ``received_at``."""
-    return await requests.create_by_staff(state.rt, unit.uow, unit.actor, body)
+    return await intake.create_by_staff(state.rt, unit.uow, unit.actor, body)
 
 
 @router.get(BASE + "/{request_id}", responses=errors(403, 404), dependencies=[needs(P.SUBJECTS_VIEW)])
 async def get_request(request_id: str, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """The request with its timeline (the view is recorded)."""
-    return await requests.open_request(state.rt, unit.uow, unit.actor, request_id, via="api")
+    return await request_views.open_request(state.rt, unit.uow, unit.actor, request_id, via="api")
 
 
 _ACT = errors(400, 403, 404, 409, 422)  # 400: an unparsable body
@@ -63,36 +64,36 @@ _ACT = errors(400, 403, 404, 409, 422)  # 400: an unparsable body
 @router.post(BASE + "/{request_id}/send-code", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def send_code(request_id: str, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """E-mail a (new) verification code to the request's address."""
-    return await requests.send_code(state.rt, unit.uow, unit.actor, request_id)
+    return await intake.send_code(state.rt, unit.uow, unit.actor, request_id)
 
 
 @router.post(BASE + "/{request_id}/verify", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def verify(request_id: str, body: ReasonIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """Staff vouch for the requester's identity, with the reason (how they checked)."""
-    return await requests.verify_by_staff(state.rt, unit.uow, unit.actor, request_id, body.reason)
+    return await intake.verify_by_staff(state.rt, unit.uow, unit.actor, request_id, body.reason)
 
 
 @router.post(BASE + "/{request_id}/start", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def start(request_id: str, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
-    return await requests.start(state.rt, unit.uow, unit.actor, request_id)
+    return await lifecycle.start(state.rt, unit.uow, unit.actor, request_id)
 
 
 @router.post(BASE + "/{request_id}/extend", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def extend(request_id: str, body: ExtendIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """Up to two further months in all (Art. 12(3)); the requester is told by e-mail, with the reason."""
-    return await requests.extend(state.rt, unit.uow, unit.actor, request_id, months=body.months, reason=body.reason)
+    return await lifecycle.extend(state.rt, unit.uow, unit.actor, request_id, months=body.months, reason=body.reason)
 
 
 @router.post(BASE + "/{request_id}/complete", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def complete(request_id: str, body: CompleteIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
     """Done, with the outcome (an erasure request also asks for ``subjects.erase``)."""
-    return await requests.complete(state.rt, unit.uow, unit.actor, request_id, outcome=body.outcome,
-                                   export_id=body.export_id, certificate_id=body.certificate_id)
+    return await lifecycle.complete(state.rt, unit.uow, unit.actor, request_id, outcome=body.outcome,
+                                    export_id=body.export_id, certificate_id=body.certificate_id)
 
 
 @router.post(BASE + "/{request_id}/refuse", responses=_ACT, dependencies=[needs(P.SUBJECTS_EXPORT)])
 async def refuse(request_id: str, body: ReasonIn, state: StateDep, unit: WriteUnit) -> dict[str, Any]:
-    return await requests.refuse(state.rt, unit.uow, unit.actor, request_id, reason=body.reason)
+    return await lifecycle.refuse(state.rt, unit.uow, unit.actor, request_id, reason=body.reason)
 
 
 # ---------------------------------------------------------------- the widget's Privacy view
@@ -119,10 +120,10 @@ async def widget_request(
     visitor_id = None
     if body.token:
         visitor_id = visitor_tokens.verify(state.rt.visitor_tokens, body.token, site_id=site.id).visitor_id
-    row = await requests.create_by_requester(state.rt, uow, site, body, channel="widget", visitor_id=visitor_id)
+    row = await intake.create_by_requester(state.rt, uow, site, body, channel="widget", visitor_id=visitor_id)
     if address is not None:
         state.limits.privacy_requests.record(address)
-    return JSONResponse({**requests.summary(row), "verify": "code_sent"}, status_code=201,
+    return JSONResponse({**request_views.summary(row), "verify": "code_sent"}, status_code=201,
                         headers={"Cache-Control": "no-store"})
 
 
@@ -133,8 +134,8 @@ async def widget_verify(
     """The code from the e-mail. Wrong: 422 with the attempts left; expired or used up: ask again."""
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
-    row = await requests.verify_code(state.rt, uow, request_id, body.code, site_id=site.id)
-    return JSONResponse(requests.summary(row), headers={"Cache-Control": "no-store"})
+    row = await intake.verify_code(state.rt, uow, request_id, body.code, site_id=site.id)
+    return JSONResponse(request_views.summary(row), headers={"Cache-Control": "no-store"})
 
 
 @router.post(WIDGET + "/{request_id}/resend", dependencies=[visitor()], responses=errors(400, 403, 404, 409, 429))
@@ -144,5 +145,5 @@ async def widget_resend(
     limit_address(request, state)
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
-    await requests.resend_code_by_requester(state.rt, uow, request_id, site_id=site.id)
+    await intake.resend_code_by_requester(state.rt, uow, request_id, site_id=site.id)
     return JSONResponse({"verify": "code_sent"}, headers={"Cache-Control": "no-store"})

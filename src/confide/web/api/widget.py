@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from confide.auth import visitor_tokens
 from confide.chats.schemas import StartConversationIn
-from confide.consent import service as consent
+from confide.consent import widget as consent_widget
 from confide.consent.schemas import WidgetChoiceIn, WidgetPrivacyIn
 from confide.core.errors import Forbidden, Invalid, RateLimited
 from confide.erasure import tombstones
@@ -197,7 +197,7 @@ async def privacy(
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
     await tombstones.refuse_erased_token(state.rt, uow, site.id, body.token)  # an erased visitor: 410
-    view = await consent.visitor_privacy(state.rt, uow, site, body)
+    view = await consent_widget.visitor_privacy(state.rt, uow, site, body)
     return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
 
@@ -209,5 +209,5 @@ async def privacy_choice(
     site = await site_by_key(uow.session, site_key)
     _check_origin(site, request)
     await tombstones.refuse_erased_token(state.rt, uow, site.id, body.token)  # nothing recorded for them again
-    view = await consent.visitor_choice(state.rt, uow, site, body)
+    view = await consent_widget.visitor_choice(state.rt, uow, site, body)
     return JSONResponse(view, headers={"Cache-Control": "no-store"})

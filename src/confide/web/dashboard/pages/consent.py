@@ -7,7 +7,7 @@
   a new purpose, a purpose's settings, and a new notice version (never an edit of an old one).
 
 The routes are declared ``needs(CONSENT_MANAGE)`` (one declared permission per route, as the
-role matrix checks); the consent service checks again and would also accept ``SUBJECTS_VIEW`` for
+role matrix checks); ``consent.admin`` checks again and would also accept ``SUBJECTS_VIEW`` for
 the ledger and ``SETTINGS_MANAGE`` for purposes, once a route can declare either of two.
 """
 
@@ -20,8 +20,9 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from confide.auth.actors import OperatorActor
+from confide.consent import admin as consent_admin
+from confide.consent import notices as consent_notices
 from confide.consent import purposes as K
-from confide.consent import service as consent
 from confide.consent.schemas import NoticeIn, PurposeIn, PurposePatch, RecordFilters
 from confide.core.errors import DomainError
 from confide.permissions.policy import Permission
@@ -58,10 +59,10 @@ async def consent_records(request: Request, actor: PageOperator) -> Response:
     total = 0
     try:
         async with operator_unit(request, write=False) as (uow, actor):
-            consent.require_ledger(actor)
+            consent_admin.require_ledger(actor)
             if filters is not None:
-                items, total = await consent.search_records(uow, actor, filters)
-            purposes = await consent.list_purposes(uow, actor.workspace_id)
+                items, total = await consent_admin.search_records(uow, actor, filters)
+            purposes = await consent_notices.list_purposes(uow, actor.workspace_id)
             sites = await workspaces.list_sites(uow, actor)
     except DomainError as exc:
         return _denied(request, actor, exc, "consent")
@@ -88,7 +89,7 @@ async def consent_records(request: Request, actor: PageOperator) -> Response:
 async def consent_record(record_id: str, request: Request, actor: PageOperator) -> Response:
     try:
         async with operator_unit(request, write=False) as (uow, actor):
-            row, notice = await consent.record_with_notice(uow, actor, record_id)
+            row, notice = await consent_admin.record_with_notice(uow, actor, record_id)
     except DomainError as exc:
         return _denied(request, actor, exc, "consent")
     return render(request, "consent_record.html", actor, nav="consent", r=row, notice=notice)
@@ -101,9 +102,9 @@ async def _settings(
 ) -> Response:
     try:
         async with operator_unit(request, write=False) as (uow, actor):
-            consent.require_manage(actor)
-            purposes = await consent.list_purposes(uow, actor.workspace_id)
-            rows = [{"p": p, "notices": await consent.notices_of(uow, p)} for p in purposes]
+            consent_admin.require_manage(actor)
+            purposes = await consent_notices.list_purposes(uow, actor.workspace_id)
+            rows = [{"p": p, "notices": await consent_notices.notices_of(uow, p)} for p in purposes]
     except DomainError as exc:
         return _denied(request, actor, exc, "settings")
     saved = request.query_params.get("saved")
@@ -149,7 +150,7 @@ async def privacy_create(request: Request, actor: PageOperator) -> Response:
             description=text(form, "description"), retention_class=text(form, "retention_class") or "consent",
             recipients=text(form, "recipients"), notice=text(form, "notice"), language=text(form, "language") or "en",
         )
-        await consent.create_purpose(uow, who, data)
+        await consent_admin.create_purpose(uow, who, data)
 
     return await _save(request, actor, "new-purpose", action)
 
@@ -164,7 +165,7 @@ async def privacy_update(purpose_id: str, request: Request, actor: PageOperator)
             description=text(form, "description"), retention_class=text(form, "retention_class"),
             recipients=text(form, "recipients"), enabled=form.get("enabled") == "on",
         )
-        await consent.update_purpose(uow, who, purpose_id, patch)
+        await consent_admin.update_purpose(uow, who, purpose_id, patch)
 
     return await _save(request, actor, f"p-{purpose_id[:40]}", action)
 
@@ -176,6 +177,6 @@ async def privacy_publish(purpose_id: str, request: Request, actor: PageOperator
     async def action(uow: Any, who: OperatorActor) -> None:
         data = NoticeIn(text=text(form, "text"), language=text(form, "language") or "en",
                         material=form.get("material") == "on")
-        await consent.publish_notice(uow, who, purpose_id, data)
+        await consent_admin.publish_notice(uow, who, purpose_id, data)
 
     return await _save(request, actor, f"p-{purpose_id[:40]}", action)

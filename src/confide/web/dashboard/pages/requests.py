@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from confide.core.errors import DomainError, RateLimited
 from confide.permissions.access import site_by_key
 from confide.permissions.policy import Permission as P
-from confide.privacy_requests import service as requests
+from confide.privacy_requests import intake, lifecycle
+from confide.privacy_requests import views as request_views
 from confide.privacy_requests.schemas import (
     CHANNELS,
     STAFF_CHANNELS,
@@ -97,7 +98,7 @@ async def request_list(request: Request, state: StateDep, actor: PageOperator) -
     else:
         # A write unit: the read-access log row (the e-mails shown) commits with the read.
         async with operator_unit(request, write=True) as unit:
-            items, total = await requests.search(state.rt, unit.uow, unit.actor, filters, via="requests_list")
+            items, total = await request_views.search(state.rt, unit.uow, unit.actor, filters, via="requests_list")
     pages = max(1, -(-total // filters.per_page))
     base = {k: v for k, v in raw.items() if k != "page"}
     prev_url = f"{PATH}?{_query({**base, 'page': str(filters.page - 1)})}" if filters.page > 1 else None
@@ -128,14 +129,14 @@ async def request_create(request: Request, state: StateDep, actor: PageOperator)
         return error_page(request, actor, 422, " ".join(messages(exc)), title="The request was not recorded",
                           nav="requests")
     async with operator_unit(request, write=True) as unit:
-        made = await requests.create_by_staff(state.rt, unit.uow, unit.actor, data)
+        made = await intake.create_by_staff(state.rt, unit.uow, unit.actor, data)
     return RedirectResponse(f"{PATH}/{made['id']}?done=created", status_code=303)
 
 
 @router.get(PATH + "/{request_id}", dependencies=[needs(P.SUBJECTS_VIEW)])
 async def request_page(request_id: str, request: Request, state: StateDep, actor: PageOperator) -> Response:
     async with operator_unit(request, write=True) as unit:
-        req = await requests.open_request(state.rt, unit.uow, unit.actor, request_id, via="request_page")
+        req = await request_views.open_request(state.rt, unit.uow, unit.actor, request_id, via="request_page")
     return render(request, "request.html", actor, nav="requests", r=req, labels=_LABELS, formats=FORMATS,
                   flash=DONE.get(request.query_params.get("done", "")))
 
@@ -146,17 +147,17 @@ async def _act(request: Request, state: StateDep, actor: PageOperator, request_i
         async with operator_unit(request, write=True) as unit:
             rt, uow, who = state.rt, unit.uow, unit.actor
             if action == "send_code":
-                await requests.send_code(rt, uow, who, request_id)
+                await intake.send_code(rt, uow, who, request_id)
             elif action == "verify":
-                await requests.verify_by_staff(rt, uow, who, request_id, ReasonIn(reason=text(form, "reason")).reason)
+                await intake.verify_by_staff(rt, uow, who, request_id, ReasonIn(reason=text(form, "reason")).reason)
             elif action == "start":
-                await requests.start(rt, uow, who, request_id)
+                await lifecycle.start(rt, uow, who, request_id)
             elif action == "extend":
                 ext = ExtendIn(reason=text(form, "reason"), months=int(text(form, "months") or "1"))
-                await requests.extend(rt, uow, who, request_id, months=ext.months, reason=ext.reason)
+                await lifecycle.extend(rt, uow, who, request_id, months=ext.months, reason=ext.reason)
             elif action == "complete":
                 done = CompleteIn(outcome=text(form, "outcome"))
-                await requests.complete(rt, uow, who, request_id, outcome=done.outcome)
+                await lifecycle.complete(rt, uow, who, request_id, outcome=done.outcome)
             elif action == "send_export":  # access / portability: the export, linked to the request
                 body = ExportIn(visitor_ids=[v for v in text(form, "visitor_ids").split(",") if v],
                                 searched_by="email", fmt=text(form, "fmt") or "json",  # type: ignore[arg-type]
@@ -164,7 +165,7 @@ async def _act(request: Request, state: StateDep, actor: PageOperator, request_i
                 base = rt.settings.public_url or str(request.base_url)
                 await delivery.send_link(rt, uow, who, body, base_url=base)
             else:
-                await requests.refuse(rt, uow, who, request_id, reason=ReasonIn(reason=text(form, "reason")).reason)
+                await lifecycle.refuse(rt, uow, who, request_id, reason=ReasonIn(reason=text(form, "reason")).reason)
     except (ValidationError, ValueError) as exc:
         return error_page(request, actor, 422, " ".join(form_errors(exc)), title="Nothing was changed",
                           nav="requests")
@@ -233,7 +234,7 @@ async def public_submit(site_key: str, request: Request, state: StateDep) -> Res
         return _public(request, "request_public.html", 429, site=site, values=values, step="form",
                        errors=form_errors(exc))
     async with state.rt.db.unit_of_work() as uow:
-        row = await requests.create_by_requester(state.rt, uow, site, data, channel="web")
+        row = await intake.create_by_requester(state.rt, uow, site, data, channel="web")
         request_id = row.id
     if address is not None:
         state.limits.privacy_requests.record(address)
@@ -243,7 +244,7 @@ async def public_submit(site_key: str, request: Request, state: StateDep) -> Res
 @router.get(VERIFY, dependencies=[public()])
 async def verify_form(request_id: str, request: Request, state: StateDep) -> Response:
     async with state.rt.db.unit_of_work(readonly=True) as uow:
-        req = await requests.public_summary(uow, request_id)
+        req = await request_views.public_summary(uow, request_id)
     return _public(request, "request_public.html", step="verified" if req["verified"] else "verify", r=req)
 
 
@@ -256,16 +257,16 @@ async def verify_submit(request_id: str, request: Request, state: StateDep) -> R
     try:
         async with state.rt.db.unit_of_work() as uow:
             if resend:
-                await requests.resend_code_by_requester(state.rt, uow, request_id)
+                await intake.resend_code_by_requester(state.rt, uow, request_id)
             else:
-                await requests.verify_code(state.rt, uow, request_id, text(form, "code")[:20])
+                await intake.verify_code(state.rt, uow, request_id, text(form, "code")[:20])
     except DomainError as exc:
         if exc.status == 404:
             raise
         async with state.rt.db.unit_of_work(readonly=True) as uow:
-            req = await requests.public_summary(uow, request_id)
+            req = await request_views.public_summary(uow, request_id)
         return _public(request, "request_public.html", exc.status, step="verify", r=req, errors=form_errors(exc))
     async with state.rt.db.unit_of_work(readonly=True) as uow:
-        req = await requests.public_summary(uow, request_id)
+        req = await request_views.public_summary(uow, request_id)
     return _public(request, "request_public.html", step="verify" if resend else "verified", r=req,
                    resent=resend)
