@@ -5,6 +5,7 @@ optimistic edits and a PostgreSQL race. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -365,6 +366,68 @@ async def test_edit_with_a_stale_version_is_a_conflict(admin: httpx.AsyncClient,
     assert (row.status, row.version, row.value_minor) == ("qualified", 2, 9990)
     found = (await admin.post("/api/v1/prospects/search", headers=SELF, json={"text": "stark"})).json()
     assert found["total"] == 1  # the name's words were indexed again
+
+
+async def test_correcting_a_prospect_entered_by_hand_leaves_the_old_values_unrecoverable(
+    admin: httpx.AsyncClient, rt: Runtime, shop: Shop
+) -> None:
+    made = (await admin.post("/api/v1/prospects", headers=SELF, json={
+        "site_id": shop.world.site_id, "name": "Kim Old", "email": "kim.old@example.com", "company": "Oldco",
+        "notes": "call back"})).json()
+    [before] = await rows(rt)
+    fields = ("name", "email", "company", "notes")
+    copied = [(f"prospects.{f}:{before.id}", getattr(before, f"{f}_enc")) for f in fields]
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        old_wrapped = await uow.session.scalar(
+            select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == before.subject_id))
+    url = f"/api/v1/prospects/{made['id']}"
+    # A change of status alone corrects nothing: the key stays.
+    assert (await admin.patch(url, headers=SELF, json={"version": 1, "status": "qualified"})).status_code == 200
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        assert await uow.session.scalar(
+            select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == before.subject_id)) == old_wrapped
+    fixed = await admin.patch(url, headers=SELF, json={"version": 2, "email": "kim.new@example.com"})
+    assert fixed.status_code == 200, fixed.text
+    assert (fixed.json()["email"], fixed.json()["name"], fixed.json()["notes"]) == (
+        "kim.new@example.com", "Kim Old", "call back")  # the other fields re-encrypted, still readable
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        wrapped = await uow.session.scalar(
+            select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == before.subject_id))
+    assert wrapped is not None
+    assert wrapped != old_wrapped
+    fresh = rt.keyring.wrapper.unwrap(bytes(wrapped), before.subject_id)
+    for aad, blob in copied:  # a backup's copy of the old row: no key there is opens it
+        assert blob is not None
+        with pytest.raises(Exception):  # noqa: B017, PT011 - InvalidTag: the old key is gone
+            fresh.decrypt(blob, aad)
+    found = (await admin.post("/api/v1/prospects/search", headers=SELF, json={"text": "kim.old@example.com"})).json()
+    assert found["total"] == 0
+    found = (await admin.post("/api/v1/prospects/search", headers=SELF, json={"text": "kim.new@example.com"})).json()
+    assert found["total"] == 1
+    found = (await admin.post("/api/v1/prospects/search", headers=SELF, json={"text": "oldco"})).json()
+    assert found["total"] == 1  # the terms still match the re-encrypted values
+    details = [json.loads(a.detail or "{}") for a in await audit_actions(rt, "prospects.updated")]
+    assert [d["key_rotated"] for d in details] == [False, True]
+    assert "kim" not in str(details)
+
+
+async def test_a_visitors_prospect_keeps_the_visitors_key_when_edited(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, rt: Runtime, shop: Shop
+) -> None:
+    left = await leave_message(client, shop.world, "Quote please", {"name": "Ivy Green", "email": "ivy@example.com"})
+    assert (await admin.post("/app/prospects/new", headers=SELF,
+                             data={"offline_request_id": left["id"]})).status_code == 303
+    [row] = await rows(rt)
+    keys_before = await count(rt, "subject_keys")
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        wrapped = await uow.session.scalar(
+            select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == row.subject_id))
+    response = await admin.patch(f"/api/v1/prospects/{row.id}", headers=SELF, json={"version": 1, "company": "Ivyco"})
+    assert response.status_code == 200, response.text
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        assert await uow.session.scalar(
+            select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == row.subject_id)) == wrapped
+    assert await count(rt, "subject_keys") == keys_before
 
 
 @pytest.mark.parametrize("db_kind", ["postgresql"])  # the row lock race: SQLite serialises writers

@@ -320,6 +320,20 @@ class Database:
         async with self._write_lock, self.engine.connect() as conn:
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def truncate_wal_after_commit(self, unit: AfterCommitHooks) -> None:
+        """``truncate_wal`` once ``unit`` has committed (SQLite; nothing elsewhere), best effort: a
+        reader holding an old snapshot makes it wait its turn, and the background checkpoint
+        follows anyway. For erasure and rectification: the pages that held the old rows or keys
+        leave the WAL."""
+        if not self.is_sqlite:
+            return
+
+        async def truncate() -> None:
+            with contextlib.suppress(Exception):
+                await self.truncate_wal()
+
+        unit.after_commit(truncate)
+
     async def checkpoint_forever(self, interval_s: float = 2.0) -> None:
         while True:
             await asyncio.sleep(interval_s)

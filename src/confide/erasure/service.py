@@ -32,7 +32,6 @@ certificate: the tombstone of the visitor id names it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -288,7 +287,7 @@ async def erase(
     for cid in plan.conversations:
         events.publish(rt, uow, events.ConversationErased(cid))
     if rt.db.is_sqlite:
-        uow.after_commit(lambda: _truncate_wal(rt))
+        rt.db.truncate_wal_after_commit(uow)
     log.info("subject_erased", certificate_id=cert.id, subjects=len(ids), rows=sum(counts.values()))
     return cert
 
@@ -361,14 +360,6 @@ async def _tombstones(uow: UnitOfWork, workspace_id: str, digests: dict[str, str
         for d, k in sorted(digests.items())
     ])
     await uow.session.execute(stmt.on_conflict_do_nothing(index_elements=["workspace_id", "digest"]))
-
-
-async def _truncate_wal(rt: Runtime) -> None:
-    """Copy the WAL into the database file and empty it: the pages that held the erased rows
-    leave the WAL (SQLite). Best effort: a reader holding an old snapshot makes it wait its turn;
-    the background checkpoint follows anyway."""
-    with contextlib.suppress(Exception):
-        await rt.db.truncate_wal()
 
 
 # ---------------------------------------------------------------- certificates

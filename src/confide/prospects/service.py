@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.audit import service as audit
@@ -45,6 +45,7 @@ from confide.prospects import basis
 from confide.prospects import values as prospect_values
 from confide.prospects.models import ProfilingObjection, Prospect, ProspectSettings, ProspectTerm
 from confide.prospects.schemas import ProspectFilters, ProspectIn, ProspectPatch, ProspectSettingsIn
+from confide.realtime import events
 from confide.users import operators as user_operators
 from confide.visitors import service as visitors
 from confide.visitors.service import Visitor
@@ -80,23 +81,58 @@ def _terms(rt: Runtime, workspace_id: str, name: str | None, company: str | None
     return prospect_values.terms(rt.bidx, workspace_id, name, company)
 
 
+def _own_subject(row: Prospect) -> bool:
+    """A prospect entered by hand is its own data subject (a key of its own, not a visitor's)."""
+    return row.visitor_id is None or row.subject_id != row.visitor_id
+
+
+async def _rotate_own_key(rt: Runtime, uow: UnitOfWork, row: Prospect) -> crypto.DataKey:
+    """A correction of a hand-entered prospect's details leaves the old values unrecoverable, as
+    rectification does for a visitor (Art. 16, ADR 0032): its key is replaced by a new one and
+    every ciphertext of the row re-encrypted under it, so that a backup's copy of the old row dies
+    with the old key; every node forgets the old key after the commit (``KeysDestroyed``). The
+    caller writes the corrected values under the returned key."""
+    sid = row.subject_id
+    old = (await rt.keyring.lock(uow.session, [sid])).get(sid)
+    if old is None:
+        raise NotFound("prospect not found")  # its key is destroyed: it is being erased
+    held = await _decrypt(rt, uow, row, old)
+    key = await rt.keyring.replace(uow.session, sid)
+    for field, value in held.items():
+        setattr(row, f"{field}_enc", key.encrypt(value, _aad(field, row.id)) if value else None)
+    keyring = rt.keyring
+
+    async def forget_here() -> None:  # this node at once; the others by the event
+        keyring.forget(sid)
+
+    uow.after_commit(forget_here)
+    events.publish(rt, uow, events.KeysDestroyed((sid,)))
+    if rt.db.is_sqlite:  # the old wrapped key and ciphertexts leave the file's free pages and the WAL
+        await uow.session.execute(text("PRAGMA secure_delete = ON"))
+        rt.db.truncate_wal_after_commit(uow)
+    return key
+
+
 async def _write_contact(
-    rt: Runtime, uow: UnitOfWork, row: Prospect, contact: dict[str, str | None], *, reindex: bool
+    rt: Runtime, uow: UnitOfWork, row: Prospect, contact: dict[str, str | None], *, reindex: bool,
+    key: crypto.DataKey | None = None,
 ) -> None:
-    key = await rt.keyring.get_for_write(uow.session, row.subject_id)
+    key = key or await rt.keyring.get_for_write(uow.session, row.subject_id)
     for field, value in contact.items():
         setattr(row, f"{field}_enc", key.encrypt(value, _aad(field, row.id)) if value else None)
         if field == "email":
             row.email_bidx = rt.bidx.email(row.workspace_id, value) if value else None
     if reindex:
-        current = await _decrypt(rt, uow, row)
+        current = await _decrypt(rt, uow, row, key)
         await uow.session.execute(delete(ProspectTerm).where(ProspectTerm.prospect_id == row.id))
         for term in _terms(rt, row.workspace_id, current["name"], current["company"]):
             uow.session.add(ProspectTerm(prospect_id=row.id, term=term))
 
 
-async def _decrypt(rt: Runtime, uow: UnitOfWork, row: Prospect) -> dict[str, str | None]:
-    key = await rt.keyring.get(uow.session, row.subject_id)
+async def _decrypt(
+    rt: Runtime, uow: UnitOfWork, row: Prospect, key: crypto.DataKey | None = None
+) -> dict[str, str | None]:
+    key = key or await rt.keyring.get(uow.session, row.subject_id)
     out: dict[str, str | None] = {}
     for field in (*_CONTACT, "notes"):
         blob = getattr(row, f"{field}_enc")
@@ -417,13 +453,21 @@ async def update(
     if "currency" in given and patch.currency is not None:
         row.currency = patch.currency
     contact = _clean_contact({k: getattr(patch, k) for k in (*_CONTACT, "notes") if k in given})
+    rotated = False
     if contact:
-        await _write_contact(rt, uow, row, contact, reindex=bool({"name", "company"} & set(contact)))
+        # A visitor's prospect shares the visitor's key: correcting the person everywhere, old
+        # values unrecoverable, is rectification's (Find a person -> Correct), which reaches it.
+        held = await _decrypt(rt, uow, row)
+        changed = any(held[field] != value for field, value in contact.items())
+        key = await _rotate_own_key(rt, uow, row) if changed and _own_subject(row) else None
+        rotated = key is not None
+        await _write_contact(rt, uow, row, contact, reindex=bool({"name", "company"} & set(contact)), key=key)
     row.version += 1
     row.updated_at = clock.now()
     await uow.session.flush()
     await audit.record(rt, uow, "prospects.updated", actor=actor, target_type="prospect", target_id=row.id,
-                       detail={"changed": len(given), "version": row.version, "status": row.status})
+                       detail={"changed": len(given), "version": row.version, "status": row.status,
+                               "key_rotated": rotated})
     return await view(rt, uow, row)
 
 
@@ -432,7 +476,7 @@ async def remove(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, prospect_id
     row = await access_prospect_by_id(
         uow.session, actor, prospect_id, permission=Permission.PROSPECTS_MANAGE, for_update=True
     )
-    own_subject = row.visitor_id is None or row.subject_id != row.visitor_id
+    own_subject = _own_subject(row)
     subject_id = row.subject_id
     await uow.session.execute(delete(ProspectTerm).where(ProspectTerm.prospect_id == row.id))
     await uow.session.delete(row)

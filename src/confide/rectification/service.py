@@ -34,7 +34,6 @@ erased people, not this one).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -268,7 +267,7 @@ async def rectify(
         uow.after_commit(forget_here)
         events.publish(rt, uow, events.KeysDestroyed(tuple(rotated)))
     if rt.db.is_sqlite:
-        uow.after_commit(lambda: _truncate_wal(rt))
+        rt.db.truncate_wal_after_commit(uow)
     log.info("subject_rectified", visitors=len(ids), field=field, rows=sum(counts.values()),
              keys_rotated=len(rotated))
     return {"visitor_ids": ids, "field": field, "tables": dict(sorted(counts.items())),
@@ -321,9 +320,3 @@ async def _reindex(rt: Runtime, uow: UnitOfWork, terms: SqlTable, column: str, e
     found = entry.terms.of(rt.bidx, workspace_id, plain)
     if found:
         await uow.session.execute(insert(terms), [{column: row_id, "term": t} for t in found])
-
-
-async def _truncate_wal(rt: Runtime) -> None:
-    with contextlib.suppress(Exception):
-        async with rt.db.engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
