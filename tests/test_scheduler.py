@@ -1,9 +1,17 @@
-"""The scheduler's timetable: routing every tick, housekeeping once a period unless it has a backlog."""
+"""The scheduler: routing every tick (after a read-only probe), housekeeping once a period unless it
+has a backlog."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from confide.core import clock
+from confide.core.runtime import Runtime
+from confide.routing import service as routing
 from confide.worker import scheduler
 from confide.worker.scheduler import JOBS, PERIODS_S, Schedule
+from tests.conftest import World
+from tests.test_routing import accept, make_team, new_chat
 
 
 def test_every_job_is_due_at_the_first_tick() -> None:
@@ -41,3 +49,26 @@ def test_when_another_node_holds_the_lock_everything_is_tried_again_next_tick() 
 
 def test_every_period_names_a_job() -> None:
     assert set(PERIODS_S) <= set(scheduler.JOBS)
+
+
+async def _probe(rt: Runtime, probe: scheduler.Probe) -> bool:
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        return await probe(rt, uow)
+
+
+async def test_the_routing_probes_say_when_a_job_has_work(rt: Runtime, world: World) -> None:
+    team = await make_team(rt, world, size=1)
+    assert not await _probe(rt, routing.has_queued)  # nothing waits: no write transaction this tick
+    assert not await _probe(rt, routing.has_abandoned)
+    started = await new_chat(rt, team)
+    assert await _probe(rt, routing.has_queued)
+    await accept(rt, team.ops[0], started)
+    assert not await _probe(rt, routing.has_queued)
+    clock.advance(timedelta(seconds=rt.settings.visitor_abandon_s + 1))  # the visitor never had a socket
+    assert await _probe(rt, routing.has_abandoned)
+    assert (await scheduler.tick(rt) or {})["abandoned"] == 1
+    assert not await _probe(rt, routing.has_abandoned)
+
+
+def test_every_probe_names_a_job() -> None:
+    assert set(scheduler.PROBES) <= set(JOBS)

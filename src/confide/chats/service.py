@@ -372,6 +372,12 @@ async def waiting_unoffered(uow: UnitOfWork, department_id: str, limit: int = 50
     return list((await uow.session.scalars(_locked(stmt, skip_locked=True))).all())
 
 
+async def any_queued(uow: UnitOfWork) -> bool:
+    """Whether any chat is waiting (the periodic routing jobs have work only then)."""
+    stmt = select(Conversation.id).where(Conversation.status == "queued").limit(1)
+    return (await uow.session.scalar(stmt)) is not None
+
+
 async def departments_waiting(uow: UnitOfWork, limit: int = 200) -> list[str]:
     """Departments with a queued chat that nobody is being offered."""
     stmt = (

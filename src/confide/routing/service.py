@@ -445,15 +445,28 @@ async def mark_unanswered(rt: Runtime, uow: UnitOfWork, *, department_ids: list[
     return changed
 
 
-async def close_abandoned(rt: Runtime, uow: UnitOfWork) -> int:
-    """Periodic: a visitor with no live socket on any node for ``visitor_abandon_s`` has left: a
-    waiting chat leaves the queue, an active one is closed and frees its operator's slot."""
+async def has_queued(rt: Runtime, uow: UnitOfWork) -> bool:
+    """Probe (read-only): offers to expire, chats to offer, visitors to tell: only with a chat waiting."""
+    return await chats.any_queued(uow)
+
+
+async def _abandoned(rt: Runtime, uow: UnitOfWork) -> list[str]:
     since = clock.now() - timedelta(seconds=rt.settings.visitor_abandon_s)
     candidates = await chats.open_created_before(uow, since)
     seen = await user_presence.visitors_seen_since(uow, candidates, since)
-    gone = [c for c in candidates if c not in seen]
+    return [c for c in candidates if c not in seen]
+
+
+async def has_abandoned(rt: Runtime, uow: UnitOfWork) -> bool:
+    """Probe (read-only): whether ``close_abandoned`` has a chat to close."""
+    return bool(await _abandoned(rt, uow))
+
+
+async def close_abandoned(rt: Runtime, uow: UnitOfWork) -> int:
+    """Periodic: a visitor with no live socket on any node for ``visitor_abandon_s`` has left: a
+    waiting chat leaves the queue, an active one is closed and frees its operator's slot."""
     closed = 0
-    for conv_id in gone:
+    for conv_id in await _abandoned(rt, uow):
         conv = await chats.lock_conversation(uow, conv_id)
         if conv is None or conv.status == "closed":
             continue

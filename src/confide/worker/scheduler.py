@@ -68,6 +68,18 @@ async def this_node_runs_jobs(uow: UnitOfWork) -> bool:
     return bool(await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": JOB_LOCK_KEY}))
 
 
+Probe = Callable[[Runtime, UnitOfWork], Awaitable[bool]]
+
+# A read-only question asked before the job's write transaction: no work, no transaction. On SQLite
+# a write transaction waits for the message writer and makes it wait (one writer); most ticks find
+# no chat waiting and no visitor gone, and need not stand in the chats' way to learn it.
+PROBES: dict[str, Probe] = {
+    "expired_offers": routing.has_queued,
+    "offered_waiting": routing.has_queued,
+    "unanswered": routing.has_queued,
+    "abandoned": routing.has_abandoned,
+}
+
 # How often a job runs when its last run found nothing to do (seconds; the others: every tick). A
 # job that did something runs again at the next tick, so a backlog drains at the tick's pace. Each
 # job is a write transaction, and on SQLite write transactions take turns with the message writer:
@@ -89,10 +101,19 @@ async def tick(rt: Runtime, due: Iterable[str] | None = None) -> dict[str, int] 
     done: dict[str, int] = {}
     failed: Exception | None = None
     names = set(JOBS) if due is None else set(due)
+    answers: dict[Probe, bool] = {}  # a probe asked once per tick, whichever jobs share it
     for name, job in JOBS.items():
         if name not in names:
             continue
         try:
+            probe = PROBES.get(name)
+            if probe is not None:
+                if probe not in answers:
+                    async with rt.db.unit_of_work(readonly=True) as uow:
+                        answers[probe] = await probe(rt, uow)
+                if not answers[probe]:
+                    done[name] = 0
+                    continue
             async with rt.db.unit_of_work() as uow:
                 if not await this_node_runs_jobs(uow):
                     return None
