@@ -19,8 +19,11 @@ from confide.core.errors import Conflict
 from confide.core.keys import SubjectKey
 from confide.core.runtime import Runtime
 from confide.prospects import service as prospects
+from confide.prospects import values as prospect_values
 from confide.prospects.models import Prospect
 from confide.prospects.schemas import ProspectPatch, ProspectSettingsIn
+from confide.subjects import find
+from confide.subjects.schemas import FindIn
 from confide.workspaces.models import Site
 from tests import factories
 from tests.conftest import World
@@ -409,6 +412,43 @@ async def test_correcting_a_prospect_entered_by_hand_leaves_the_old_values_unrec
     details = [json.loads(a.detail or "{}") for a in await audit_actions(rt, "prospects.updated")]
     assert [d["key_rotated"] for d in details] == [False, True]
     assert "kim" not in str(details)
+
+
+async def test_editing_a_hand_entered_prospects_phone_moves_its_term(
+    admin: httpx.AsyncClient, rt: Runtime, shop: Shop
+) -> None:
+    """Find a person by phone follows the Prospects API's edits: a new number replaces the old
+    one's term, an edit of another field keeps it, clearing the number removes it."""
+    world = shop.world
+    staff = await actor(rt, world.admin_id)
+
+    async def found(phone: str) -> list[tuple[str, ...]]:
+        async with rt.db.unit_of_work() as uow:
+            return [p.prospect_ids for p in await find.find(rt, uow, staff, FindIn(by="phone", value=phone),
+                                                            via="test")]
+
+    made = (await admin.post("/api/v1/prospects", headers=SELF, json={
+        "site_id": world.site_id, "name": "Pat Dialer", "company": "Ringco", "phone": "+1 (555) 010-0001"})).json()
+    url, pid = f"/api/v1/prospects/{made['id']}", made["id"]
+    assert await found("15550100001") == [(pid,)]
+    edited = await admin.patch(url, headers=SELF, json={"version": 1, "phone": "+1 555 010 0002"})
+    assert edited.status_code == 200, edited.text
+    assert await found("+1 (555) 010-0001") == []
+    assert await found("+1 (555) 010-0002") == [(pid,)]
+    # Another field's edit rebuilds the terms from every value held: the phone's term stays.
+    assert (await admin.patch(url, headers=SELF, json={"version": 2, "company": "Dialco"})).status_code == 200
+    assert await found("15550100002") == [(pid,)]
+    assert (await admin.post("/api/v1/prospects/search", headers=SELF, json={"text": "dialco"})).json()["total"] == 1
+    assert (await admin.post("/api/v1/prospects/search", headers=SELF, json={"text": "ringco"})).json()["total"] == 0
+    # Cleared: found by phone no more, still by name.
+    assert (await admin.patch(url, headers=SELF, json={"version": 3, "phone": ""})).status_code == 200
+    assert await found("15550100002") == []
+    async with rt.db.unit_of_work() as uow:
+        by_name = await find.find(rt, uow, staff, FindIn(by="name", value="Pat Dialer"), via="test")
+    assert [p.prospect_ids for p in by_name] == [(pid,)]
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        terms = set((await uow.session.scalars(text("select term from prospect_terms"))).all())
+    assert terms == set(prospect_values.terms(rt.bidx, world.workspace_id, "Pat Dialer", "Dialco", None))
 
 
 async def test_a_visitors_prospect_keeps_the_visitors_key_when_edited(

@@ -17,12 +17,15 @@ from sqlalchemy import select, text
 from confide.core.errors import Invalid, NotFound
 from confide.core.keys import SubjectKey
 from confide.core.runtime import Runtime
+from confide.prospects import service as prospects
+from confide.prospects.schemas import ProspectIn
 from confide.rectification import service as rectification
 from confide.subjects import export, find
 from confide.subjects.schemas import ExportIn, FindIn
+from confide.visitors import values as visitor_values
 from tests.cli_helpers import run_cli
 from tests.conftest import World
-from tests.helpers_api import SELF, actor, logged_in, other_workspace, say
+from tests.helpers_api import SELF, actor, logged_in, other_workspace, say, set_status, start_chat
 from tests.test_erasure import _all_values, _contains, seed_person
 
 NEW_EMAIL = "corrected.qv9erz@example.org"
@@ -154,11 +157,44 @@ async def test_a_corrected_name_or_phone_rebuilds_the_terms(
     assert old not in package
     assert new in package
     assert [(t, c) for t, c, v in await _all_values(rt) if _contains(v, [old.encode()])] == []
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        terms = {r[0] for r in await uow.session.execute(text("select term from prospect_terms"))}
     if field == "name":  # the prospect's words follow (its list search by name)
-        async with rt.db.unit_of_work(readonly=True) as uow:
-            terms = {r[0] for r in await uow.session.execute(text("select term from prospect_terms"))}
         assert set(rt.bidx.text_terms(world.workspace_id, "prospect", "Personname")) <= terms
         assert not set(rt.bidx.text_terms(world.workspace_id, "prospect", old)) & terms
+    else:  # the prospect's phone term follows (Find a person by phone searches prospects too)
+        assert visitor_values.phone_term(rt.bidx, world.workspace_id, new) in terms
+        assert visitor_values.phone_term(rt.bidx, world.workspace_id, old) not in terms
+
+
+async def test_a_corrected_phone_held_by_the_prospect_alone_moves_its_term(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    """A visitor who gave no phone; the operator noted one on their prospect: found by it through
+    ``prospect_terms`` only, and after the correction by the new number only."""
+    old, new = "+39 06 1234 5678", "+39 06 8765 4321"
+    await set_status(rt, world.operator_id)
+    started = await start_chat(client, world, {"name": "Lea Qzxphone", "email": "lea.qzx@example.com"})
+    vid = started["visitor_id"]
+    async with rt.db.unit_of_work() as uow:
+        lead = await prospects.create(rt, uow, await actor(rt, world.admin_id),
+                                      ProspectIn(conversation_id=started["conversation_id"], phone=old))
+    assert [p.visitor_ids for p in await _find(rt, world, "phone", old)] == [(vid,)]
+    result = await _rectify(rt, world, [vid], "phone", new)
+    assert result["tables"] == {"prospects": 1, "visitors": 1}
+    assert await _find(rt, world, "phone", old) == []
+    assert await _find(rt, world, "phone", "".join(c for c in old if c.isdigit())) == []
+    assert [p.visitor_ids for p in await _find(rt, world, "phone", new)] == [(vid,)]
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        terms = {r[0] for r in await uow.session.execute(
+            text("select term from prospect_terms where prospect_id = :p"), {"p": lead["id"]})}
+        visitor_terms = {r[0] for r in await uow.session.execute(
+            text("select term from visitor_terms where visitor_id = :v"), {"v": vid})}
+    new_term = visitor_values.phone_term(rt.bidx, world.workspace_id, new)
+    assert new_term in terms
+    assert new_term in visitor_terms  # the visitor record holds the corrected number now, too
+    assert set(rt.bidx.text_terms(world.workspace_id, "prospect", "Lea Qzxphone")) <= terms  # the words kept
+    assert visitor_values.phone_term(rt.bidx, world.workspace_id, old) not in terms | visitor_terms
 
 
 async def test_hostile_input_is_refused_and_changes_nothing(

@@ -393,6 +393,50 @@ async def test_a_hand_entered_prospect_is_found_and_exported(rt: Runtime, world:
     assert "Qzxfirst" not in delivered.data.decode()
 
 
+async def test_a_hand_entered_prospect_is_found_by_phone(rt: Runtime, world: World) -> None:
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:
+        lead = await prospects.create(rt, uow, admin, ProspectIn(site_id=world.site_id, name="Phoebe Qzxhand",
+                                                                 phone="+44 20 7946 0999"))
+        other = await prospects.create(rt, uow, admin, ProspectIn(site_id=world.site_id, name="Other Qzxhand",
+                                                                  phone="+44 20 7946 0998"))
+    # However the number is written: its digits are one term (the visitors' "phone" kind).
+    for written in ("+44 20 7946 0999", "442079460999", "(+44) 20-7946-0999"):
+        (person,) = await _find(rt, world, "phone", written)
+        assert (person.visitor_ids, person.prospect_ids) == ((), (lead["id"],)), written
+        assert {s["key"]: s["count"] for s in person.view()["stores"]} == {"prospects": 1}
+    assert [p.prospect_ids for p in await _find(rt, world, "phone", "+44 20 7946 0998")] == [(other["id"],)]
+    assert await _find(rt, world, "phone", "+44 20 7946 0997") == []
+    # The name's words and the phone's term live side by side: each finds the prospect alone.
+    assert [p.prospect_ids for p in await _find(rt, world, "name", "phoebe")] == [(lead["id"],)]
+    # Keyed per workspace: another business's search for the same number finds nothing of ours.
+    theirs = await other_workspace(rt)
+    assert await _find(rt, theirs, "phone", "+44 20 7946 0999", who=theirs.admin_id) == []
+    async with rt.db.unit_of_work(readonly=True) as uow:  # shown: in the read-access log, by id only
+        rows = (await uow.session.execute(text(
+            "select target_type, detail from audit_events where action = 'subjects.found'"))).all()
+    assert any(r.target_type == "prospect" and lead["id"] in r.detail for r in rows)
+    assert not any("7946" in r.detail or "Phoebe" in r.detail for r in rows)
+
+
+async def test_a_visitors_prospect_with_a_phone_finds_the_visitors_person(
+    rt: Runtime, client: httpx.AsyncClient, world: World
+) -> None:
+    await set_status(rt, world.operator_id)
+    started = await start_chat(client, world, {"name": "Vera Qzxchat", "email": "vera.qzx@example.com"})
+    vid, conv = started["visitor_id"], started["conversation_id"]
+    await accept(rt, world.operator_id, conv)
+    assert await _find(rt, world, "phone", "+33 1 98 76 54 32") == []  # the visitor gave no phone
+    admin = await actor(rt, world.admin_id)
+    async with rt.db.unit_of_work() as uow:  # the operator notes the number the visitor said in the chat
+        await prospects.create(rt, uow, admin, ProspectIn(conversation_id=conv, phone="+33 1 98 76 54 32"))
+    (person,) = await _find(rt, world, "phone", "33198765432")
+    assert (person.visitor_ids, person.prospect_ids) == ((vid,), ())
+    stores = {s["key"]: s["count"] for s in person.view()["stores"]}
+    assert (stores["visitors"], stores["conversations"], stores["prospects"]) == (1, 1, 1)
+    assert [v["email"] for v in person.view()["visits"]] == ["vera.qzx@example.com"]
+
+
 # ---------------------------------------------------------------- the API: permissions and hostile input
 async def test_api_find_and_export(app: Any, rt: Runtime, world: World, people: Any) -> None:
     first, second = people

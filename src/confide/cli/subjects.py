@@ -1,5 +1,5 @@
 """``confide subject find|export``: find a person and write their export, as a named staff member;
-``confide subject reindex``: rebuild visitors' name and phone terms after an upgrade.
+``confide subject reindex``: rebuild visitors' and prospects' name and phone terms after an upgrade.
 
 Find and export act as the operator given by ``--as`` (their log-in e-mail), who must hold ``subjects.view``
 (find) or ``subjects.export`` (export) in the workspace ``--workspace``: the same permission check
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from confide.auth.actors import OperatorActor
 from confide.core.errors import NotFound
 from confide.core.runtime import Runtime
+from confide.prospects import reindex as prospect_reindex
 from confide.subjects import export, find
 from confide.subjects.schemas import ExportIn, FindIn
 from confide.users import operators as user_operators
@@ -133,27 +134,38 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 @app.command("reindex")
 def reindex_command(
     workspace: Annotated[str | None, typer.Option("--workspace", help="Only this workspace (its id)")] = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=5000, help="Visitors per transaction")] = reindex.BATCH,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=5000,
+                                       help="Visitors (then prospects) per transaction")] = reindex.BATCH,
 ) -> None:
-    """Rebuild the name and phone terms of every visitor (of one workspace, or of all) from what
-    is held now, in batches: after an upgrade, visitors indexed before Find a person by phone are
-    found by phone too. Running it again changes nothing."""
+    """Rebuild the name and phone terms of every visitor, then the terms (name and company words,
+    phone) of every prospect (of one workspace, or of all) from what is held now, in batches:
+    after an upgrade, visitors and prospects indexed before Find a person by phone are found by
+    phone too. Running it again changes nothing."""
     from confide.cli.main import _run
 
     if workspace is not None and not _ID.match(workspace):
         raise _bad("--workspace takes a workspace id (letters, digits, - and _)")
 
-    def progress(workspace_id: str, done: int, total: int) -> None:
-        typer.echo(f"  {workspace_id}: {done}/{total} visitors", err=True)
+    def progress(kind: str) -> reindex.Progress:
+        def say(workspace_id: str, done: int, total: int) -> None:
+            typer.echo(f"  {workspace_id}: {done}/{total} {kind}", err=True)
 
-    async def work(rt: Runtime) -> reindex.Report:
+        return say
+
+    async def work(rt: Runtime) -> tuple[reindex.Report, prospect_reindex.Report]:
         try:
-            return await reindex.run(rt, workspace_id=workspace, batch_size=batch, progress=progress)
+            seen = await reindex.run(rt, workspace_id=workspace, batch_size=batch, progress=progress("visitors"))
         except NotFound:  # the one thing ``run`` refuses, before anything is written
             if workspace is None:
                 raise
             raise _bad(f"no workspace has the id {workspace}; nothing was changed") from None
+        leads = await prospect_reindex.run(rt, workspace_id=workspace, batch_size=batch,
+                                           progress=progress("prospects"))
+        return seen, leads
 
-    report = _run(work)
+    report, prospects = _run(work)
     typer.echo(f"{report.visitors} visitors in {report.workspaces} workspaces: terms rebuilt for {report.changed}, "
                f"{report.unreadable} unreadable (their key is destroyed), the rest already up to date")
+    typer.echo(f"{prospects.prospects} prospects in {prospects.workspaces} workspaces: terms rebuilt for "
+               f"{prospects.changed}, {prospects.unreadable} unreadable (their key is destroyed), "
+               "the rest already up to date")

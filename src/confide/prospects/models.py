@@ -78,7 +78,8 @@ class ProfilingObjection(Base):
 
 
 class ProspectTerm(Base):
-    """Keyed blind index of the words of a prospect's name and company (text search without plaintext)."""
+    """Keyed blind index of the words of a prospect's name and company and of its phone's digits (text
+    search and Find a person by phone without plaintext)."""
 
     __tablename__ = "prospect_terms"
 

@@ -37,7 +37,8 @@ _SEALED = ("name", "email", "phone", "company", "notes")
 
 
 def _terms(bidx: BlindIndex, workspace_id: str, row: Any) -> list[str]:
-    return values.terms(bidx, workspace_id, row.get("name_enc"), row.get("company_enc"))
+    # ``row``: the row's values decrypted (rectification's ``plain``), by column.
+    return values.terms(bidx, workspace_id, row.get("name_enc"), row.get("company_enc"), row.get("phone_enc"))
 
 
 TABLES: dict[str, Table] = {
@@ -74,7 +75,7 @@ TABLES: dict[str, Table] = {
             },
         ),
         # Rectification (ADR 0032): checked as an operator's entry is; the blind index and the
-        # name's words (prospect_terms) rebuilt.
+        # terms (prospect_terms: the words of the name and company, the phone's term) rebuilt.
         rectify={
             "name": Field("name_enc", values.clean),
             "email": Field("email_enc", values.clean, index=("email_bidx", BlindIndex.email)),

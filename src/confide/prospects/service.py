@@ -4,7 +4,8 @@ from pre-chat and offline data; listed, opened, edited and deleted through ``per
 Contact data and notes are encrypted under the data key of the prospect's subject: the visitor's
 when the prospect comes from a chat or an offline request (the same person, erased together), a
 key of its own otherwise (destroyed when the prospect is deleted). Lookups go through keyed blind
-indexes: ``email_bidx`` (exact e-mail) and ``prospect_terms`` (words of the name and company).
+indexes: ``email_bidx`` (exact e-mail) and ``prospect_terms`` (words of the name and company, and
+the phone's term: the same as a visitor's for the same number, so Find a person finds both).
 
 Automatic creation runs only where the site turned it on, the visitor gave an e-mail address, has
 not objected (``profiling_objections``, matched by the e-mail's blind index, so an objection holds
@@ -54,6 +55,7 @@ from confide.workspaces.service import Site
 
 _CONTACT = ("name", "email", "phone", "company")
 _EDITABLE = ("status", "value", "currency", "owner_id", "notes", *_CONTACT)
+_INDEXED = frozenset({"name", "company", "phone"})  # the fields prospect_terms are made of
 
 
 # ---------------------------------------------------------------- helpers
@@ -77,8 +79,9 @@ def _minor(value: Decimal | None) -> int | None:
     return None if value is None else int((value * 100).to_integral_value())
 
 
-def _terms(rt: Runtime, workspace_id: str, name: str | None, company: str | None) -> list[str]:
-    return prospect_values.terms(rt.bidx, workspace_id, name, company)
+def _terms(rt: Runtime, workspace_id: str, contact: dict[str, str | None]) -> list[str]:
+    return prospect_values.terms(rt.bidx, workspace_id, contact.get("name"), contact.get("company"),
+                                 contact.get("phone"))
 
 
 def _own_subject(row: Prospect) -> bool:
@@ -125,7 +128,7 @@ async def _write_contact(
     if reindex:
         current = await _decrypt(rt, uow, row, key)
         await uow.session.execute(delete(ProspectTerm).where(ProspectTerm.prospect_id == row.id))
-        for term in _terms(rt, row.workspace_id, current["name"], current["company"]):
+        for term in _terms(rt, row.workspace_id, current):
             uow.session.add(ProspectTerm(prospect_id=row.id, term=term))
 
 
@@ -244,7 +247,7 @@ async def _insert(
     uow.session.add(row)
     await uow.session.flush()
     await _write_contact(rt, uow, row, {**contact, "notes": notes}, reindex=False)
-    for term in _terms(rt, workspace_id, contact.get("name"), contact.get("company")):
+    for term in _terms(rt, workspace_id, contact):
         uow.session.add(ProspectTerm(prospect_id=row.id, term=term))
     await uow.session.flush()
     return row
@@ -461,7 +464,7 @@ async def update(
         changed = any(held[field] != value for field, value in contact.items())
         key = await _rotate_own_key(rt, uow, row) if changed and _own_subject(row) else None
         rotated = key is not None
-        await _write_contact(rt, uow, row, contact, reindex=bool({"name", "company"} & set(contact)), key=key)
+        await _write_contact(rt, uow, row, contact, reindex=bool(_INDEXED & set(contact)), key=key)
     row.version += 1
     row.updated_at = clock.now()
     await uow.session.flush()

@@ -36,7 +36,16 @@ def clean(field: str, value: object) -> str:
     return clean_one(field, text)
 
 
-def terms(bidx: BlindIndex, workspace_id: str, name: str | None, company: str | None) -> list[str]:
-    """The prospect's ``prospect_terms``: the words of its name and company."""
+def terms(
+    bidx: BlindIndex, workspace_id: str, name: str | None, company: str | None, phone: str | None
+) -> list[str]:
+    """The prospect's ``prospect_terms``: the words of its name and company (kind "prospect") and
+    its phone's term, the very term a visitor's ``visitor_terms`` hold for the same number
+    (``visitors.values.phone_term``, kind "phone"), so that Find a person by phone finds
+    prospects too."""
     text = " ".join(t for t in (name, company) if t)
-    return list(dict.fromkeys(bidx.text_terms(workspace_id, "prospect", text))) if text else []
+    found = list(bidx.text_terms(workspace_id, "prospect", text)) if text else []
+    term = visitor_values.phone_term(bidx, workspace_id, phone) if phone else None
+    if term:
+        found.append(term)
+    return list(dict.fromkeys(found))

@@ -5,7 +5,8 @@ identity are grouped into one ``Person``.
 Lookups (all within the actor's workspace, all by keyed HMAC, never by plaintext):
 
 - e-mail: ``visitors.email_bidx`` and ``prospects.email_bidx``;
-- phone: the phone's term in ``visitor_terms`` (``visitors.service.phone_term``);
+- phone: the phone's term (its digits, ``visitors.service.phone_term``) in ``visitor_terms`` and
+  in ``prospect_terms`` (the same term for the same number);
 - name: every word's term in ``visitor_terms`` (as Stored Chats' visitor filter) and in
   ``prospect_terms``;
 - visitor id: that visitor of the workspace;
@@ -18,8 +19,9 @@ by the request's e-mail, they join the person even when their own visit gave ano
 
 Then the group is closed over shared e-mail indexes and verified identities (a bounded number of
 rounds), and every store's rows of each visitor are counted by walking the registry
-(``privacy_registry.conditions_of``). Prospects entered by hand (no visitor) that match the
-e-mail or the name are returned with the person (``prospect_ids``).
+(``privacy_registry.conditions_of``). A prospect that matches the e-mail, the phone or the name
+joins its visitor's person when it has a visitor; one entered by hand (no visitor) is returned
+with the person (``prospect_ids``).
 
 The tables are read through the ORM metadata, like the registry's walk: the finder reads only
 blind indexes, ids and counts itself; the one decryption (a visit's name and e-mail, to tell the
@@ -87,6 +89,19 @@ class Person:
 
 
 # ---------------------------------------------------------------- seeds
+async def _prospects(
+    uow: UnitOfWork, workspace_id: str, matches: Any, found: set[str], prospects: set[str]
+) -> None:
+    """The workspace's prospects that ``matches``: a visitor's joins that visitor (``found``), one
+    entered by hand is a prospect of its own (``prospects``)."""
+    p = _t("prospects")
+    rows = (await uow.session.execute(
+        select(p.c.id, p.c.visitor_id).where(p.c.workspace_id == workspace_id, matches)
+    )).all()
+    found.update(r.visitor_id for r in rows if r.visitor_id)
+    prospects.update(r.id for r in rows if not r.visitor_id)
+
+
 async def _seeds(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: FindIn) -> tuple[set[str], set[str]]:
     """(visitor ids, hand-entered prospect ids) matching the search itself."""
     workspace_id = actor.workspace_id
@@ -101,16 +116,15 @@ async def _seeds(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: Find
             raise Invalid("value: not an e-mail address")
         digest = rt.bidx.email(workspace_id, value)
         found |= set((await session.scalars(select(v.c.id).where(in_ws, v.c.email_bidx == digest))).all())
-        rows = (await session.execute(
-            select(p.c.id, p.c.visitor_id).where(p.c.workspace_id == workspace_id, p.c.email_bidx == digest)
-        )).all()
-        found |= {r.visitor_id for r in rows if r.visitor_id}
-        prospects |= {r.id for r in rows if not r.visitor_id}
+        await _prospects(uow, workspace_id, p.c.email_bidx == digest, found, prospects)
         found |= set((await session.scalars(request_views.visitor_ids_by_email(workspace_id, digest))).all())
     elif query.by == "phone":
-        if visitors.phone_term(rt, workspace_id, value) is None:
+        term = visitors.phone_term(rt, workspace_id, value)
+        if term is None:
             raise Invalid("value: a phone number has at least three digits")
         found |= set((await session.scalars(visitors.visitor_ids_by_phone(rt, workspace_id, value))).all())
+        await _prospects(uow, workspace_id, p.c.id.in_(select(pt.c.prospect_id).where(pt.c.term == term)),
+                         found, prospects)
     elif query.by == "name":
         terms = list(dict.fromkeys(rt.bidx.text_terms(workspace_id, "name", value)))
         if not terms:
@@ -123,11 +137,7 @@ async def _seeds(rt: Runtime, uow: UnitOfWork, actor: OperatorActor, query: Find
             select(pt.c.prospect_id).where(pt.c.term.in_(pterms)).group_by(pt.c.prospect_id)
             .having(func.count() == len(pterms))
         )
-        rows = (await session.execute(
-            select(p.c.id, p.c.visitor_id).where(p.c.workspace_id == workspace_id, p.c.id.in_(matching))
-        )).all()
-        found |= {r.visitor_id for r in rows if r.visitor_id}
-        prospects |= {r.id for r in rows if not r.visitor_id}
+        await _prospects(uow, workspace_id, p.c.id.in_(matching), found, prospects)
     elif query.by == "word":  # words the person wrote or was written in a chat
         said = (await session.scalars(chats.visitor_ids_saying(rt, workspace_id, value, limit=MAX_PERSONS + 1))).all()
         if len(said) > MAX_PERSONS:

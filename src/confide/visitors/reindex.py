@@ -22,9 +22,8 @@ upgrade (or a change of how a term is made) this walk brings every visitor's ter
 - **Audit and log.** One ``subject.reindexed`` audit row and one log line per workspace, with
   ids and counts only.
 
-Prospects need no such walk: ``prospect_terms`` hold the words of a prospect's name and company
-only, written with the prospect since ``prospect_terms`` exist (Find a person by phone does not
-search prospects).
+Prospects have the same walk (``prospects.reindex``: their phone's term came later too, and Find
+a person by phone searches ``prospect_terms`` as well); ``confide subject reindex`` runs both.
 """
 
 from __future__ import annotations

@@ -213,6 +213,17 @@ async def get_visitor(uow: UnitOfWork, visitor_id: str) -> Visitor | None:
     return await uow.session.get(Visitor, visitor_id)
 
 
+async def share_lock(uow: UnitOfWork, visitor_ids: list[str]) -> None:
+    """Hold these visitor rows ``FOR SHARE`` (in id order) until the end of the transaction: an
+    erasure or a rectification (which lock them ``FOR UPDATE`` before anything else) waits for the
+    caller, or the caller for them (``prospects.reindex``: visitors before their prospects)."""
+    ids = sorted(set(visitor_ids))
+    if ids:
+        await uow.session.execute(
+            select(Visitor.id).where(Visitor.id.in_(ids)).order_by(Visitor.id).with_for_update(read=True)
+        )
+
+
 def visitor_ids_by_phone(rt: Runtime, workspace_id: str, phone: str) -> Any:
     """A subquery of the workspace's visitor ids whose phone number is ``phone`` (digits compared)."""
     term = phone_term(rt, workspace_id, phone)
