@@ -40,7 +40,6 @@ from confide.chats import service as chats
 from confide.consent import removal as consent_removal
 from confide.core import clock
 from confide.core.db import Database, UnitOfWork
-from confide.core.errors import NotFound
 from confide.core.expiry import Expired
 from confide.core.runtime import Runtime
 from confide.erasure import stats as erasure_stats
@@ -171,15 +170,8 @@ async def lock(uow: UnitOfWork, *, wait: bool) -> bool:
 
 async def targets(rt: Runtime, uow: UnitOfWork, workspace_id: str | None = None) -> list[Target]:
     """Every (workspace, site, category) with a period (0 = kept forever is left out)."""
-    if workspace_id is not None:
-        found = await workspaces.get_workspace(uow, workspace_id)
-        if found is None:
-            raise NotFound("workspace not found")
-        workspace_ids = [found.id]
-    else:
-        workspace_ids = [w.id for w in await workspaces.all_workspaces(uow)]
     out: list[Target] = []
-    for ws_id in workspace_ids:
+    for ws_id in await workspaces.workspace_ids(uow, workspace_id):
         overrides = await policies.overrides(uow, ws_id)
         sites: list[str | None] = [s.id for s in await workspaces.sites_of(uow, ws_id)]
         for category, store in STORES.items():

@@ -28,15 +28,15 @@ a person by phone searches ``prospect_terms`` as well); ``confide subject reinde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import delete, func, insert, select
 
 from confide.audit import service as audit
+from confide.core import keyset
 from confide.core.db import UnitOfWork
-from confide.core.errors import NotFound
 from confide.core.runtime import Runtime
 from confide.visitors import values
 from confide.visitors.models import Visitor, VisitorTerm
@@ -109,45 +109,43 @@ async def reindex_batch(rt: Runtime, uow: UnitOfWork, workspace_id: str, after: 
     return ids[-1], report
 
 
-async def _workspace_ids(rt: Runtime, workspace_id: str | None) -> list[str]:
-    async with rt.db.unit_of_work(readonly=True) as uow:
-        if workspace_id is None:
-            return [w.id for w in await workspaces.all_workspaces(uow)]
-        if await workspaces.get_workspace(uow, workspace_id) is None:
-            raise NotFound("workspace not found")
-        return [workspace_id]
-
-
 async def run(
     rt: Runtime, *, workspace_id: str | None = None, batch_size: int = BATCH, progress: Progress | None = None
 ) -> Report:
     """Rebuild the terms of every visitor of one workspace (or of all), batch by batch, each batch
     its own transaction (this function is an edge: it opens its units of work itself, like a job).
     ``NotFound`` for an unknown workspace, before anything is written."""
-    size = max(1, batch_size)
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        ids = await workspaces.workspace_ids(uow, workspace_id)
     total = Report()
-    for ws in await _workspace_ids(rt, workspace_id):
-        async with rt.db.unit_of_work(readonly=True) as uow:
-            count = int(await uow.session.scalar(
-                select(func.count()).select_from(Visitor).where(Visitor.workspace_id == ws)) or 0)
-        mine, after = Report(workspaces=1), ""
-        while True:
-            async with rt.db.unit_of_work() as uow:
-                after, batch = await reindex_batch(rt, uow, ws, after, size)
-            if not after:
-                break
-            mine.add(batch)
-            if progress is not None:
-                progress(ws, mine.visitors, max(count, mine.visitors))
-        async with rt.db.unit_of_work() as uow:
-            await audit.record(rt, uow, "subject.reindexed", actor_type="system", workspace_id=ws,
-                               target_type="workspace", target_id=ws,
-                               detail={"visitors": mine.visitors, "changed": mine.changed,
-                                       "unreadable": mine.unreadable})
-        log.info("subject_reindexed", workspace_id=ws, visitors=mine.visitors, changed=mine.changed,
-                 unreadable=mine.unreadable)
-        total.add(mine)
+    for ws in ids:
+        total.add(await _workspace(rt, ws, max(1, batch_size), progress))
     return total
+
+
+async def _workspace(rt: Runtime, ws: str, size: int, progress: Progress | None) -> Report:
+    """One workspace's walk (``keyset.walk``), then its audit row and log line (counts only)."""
+    async with rt.db.unit_of_work(readonly=True) as uow:
+        count = int(await uow.session.scalar(
+            select(func.count()).select_from(Visitor).where(Visitor.workspace_id == ws)) or 0)
+    mine = Report(workspaces=1)
+
+    def step(uow: UnitOfWork, after: str) -> Awaitable[tuple[str, Report]]:
+        return reindex_batch(rt, uow, ws, after, size)
+
+    def done(batch: Report) -> None:
+        mine.add(batch)
+        if progress is not None:
+            progress(ws, mine.visitors, max(count, mine.visitors))
+
+    await keyset.walk(rt.db, step, done)
+    async with rt.db.unit_of_work() as uow:
+        await audit.record(rt, uow, "subject.reindexed", actor_type="system", workspace_id=ws,
+                           target_type="workspace", target_id=ws,
+                           detail={"visitors": mine.visitors, "changed": mine.changed, "unreadable": mine.unreadable})
+    log.info("subject_reindexed", workspace_id=ws, visitors=mine.visitors, changed=mine.changed,
+             unreadable=mine.unreadable)
+    return mine
 
 
 __all__ = ["BATCH", "Report", "reindex_batch", "run"]

@@ -16,7 +16,7 @@ from confide.auth.actors import OperatorActor
 from confide.consent import notices as consent_notices
 from confide.core import clock, crypto
 from confide.core.db import UnitOfWork
-from confide.core.errors import Invalid
+from confide.core.errors import Invalid, NotFound
 from confide.permissions.access import (
     access_canned_reply_by_id,
     access_department_by_id,
@@ -369,6 +369,16 @@ def check_department_belongs(dept: Department | None, site: Site) -> Department:
 async def all_workspaces(uow: UnitOfWork) -> list[Workspace]:
     """Every workspace, oldest first (system work with no actor: the retention sweep)."""
     return list((await uow.session.scalars(select(Workspace).order_by(Workspace.created_at, Workspace.id))).all())
+
+
+async def workspace_ids(uow: UnitOfWork, workspace_id: str | None = None) -> list[str]:
+    """The id of one workspace (``NotFound`` when there is none by that id), or of every workspace,
+    oldest first: what a system walk over one or all workspaces starts from."""
+    if workspace_id is None:
+        return [w.id for w in await all_workspaces(uow)]
+    if await get_workspace(uow, workspace_id) is None:
+        raise NotFound("workspace not found")
+    return [workspace_id]
 
 
 async def get_workspace(uow: UnitOfWork, workspace_id: str) -> Workspace | None:
